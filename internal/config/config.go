@@ -1,0 +1,223 @@
+// Package config loads the hub's settings from HUB_* environment variables
+// once, in main, and validates them so that a bad value stops the process
+// with one line naming the variable instead of failing later.
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Config is every operator-facing setting of hubd.
+type Config struct {
+	DatabaseURL          string
+	Addr                 string
+	PublicURL            *url.URL
+	AdminToken           string
+	SecretKey            []byte
+	AutoMigrate          bool
+	AppURL               *url.URL // nil: the hub's own landing page
+	LogLevel             slog.Level
+	OutboundAllowPrivate bool
+}
+
+// Error names the variable at fault.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Var + " " + e.Reason }
+
+// MinAdminTokenLength keeps the operator token out of brute-force reach.
+const MinAdminTokenLength = 32
+
+// Need says which settings the running command cannot do without.
+type Need int
+
+const (
+	NeedDatabase Need = iota // migrate: the database only
+	NeedServe                // serve: database, admin token, secret key
+)
+
+// Load reads and validates the environment through getenv.
+func Load(getenv func(string) string, need Need) (*Config, error) {
+	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo}
+	steps := []func(func(string) string, Need) error{
+		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
+		c.loadSecretKey, c.loadFlags, c.loadAppURL, c.loadLogLevel,
+	}
+	for _, step := range steps {
+		if err := step(getenv, need); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Config) loadDatabaseURL(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_DATABASE_URL")
+	if v == "" {
+		return &Error{"HUB_DATABASE_URL", "is required (a PostgreSQL URL such as postgres://hub@127.0.0.1:5432/hub)"}
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return &Error{"HUB_DATABASE_URL", "must be a postgres:// URL with a host"}
+	}
+	c.DatabaseURL = v
+	return nil
+}
+
+func (c *Config) loadAddr(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_ADDR")
+	if v == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return &Error{"HUB_ADDR", "must be a listen address such as :8080 or 127.0.0.1:8080"}
+	}
+	c.Addr = v
+	return nil
+}
+
+func (c *Config) loadPublicURL(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_PUBLIC_URL")
+	if v == "" {
+		v = "http://localhost" + portSuffix(c.Addr)
+	}
+	u, err := parseHTTPURL(v)
+	if err != nil {
+		return &Error{"HUB_PUBLIC_URL", err.Error()}
+	}
+	c.PublicURL = u
+	return nil
+}
+
+func portSuffix(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return ":" + port
+}
+
+func (c *Config) loadAdminToken(getenv func(string) string, need Need) error {
+	v := getenv("HUB_ADMIN_TOKEN")
+	if v == "" && need == NeedDatabase {
+		return nil
+	}
+	if len(v) < MinAdminTokenLength {
+		return &Error{"HUB_ADMIN_TOKEN", fmt.Sprintf("must be at least %d characters (got %d)", MinAdminTokenLength, len(v))}
+	}
+	c.AdminToken = v
+	return nil
+}
+
+func (c *Config) loadSecretKey(getenv func(string) string, need Need) error {
+	v := getenv("HUB_SECRET_KEY")
+	if v == "" && need == NeedDatabase {
+		return nil
+	}
+	if v == "" {
+		return &Error{"HUB_SECRET_KEY", "is required (base64 of 32 random bytes, e.g. from: openssl rand -base64 32)"}
+	}
+	key, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return &Error{"HUB_SECRET_KEY", "must be standard base64 of 32 bytes"}
+	}
+	if len(key) != 32 {
+		return &Error{"HUB_SECRET_KEY", fmt.Sprintf("must decode to exactly 32 bytes (got %d)", len(key))}
+	}
+	c.SecretKey = key
+	return nil
+}
+
+func (c *Config) loadFlags(getenv func(string) string, _ Need) error {
+	var err error
+	if c.AutoMigrate, err = parseBool(getenv, "HUB_AUTO_MIGRATE"); err != nil {
+		return err
+	}
+	c.OutboundAllowPrivate, err = parseBool(getenv, "HUB_OUTBOUND_ALLOW_PRIVATE")
+	return err
+}
+
+func parseBool(getenv func(string) string, name string) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &Error{name, "must be true or false"}
+	}
+	return b, nil
+}
+
+func (c *Config) loadAppURL(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_APP_URL")
+	if v == "" {
+		return nil
+	}
+	u, err := parseHTTPURL(v)
+	if err != nil {
+		return &Error{"HUB_APP_URL", err.Error()}
+	}
+	c.AppURL = u
+	return nil
+}
+
+func (c *Config) loadLogLevel(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_LOG_LEVEL")
+	if v == "" {
+		return nil
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		return &Error{"HUB_LOG_LEVEL", "must be one of debug, info, warn, error"}
+	}
+	return nil
+}
+
+func parseHTTPURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("must be an absolute http(s) URL")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
+}
+
+// LogValue prints the configuration with secrets masked.
+func (c *Config) LogValue() slog.Value {
+	app := ""
+	if c.AppURL != nil {
+		app = c.AppURL.String()
+	}
+	return slog.GroupValue(
+		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("addr", c.Addr),
+		slog.String("public_url", c.PublicURL.String()),
+		slog.String("admin_token", mask(c.AdminToken)),
+		slog.String("secret_key", mask(string(c.SecretKey))),
+		slog.Bool("auto_migrate", c.AutoMigrate),
+		slog.String("app_url", app),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Bool("outbound_allow_private", c.OutboundAllowPrivate),
+	)
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[set]"
+}
+
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable]"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,113 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/klasterina/hub/internal/apperr"
+)
+
+// Open connects to url and checks the connection. The pool is sized for a
+// two-core replica; PostgreSQL, not the pool, is where the hub scales out.
+func Open(ctx context.Context, url string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("pg: open: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pg: connect: %w", err)
+	}
+	return db, nil
+}
+
+// InTenant runs fn in a transaction whose row-level security admits only
+// tenant's rows. fn's error rolls the transaction back.
+func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.Tx) error) error {
+	if tenant == uuid.Nil {
+		return errors.New("pg: InTenant with no tenant")
+	}
+	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
+}
+
+// CrossTenant runs fn in a transaction that sees every tenant's rows. It is
+// the operator's path only; purpose says why, and is logged with each use and
+// visible in pg_stat_activity as the setting's value.
+func CrossTenant(ctx context.Context, db *sqlx.DB, log *slog.Logger, purpose string, fn func(*sqlx.Tx) error) error {
+	if purpose == "" {
+		return errors.New("pg: CrossTenant needs a purpose")
+	}
+	log.DebugContext(ctx, "cross-tenant transaction", "purpose", purpose)
+	return inTx(ctx, db, "hub.cross_tenant", purpose, fn)
+}
+
+func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return MapError(fmt.Errorf("pg: begin: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	// set_config(..., true) is SET LOCAL: it ends with the transaction.
+	if _, err = tx.ExecContext(ctx, `SELECT set_config($1, $2, true)`, setting, value); err != nil {
+		return MapError(fmt.Errorf("pg: set %s: %w", setting, err))
+	}
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return MapError(fmt.Errorf("pg: commit: %w", err))
+	}
+	return nil
+}
+
+// PostgreSQL error codes the hub maps to its own vocabulary.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeCheckViolation      = "23514"
+)
+
+// MapError classifies database errors at the store boundary: constraint
+// violations become apperr codes, a lost connection becomes Unavailable,
+// and anything else passes through as an internal error.
+func MapError(err error) error {
+	if err == nil || apperr.CodeOf(err) != "" {
+		return err
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code {
+		case codeUniqueViolation:
+			return apperr.Wrap(apperr.Conflict, err, "an object with the same unique value already exists")
+		case codeForeignKeyViolation:
+			return apperr.Wrap(apperr.NotFound, err, "a referenced object does not exist")
+		case codeCheckViolation:
+			return apperr.Wrap(apperr.Invalid, err, "a value is out of range")
+		}
+		if pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57" {
+			return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
+		}
+		return err
+	}
+	if isConnectionError(err) {
+		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
+	}
+	return err
+}

@@ -1,0 +1,171 @@
+package pg_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// seedTenant inserts a tenant and one API key row through its own tenant's
+// transaction, as the application does.
+func seedTenant(t *testing.T, db *sqlx.DB, slug string) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	err := pg.InTenant(context.Background(), db, id, func(tx *sqlx.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO tenants (id, slug, display_name, kind) VALUES ($1, $2, $2, 'institution')`, id, slug); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO api_keys (id, tenant_id, name, prefix, token_hash, scopes) VALUES ($1, $2, 'k', $3, '\x00', '{read}')`,
+			uuid.New(), id, "hub_"+slug)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func count(t *testing.T, q sqlx.Queryer, table string) int {
+	t.Helper()
+	var n int
+	if err := sqlx.Get(q, &n, `SELECT count(*) FROM `+table); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRowLevelSecurity(t *testing.T) {
+	ctx := context.Background()
+	db := pgtest.Open(t)
+	a := seedTenant(t, db, "tenant-a")
+	b := seedTenant(t, db, "tenant-b")
+
+	t.Run("the application role is bound by row-level security", func(t *testing.T) {
+		var super, bypass bool
+		if err := db.QueryRow(`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&super, &bypass); err != nil {
+			t.Fatal(err)
+		}
+		if super || bypass {
+			t.Fatalf("tests connect as superuser=%v bypassrls=%v: they would prove nothing", super, bypass)
+		}
+	})
+
+	t.Run("no tenant set sees no rows", func(t *testing.T) {
+		for _, table := range []string{"tenants", "api_keys", "audit_log"} {
+			if n := count(t, db, table); n != 0 {
+				t.Errorf("%s: %d rows visible with no tenant set", table, n)
+			}
+		}
+	})
+
+	t.Run("tenant A sees only its own rows", func(t *testing.T) {
+		err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+			var slugs []string
+			if err := tx.Select(&slugs, `SELECT slug FROM tenants`); err != nil {
+				return err
+			}
+			if len(slugs) != 1 || slugs[0] != "tenant-a" {
+				t.Errorf("tenant A sees tenants %v", slugs)
+			}
+			if n := count(t, tx, "api_keys WHERE tenant_id = '"+b.String()+"'"); n != 0 {
+				t.Errorf("tenant A sees %d of B's keys", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("tenant A cannot change B's rows", func(t *testing.T) {
+		err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+			res, err := tx.Exec(`UPDATE tenants SET display_name = 'taken' WHERE id = $1`, b)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 0 {
+				t.Errorf("A updated %d of B's tenant rows", n)
+			}
+			res, err = tx.Exec(`DELETE FROM api_keys WHERE tenant_id = $1`, b)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 0 {
+				t.Errorf("A deleted %d of B's keys", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("tenant A cannot insert rows for B", func(t *testing.T) {
+		err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+			_, err := tx.Exec(`INSERT INTO api_keys (id, tenant_id, name, prefix, token_hash, scopes) VALUES ($1, $2, 'x', 'hub_x', '\x00', '{read}')`, uuid.New(), b)
+			return err
+		})
+		if err == nil {
+			t.Fatal("A inserted a key into B")
+		}
+	})
+
+	t.Run("the setting ends with the transaction", func(t *testing.T) {
+		db.SetMaxOpenConns(1) // the next query reuses the same connection
+		defer db.SetMaxOpenConns(20)
+		_ = pg.InTenant(ctx, db, a, func(*sqlx.Tx) error { return nil })
+		if n := count(t, db, "tenants"); n != 0 {
+			t.Fatalf("after commit, %d tenant rows visible on the pooled connection", n)
+		}
+	})
+
+	t.Run("cross-tenant mode sees every tenant", func(t *testing.T) {
+		err := pg.CrossTenant(ctx, db, quiet, "test", func(tx *sqlx.Tx) error {
+			if n := count(t, tx, "tenants"); n != 2 {
+				t.Errorf("cross-tenant sees %d tenants, want 2", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("a unique violation maps to Conflict", func(t *testing.T) {
+		err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+			_, err := tx.Exec(`UPDATE tenants SET slug = 'tenant-b' WHERE id = $1`, a)
+			return pg.MapError(err)
+		})
+		if !apperr.Is(err, apperr.Conflict) {
+			t.Fatalf("err = %v, want Conflict", err)
+		}
+	})
+}
+
+func TestMigratorReportsCurrentSchema(t *testing.T) {
+	db := pgtest.Open(t)
+	m, err := pg.NewMigrator(db, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := m.Current(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("Current = %v, %v on a migrated database", ok, err)
+	}
+	if _, err := db.Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := m.Current(context.Background()); ok {
+		t.Fatal("Current = true with a migration missing")
+	}
+}
