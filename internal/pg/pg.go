@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,3 +112,6 @@ func MapError(err error) error {
 	}
 	return err
 }
+
+// IsNoRows reports a query that found nothing.
+func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,228 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type fixture struct {
+	db    *sqlx.DB
+	super *sqlx.DB
+	log   *audit.Log
+}
+
+func newFixture(t *testing.T) fixture {
+	d := pgtest.New(t)
+	db, err := pg.Open(context.Background(), d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return fixture{db: db, super: pgtest.Superuser(t, d), log: audit.NewLog(db, quiet)}
+}
+
+func (f fixture) tenant(t *testing.T, slug string) *uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	err := pg.InTenant(context.Background(), f.db, id, func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`INSERT INTO tenants (id, slug, display_name, kind) VALUES ($1, $2, $2, 'employer')`, id, slug)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &id
+}
+
+func (f fixture) record(t *testing.T, tenant *uuid.UUID, action string) {
+	t.Helper()
+	err := f.log.Record(context.Background(), tenant, audit.Operator("req-"+action),
+		audit.Event{Action: action, TargetType: "tenant", TargetID: "x", Details: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f fixture) verify(t *testing.T, tenant *uuid.UUID) audit.Verification {
+	t.Helper()
+	v, err := f.log.Verify(context.Background(), tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (f fixture) entries(t *testing.T, tenant *uuid.UUID) []audit.Entry {
+	t.Helper()
+	es, _, err := f.log.List(context.Background(), tenant, audit.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func TestChainVerifies(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "a")
+	for _, action := range []string{"tenant.created", "api_key.created", "api_key.revoked"} {
+		f.record(t, a, action)
+	}
+	v := f.verify(t, a)
+	if !v.Valid || v.Checked != 3 || v.Broken != nil {
+		t.Fatalf("verify = %+v, want 3 valid entries", v)
+	}
+}
+
+func TestVerifyNamesTamperedEntry(t *testing.T) {
+	cases := map[string]struct {
+		tamper     string // SQL run by hand as superuser; $1 is the target id
+		wantReason string
+	}{
+		"altered action":   {`UPDATE audit_log SET action = 'nothing.happened' WHERE id = $1`, "altered"},
+		"altered details":  {`UPDATE audit_log SET details = '{"k":"w"}' WHERE id = $1`, "altered"},
+		"altered time":     {`UPDATE audit_log SET at = at + interval '1 second' WHERE id = $1`, "altered"},
+		"rehashed link":    {`UPDATE audit_log SET prev_hash = '\x00' WHERE id = $1`, "link"},
+		"entry removed":    {`DELETE FROM audit_log WHERE seq = (SELECT seq - 1 FROM audit_log WHERE id = $1) AND tenant_id = (SELECT tenant_id FROM audit_log WHERE id = $1)`, "gap"},
+		"non-string value": {`UPDATE audit_log SET details = '{"k":1}' WHERE id = $1`, "details"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			a := f.tenant(t, "a")
+			for i := range 4 {
+				f.record(t, a, fmt.Sprintf("event.%d", i))
+			}
+			target := f.entries(t, a)[1] // newest first: this is seq 3
+			if _, err := f.super.Exec(tc.tamper, target.ID); err != nil {
+				t.Fatal(err)
+			}
+			v := f.verify(t, a)
+			if v.Valid || v.Broken == nil || v.Broken.ID != target.ID || !strings.Contains(v.Broken.Reason, tc.wantReason) {
+				t.Fatalf("verify = %+v (broken %+v), want entry %s named with %q", v, v.Broken, target.ID, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestApplicationCannotRewriteHistory(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "a")
+	f.record(t, a, "tenant.created")
+	for name, stmt := range map[string]string{
+		"update":   `UPDATE audit_log SET action = 'x'`,
+		"delete":   `DELETE FROM audit_log`,
+		"truncate": `TRUNCATE audit_log`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := pg.InTenant(context.Background(), f.db, *a, func(tx *sqlx.Tx) error {
+				_, err := tx.Exec(stmt)
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Fatalf("%s by the application role: err = %v, want append-only refusal", name, err)
+			}
+		})
+	}
+	if v := f.verify(t, a); !v.Valid || v.Checked != 1 {
+		t.Fatalf("after refused rewrites verify = %+v", v)
+	}
+}
+
+func TestConcurrentAppendsKeepOneChain(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "a")
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Go(func() {
+			errs <- f.log.Record(context.Background(), a, audit.System("test"), audit.Event{Action: fmt.Sprintf("event.%d", i)})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := f.verify(t, a); !v.Valid || v.Checked != 20 {
+		t.Fatalf("verify after concurrent appends = %+v (%+v)", v, v.Broken)
+	}
+}
+
+func TestChainsAreSeparate(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.tenant(t, "a"), f.tenant(t, "b")
+	f.record(t, a, "a.one")
+	f.record(t, b, "b.one")
+	f.record(t, nil, "auth.failed")
+	for name, tc := range map[string]struct {
+		tenant *uuid.UUID
+		action string
+	}{"tenant a": {a, "a.one"}, "tenant b": {b, "b.one"}, "operator": {nil, "auth.failed"}} {
+		es := f.entries(t, tc.tenant)
+		if len(es) != 1 || es[0].Action != tc.action || es[0].Seq != 1 {
+			t.Errorf("%s chain = %+v, want only %s as entry 1", name, es, tc.action)
+		}
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "a")
+	start := time.Now()
+	for _, action := range []string{"api_key.created", "tenant.updated", "api_key.created", "api_key.revoked", "tenant.suspended"} {
+		f.record(t, a, action)
+	}
+	ctx := context.Background()
+	got := func(es []audit.Entry) (actions []string) {
+		for _, e := range es {
+			actions = append(actions, fmt.Sprintf("%d:%s", e.Seq, e.Action))
+		}
+		return actions
+	}
+	tests := map[string]struct {
+		filter audit.Filter
+		want   string
+	}{
+		"exact action":  {audit.Filter{Action: "api_key.created", Limit: 10}, "[3:api_key.created 1:api_key.created]"},
+		"action prefix": {audit.Filter{Action: "api_key.", Limit: 10}, "[4:api_key.revoked 3:api_key.created 1:api_key.created]"},
+		"first page":    {audit.Filter{Limit: 2}, "[5:tenant.suspended 4:api_key.revoked]"},
+		"next page":     {audit.Filter{Limit: 2, Before: 4}, "[3:api_key.created 2:tenant.updated]"},
+		"future since":  {audit.Filter{Since: time.Now().Add(time.Hour), Limit: 10}, "[]"},
+		"until start":   {audit.Filter{Until: start.Add(-time.Second), Limit: 10}, "[]"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			es, _, err := f.log.List(ctx, a, tc.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := fmt.Sprint(got(es)); g != tc.want {
+				t.Fatalf("got %s, want %s", g, tc.want)
+			}
+		})
+	}
+	_, next, _ := f.log.List(ctx, a, audit.Filter{Limit: 2})
+	if next != 4 {
+		t.Fatalf("next cursor = %d, want 4", next)
+	}
+	if _, next, _ := f.log.List(ctx, a, audit.Filter{Limit: 5}); next != 0 {
+		t.Fatalf("cursor on the last page = %d, want 0", next)
+	}
+}

@@ -1,0 +1,198 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/pg"
+)
+
+// Log reads, verifies and records audit entries in their own transactions.
+type Log struct {
+	db  *sqlx.DB
+	log *slog.Logger
+	Now func() time.Time
+}
+
+// NewLog returns a Log on db.
+func NewLog(db *sqlx.DB, log *slog.Logger) *Log {
+	return &Log{db: db, log: log, Now: time.Now}
+}
+
+// Record appends one event in a transaction of its own, for events that
+// change nothing else (a failed sign-in, say).
+func (l *Log) Record(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Event) error {
+	return l.inChain(ctx, tenant, "audit record "+ev.Action, func(tx *sqlx.Tx) error {
+		_, err := Append(ctx, tx, tenant, actor, ev, l.Now())
+		return err
+	})
+}
+
+// inChain runs fn in a transaction that sees tenant's chain.
+func (l *Log) inChain(ctx context.Context, tenant *uuid.UUID, purpose string, fn func(*sqlx.Tx) error) error {
+	if tenant == nil {
+		return pg.CrossTenant(ctx, l.db, l.log, purpose, fn)
+	}
+	return pg.InTenant(ctx, l.db, *tenant, fn)
+}
+
+// Filter narrows a listing. Zero values mean "any".
+type Filter struct {
+	Action string    // exact, or a prefix ending in "." ("api_key.")
+	Since  time.Time // at or after
+	Until  time.Time // before
+	Before int64     // cursor: entries with seq below this
+	Limit  int
+}
+
+// List returns tenant's entries newest first, and the cursor for the next
+// page (0 when there is none).
+func (l *Log) List(ctx context.Context, tenant *uuid.UUID, f Filter) ([]Entry, int64, error) {
+	q, args := listQuery(tenant, f)
+	var entries []Entry
+	err := l.inChain(ctx, tenant, "audit list", func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &entries, q, args...)
+	})
+	if err != nil {
+		return nil, 0, pg.MapError(fmt.Errorf("audit: list: %w", err))
+	}
+	var next int64
+	if len(entries) > f.Limit {
+		entries = entries[:f.Limit]
+		next = entries[len(entries)-1].Seq
+	}
+	for i := range entries {
+		if err := entries[i].decodeDetails(); err != nil {
+			entries[i].Details = map[string]string{"undecodable": "true"}
+		}
+	}
+	return entries, next, nil
+}
+
+func listQuery(tenant *uuid.UUID, f Filter) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if tenant == nil {
+		where = append(where, "tenant_id IS NULL")
+	} else {
+		add("tenant_id = $%d", *tenant)
+	}
+	if strings.HasSuffix(f.Action, ".") {
+		add("starts_with(action, $%d)", f.Action)
+	} else if f.Action != "" {
+		add("action = $%d", f.Action)
+	}
+	if !f.Since.IsZero() {
+		add("at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("at < $%d", f.Until)
+	}
+	if f.Before > 0 {
+		add("seq < $%d", f.Before)
+	}
+	args = append(args, f.Limit+1)
+	return fmt.Sprintf(`SELECT * FROM audit_log WHERE %s ORDER BY seq DESC LIMIT $%d`,
+		strings.Join(where, " AND "), len(args)), args
+}
+
+func (e *Entry) decodeDetails() error {
+	e.Details = map[string]string{}
+	return json.Unmarshal(e.RawDetails, &e.Details)
+}
+
+// Verification is the outcome of checking one chain.
+type Verification struct {
+	Valid   bool    `json:"valid"`
+	Checked int     `json:"checked"` // entries read, up to and including a broken one
+	Broken  *Broken `json:"first_broken,omitempty"`
+}
+
+// Broken names the first entry at which the chain fails.
+type Broken struct {
+	ID     uuid.UUID `json:"id"`
+	Seq    int64     `json:"seq"`
+	Reason string    `json:"reason"`
+}
+
+// Verify walks tenant's chain oldest first and reports the first entry whose
+// number, link or hash is wrong.
+func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, error) {
+	var v Verification
+	err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
+		rows, err := tx.QueryxContext(ctx, verifyQuery(tenant), chainArgs(tenant)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		v = walk(rows)
+		return rows.Err()
+	})
+	if err != nil {
+		return Verification{}, pg.MapError(fmt.Errorf("audit: verify: %w", err))
+	}
+	return v, nil
+}
+
+func verifyQuery(tenant *uuid.UUID) string {
+	if tenant == nil {
+		return `SELECT * FROM audit_log WHERE tenant_id IS NULL ORDER BY seq`
+	}
+	return `SELECT * FROM audit_log WHERE tenant_id = $1 ORDER BY seq`
+}
+
+func chainArgs(tenant *uuid.UUID) []any {
+	if tenant == nil {
+		return nil
+	}
+	return []any{*tenant}
+}
+
+func walk(rows *sqlx.Rows) Verification {
+	v := Verification{Valid: true}
+	prev := genesis
+	for rows.Next() {
+		var e Entry
+		v.Checked++
+		reason := ""
+		if err := rows.StructScan(&e); err != nil {
+			reason = "unreadable entry"
+		} else {
+			reason = e.check(int64(v.Checked), prev)
+		}
+		if reason != "" {
+			v.Valid, v.Broken = false, &Broken{ID: e.ID, Seq: e.Seq, Reason: reason}
+			return v
+		}
+		prev = e.Hash
+	}
+	return v
+}
+
+// check returns why e does not follow an entry numbered wantSeq-1 whose hash
+// is prev, or "" when it does.
+func (e *Entry) check(wantSeq int64, prev []byte) string {
+	switch {
+	case e.Seq != wantSeq:
+		return fmt.Sprintf("sequence gap: expected entry %d, found %d (entries removed)", wantSeq, e.Seq)
+	case !bytes.Equal(e.PrevHash, prev):
+		return "previous-hash link does not match the entry before it"
+	case e.decodeDetails() != nil:
+		return "details are not a string map"
+	case !bytes.Equal(e.computeHash(), e.Hash):
+		return "content does not match its hash (entry altered)"
+	}
+	return ""
+}
