@@ -1,0 +1,169 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/api"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+const adminToken = "operator-token-for-tests-0123456789abcdef"
+
+// hub is a real server on loopback over a fresh database.
+type hub struct {
+	t    *testing.T
+	url  string
+	db   *sqlx.DB
+	dbt  pgtest.DB
+	logs *bytes.Buffer
+}
+
+func newHub(t *testing.T) *hub {
+	t.Helper()
+	d := pgtest.New(t)
+	return serveHub(t, d, mustOpen(t, d))
+}
+
+func serveHub(t *testing.T, d pgtest.DB, db *sqlx.DB) *hub {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
+	m, err := pg.NewMigrator(db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, log),
+		Audit: audit.NewLog(db, log), AdminToken: adminToken, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs}
+}
+
+func mustOpen(t *testing.T, d pgtest.DB) *sqlx.DB {
+	t.Helper()
+	db, err := pg.Open(context.Background(), d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (r response) field(t *testing.T, name string) string {
+	var m map[string]any
+	r.json(t, &m)
+	s, _ := m[name].(string)
+	return s
+}
+
+// do sends a request; body may be a string (sent as is) or a value (JSON).
+func (h *hub) do(method, path, token string, body any) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (h *hub) expect(r response, status int) response {
+	h.t.Helper()
+	if r.status != status {
+		h.t.Fatalf("status = %d, want %d; body %s", r.status, status, r.body)
+	}
+	return r
+}
+
+func (h *hub) createTenant(slug, kind string) {
+	h.t.Helper()
+	h.expect(h.do("POST", "/api/v1/tenants", adminToken, map[string]string{"slug": slug, "display_name": "T " + slug, "kind": kind}), 201)
+}
+
+// createKey issues a key and returns its id and token.
+func (h *hub) createKey(slug string, scopes ...string) (string, string) {
+	h.t.Helper()
+	r := h.expect(h.do("POST", "/api/v1/tenants/"+slug+"/api-keys", adminToken, map[string]any{"name": "k", "scopes": scopes}), 201)
+	return r.field(h.t, "id"), r.field(h.t, "token")
+}
+
+// problem checks an RFC 9457 reply and returns it.
+func (h *hub) problem(r response, status int, typ string) api.Problem {
+	h.t.Helper()
+	h.expect(r, status)
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		h.t.Fatalf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p api.Problem
+	r.json(h.t, &p)
+	if p.Type != "urn:hub:problem:"+typ || p.Status != status || p.RequestID == "" || p.RequestID != r.header.Get("X-Request-Id") {
+		h.t.Fatalf("problem = %+v, want type %s with the request id %q", p, typ, r.header.Get("X-Request-Id"))
+	}
+	return p
+}
+
+// doRaw sends a GET with a literal Authorization header ("" for none).
+func (h *hub) doRaw(method, path, authorization string) response {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, h.url+path, nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}

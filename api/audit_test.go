@@ -1,0 +1,97 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+type auditPage struct {
+	Items      []audit.Entry `json:"items"`
+	NextCursor string        `json:"next_cursor"`
+}
+
+func TestAuditRecordsMutationsAndVerifies(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("uni", "institution")
+	keyID, key := h.createKey("uni", "write")
+	h.expect(h.do("PATCH", "/api/v1/tenants/uni", adminToken, map[string]string{"display_name": "U2"}), 200)
+	h.expect(h.do("POST", "/api/v1/tenants/uni/api-keys", key, map[string]any{"name": "n", "scopes": []string{"read"}}), 201)
+
+	var page auditPage
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit", key, nil), 200).json(t, &page)
+	var got []string
+	for _, e := range page.Items {
+		got = append(got, e.Action+"/"+string(e.ActorType))
+		if e.RequestID == "" {
+			t.Errorf("entry %s has no request id", e.Action)
+		}
+	}
+	want := "api_key.created/api_key tenant.updated/operator api_key.created/operator tenant.created/operator"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("audit = %v, want %s", got, want)
+	}
+	if page.Items[0].ActorID != keyID {
+		t.Fatalf("actor = %s, want the key %s", page.Items[0].ActorID, keyID)
+	}
+
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit?action=api_key.&limit=1", key, nil), 200).json(t, &page)
+	if len(page.Items) != 1 || page.NextCursor == "" {
+		t.Fatalf("filtered page %+v", page)
+	}
+	for _, q := range []string{"since=yesterday", "until=1", "cursor=abc", "limit=0"} {
+		h.problem(h.do("GET", "/api/v1/tenants/uni/audit?"+q, key, nil), 400, "validation")
+	}
+
+	var v audit.Verification
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit/verify", key, nil), 200).json(t, &v)
+	if !v.Valid || v.Checked != 4 {
+		t.Fatalf("verify = %+v", v)
+	}
+}
+
+func TestAuditVerifyNamesTheAlteredRow(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("uni", "institution")
+	h.createKey("uni", "read")
+	h.createKey("uni", "read")
+	var page auditPage
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit", adminToken, nil), 200).json(t, &page)
+	altered := page.Items[1]
+
+	super := pgtest.Superuser(t, h.dbt)
+	if _, err := super.Exec(`UPDATE audit_log SET details = details || '{"scopes":"read,write"}' WHERE id = $1`, altered.ID); err != nil {
+		t.Fatal(err)
+	}
+	var v audit.Verification
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit/verify", adminToken, nil), 200).json(t, &v)
+	if v.Valid || v.Broken == nil || v.Broken.ID != altered.ID {
+		t.Fatalf("verify = %+v, want entry %s named", v, altered.ID)
+	}
+}
+
+func TestFailedAuthenticationIsAudited(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("uni", "institution")
+	id, key := h.createKey("uni", "read")
+	h.expect(h.do("DELETE", "/api/v1/tenants/uni/api-keys/"+id, adminToken, nil), 204)
+	h.expect(h.do("GET", "/api/v1/tenants/uni", key, nil), 401)
+	h.expect(h.do("GET", "/api/v1/tenants/uni", "not-the-operator-token", nil), 401)
+
+	var page auditPage
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit?action=auth.failed", adminToken, nil), 200).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Details["reason"] != "revoked" || page.Items[0].TargetID != id {
+		t.Fatalf("tenant chain auth failures = %+v", page.Items)
+	}
+	h.expect(h.do("GET", "/api/v1/audit", adminToken, nil), 200).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Action != "auth.failed" || page.Items[0].Details["reason"] != "unknown" {
+		t.Fatalf("operator chain = %+v", page.Items)
+	}
+	var v audit.Verification
+	h.expect(h.do("GET", "/api/v1/audit/verify", adminToken, nil), 200).json(t, &v)
+	if !v.Valid || v.Checked != 1 {
+		t.Fatalf("operator chain verify = %+v", v)
+	}
+}

@@ -1,0 +1,147 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	h := newHub(t)
+	h.expect(h.do("GET", "/healthz", "", nil), 200)
+	h.expect(h.do("GET", "/readyz", "", nil), 200)
+
+	if _, err := h.db.Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	r := h.expect(h.do("GET", "/readyz", "", nil), 503)
+	if !strings.Contains(string(r.body), "schema outdated") {
+		t.Fatalf("readyz with an outdated schema: %s", r.body)
+	}
+	h.expect(h.do("GET", "/healthz", "", nil), 200)
+}
+
+// TestReadinessFollowsTheDatabase cuts the hub off from PostgreSQL through a
+// loopback proxy, then restores it: /readyz answers 503 while the database
+// is unreachable and recovers by itself.
+func TestReadinessFollowsTheDatabase(t *testing.T) {
+	d := pgtest.New(t)
+	u, _ := url.Parse(d.URL)
+	proxy := startProxy(t, u.Host)
+	u.Host = proxy.addr
+	h := newHubOn(t, d, u.String())
+
+	h.expect(h.do("GET", "/readyz", "", nil), 200)
+	proxy.stop()
+	r := h.expect(h.do("GET", "/readyz", "", nil), 503)
+	if !strings.Contains(string(r.body), "database unreachable") {
+		t.Fatalf("readyz while cut off: %s", r.body)
+	}
+	h.expect(h.do("GET", "/healthz", "", nil), 200)
+	proxy.start()
+	h.expect(h.do("GET", "/readyz", "", nil), 200)
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("uni", "institution")
+	h.expect(h.do("GET", "/api/v1/tenants/uni", adminToken, nil), 200)
+	h.expect(h.do("GET", "/api/v1/tenants/nowhere", adminToken, nil), 404)
+	h.do("GET", "/no/such/route/"+strings.Repeat("x", 10), "", nil)
+	body := string(h.expect(h.do("GET", "/metrics", "", nil), 200).body)
+	for _, want := range []string{
+		`hub_http_requests_total{code="200",host="",method="GET",url="/api/v1/tenants/:tenant"} 1`,
+		`hub_http_requests_total{code="404",host="",method="GET",url="/api/v1/tenants/:tenant"} 1`,
+		`hub_http_requests_total{code="201",host="",method="POST",url="/api/v1/tenants"} 1`,
+		`hub_http_request_duration_seconds_bucket{code="200",host="",method="GET",url="/api/v1/tenants/:tenant",le=`,
+		`go_sql_max_open_connections{db_name="hub"} 20`,
+		`go_sql_open_connections{db_name="hub"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/route") {
+		t.Error("an unmatched path became a metric label")
+	}
+}
+
+// proxy forwards TCP to PostgreSQL until stopped; start listens again on
+// the same address.
+type proxy struct {
+	t       *testing.T
+	addr    string
+	target  string
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   []net.Conn
+	stopped bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	p := &proxy{t: t, addr: "127.0.0.1:0", target: target}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proxy) start() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr, p.stopped = ln, ln.Addr().String(), false
+	p.mu.Unlock()
+	go p.accept(ln)
+}
+
+func (p *proxy) accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// newHubOn is newHub against a given database URL.
+func newHubOn(t *testing.T, d pgtest.DB, dbURL string) *hub {
+	db, err := pg.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return serveHub(t, d, db)
+}

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo-contrib/echoprometheus"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// MaxBodyBytes caps every request body; the admin API's bodies are small.
+const MaxBodyBytes = 1 << 20
+
+// Deps is what the server is built from; main wires it.
+type Deps struct {
+	DB         *sqlx.DB
+	Migrator   *pg.Migrator
+	Tenants    *tenants.Store
+	Audit      *audit.Log
+	AdminToken string
+	Log        *slog.Logger
+	Registry   *prometheus.Registry // nil: a fresh one
+}
+
+// Server is the hub's HTTP server.
+type Server struct {
+	echo       *echo.Echo
+	db         *sqlx.DB
+	migrator   *pg.Migrator
+	tenants    *tenants.Store
+	audit      *audit.Log
+	adminToken []byte
+	log        *slog.Logger
+	registry   *prometheus.Registry
+}
+
+// New builds the server with every route registered.
+func New(d Deps) (*Server, error) {
+	s := &Server{
+		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
+		adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	s.echo.HideBanner, s.echo.HidePort = true, true
+	s.echo.HTTPErrorHandler = s.errorHandler
+	// The peer address, not a client-supplied X-Forwarded-For, names an
+	// anonymous caller in the audit log.
+	s.echo.IPExtractor = echo.ExtractIPDirect()
+	if err := s.middleware(); err != nil {
+		return nil, err
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) middleware() error {
+	metrics, err := echoprometheus.MiddlewareConfig{
+		Namespace:  "hub",
+		Subsystem:  "http",
+		Registerer: s.registry,
+		// The route pattern, never the raw path or Host header, labels a
+		// request: clients must not be able to mint new time series.
+		DoNotUseRequestPathFor404: true,
+		StatusCodeResolver: func(c echo.Context, err error) int {
+			if err == nil {
+				return c.Response().Status
+			}
+			p, _ := problemFor(err)
+			return p.Status
+		},
+		LabelFuncs: map[string]echoprometheus.LabelValueFunc{
+			"host": func(echo.Context, error) string { return "" },
+		},
+	}.ToMiddleware()
+	if err != nil {
+		return err
+	}
+	s.registry.MustRegister(collectors.NewDBStatsCollector(s.db.DB, "hub"),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.echo.Use(
+		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}),
+		s.logRequests,
+		middleware.Recover(),
+		metrics,
+		middleware.BodyLimit("1M"),
+	)
+	return nil
+}
+
+// Handler is the server as an http.Handler, for tests and main.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// HTTPServer wraps the handler with the timeouts a public server needs:
+// slow clients cannot hold connections open forever.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// routePaths lists every registered method and path, for the OpenAPI check.
+func (s *Server) routePaths() []*echo.Route { return s.echo.Routes() }
+
+// logRequests writes one structured line per request with its request id.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := requestID(c)
+		ctx := context.WithValue(c.Request().Context(), requestIDKey{}, id)
+		c.SetRequest(c.Request().WithContext(ctx))
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		level := slog.LevelInfo
+		if c.Response().Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(ctx, level, "request",
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status),
+			slog.Duration("duration", time.Since(start)),
+		)
+		return nil
+	}
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/klasterina/hub/api"
+	"github.com/klasterina/hub/internal/config"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+func apiLogHandler(h slog.Handler) slog.Handler { return api.LogHandler{Handler: h} }
+
+// hub is the wired application.
+type hub struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *sqlx.DB
+	migrator *pg.Migrator
+	tenants  *tenants.Store
+	audit    *audit.Log
+}
+
+// openHub connects, migrates or checks the schema, and wires the stores.
+func openHub(ctx context.Context, getenv func(string) string, stderr io.Writer) (*hub, error) {
+	cfg, err := loadConfig(getenv, config.NeedServe)
+	if err != nil {
+		return nil, err
+	}
+	h := &hub{cfg: cfg, log: newLogger(stderr, cfg.LogLevel)}
+	h.log.Info("starting", "version", version, "config", cfg)
+	if h.db, err = pg.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if err := h.prepareSchema(ctx); err != nil {
+		h.db.Close()
+		return nil, err
+	}
+	h.tenants = tenants.NewStore(h.db, h.log)
+	h.audit = audit.NewLog(h.db, h.log)
+	return h, nil
+}
+
+// prepareSchema migrates under the advisory lock when HUB_AUTO_MIGRATE is
+// set, and otherwise refuses to serve an outdated schema.
+func (h *hub) prepareSchema(ctx context.Context) error {
+	var err error
+	if h.migrator, err = pg.NewMigrator(h.db, h.log); err != nil {
+		return err
+	}
+	if h.cfg.AutoMigrate {
+		return h.migrator.Up(ctx)
+	}
+	current, target, err := h.migrator.Versions(ctx)
+	if err != nil {
+		return err
+	}
+	if current < target {
+		return fmt.Errorf("database schema is at version %d, this hubd needs %d: run `hubd migrate` (or set HUB_AUTO_MIGRATE=true)", current, target)
+	}
+	return nil
+}
+
+// serve runs the HTTP server until ctx ends, then drains in-flight requests
+// and stops background work. ready, if not nil, gets the bound address.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, ready func(*hub, net.Addr)) error {
+	h, err := openHub(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer h.db.Close()
+	return h.serve(ctx, ready)
+}
+
+func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
+	srv, err := api.New(api.Deps{DB: h.db, Migrator: h.migrator, Tenants: h.tenants, Audit: h.audit,
+		AdminToken: h.cfg.AdminToken, Log: h.log})
+	if err != nil {
+		return err
+	}
+	httpSrv := srv.HTTPServer(h.cfg.Addr)
+	ln, err := net.Listen("tcp", h.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", h.cfg.Addr, err)
+	}
+	h.log.Info("listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(h, ln.Addr())
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		h.log.Info("shutting down: draining requests", "grace", shutdownGrace)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		return httpSrv.Shutdown(sctx)
+	})
+	err = g.Wait()
+	h.log.Info("stopped")
+	return err
+}
