@@ -79,6 +79,24 @@ func New(t testing.TB) DB {
 	return DB{Name: name, URL: withUserAndDB(AdminURL(), appRole, appPassword, name)}
 }
 
+// NewEmpty creates a database with no schema at all, owned by the
+// application role, for tests of migrating itself.
+func NewEmpty(t testing.TB) DB {
+	t.Helper()
+	setupOnce.Do(func() { setupErr = setup() })
+	if setupErr != nil {
+		t.Fatalf("pgtest: %v", setupErr)
+	}
+	name := dbPrefix + randomSuffix()
+	admin := mustAdmin(t, AdminURL())
+	defer admin.Close()
+	if _, err := admin.Exec(fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, name, appRole)); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() { drop(t, name) })
+	return DB{Name: name, URL: withUserAndDB(AdminURL(), appRole, appPassword, name)}
+}
+
 // Open creates a fresh database for t and connects to it as the application
 // role; the connection is closed before the database is dropped.
 func Open(t testing.TB) *sqlx.DB {

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klasterina/hub/internal/pg/pgtest"
+)
+
+const testAdminToken = "operator-token-for-tests-0123456789abcdef"
+
+var testSecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+
+// env is a fake environment for run.
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
+
+func baseEnv(dbURL string) env {
+	return env{
+		"HUB_DATABASE_URL": dbURL,
+		"HUB_ADDR":         freeAddr(),
+		"HUB_ADMIN_TOKEN":  testAdminToken,
+		"HUB_SECRET_KEY":   testSecretKey,
+		"HUB_LOG_LEVEL":    "warn",
+	}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the serving goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestConfigErrorsStopWithOneLine(t *testing.T) {
+	d := pgtest.New(t)
+	tests := map[string]struct {
+		change  env
+		wantVar string
+	}{
+		"missing database url":  {env{"HUB_DATABASE_URL": ""}, "HUB_DATABASE_URL"},
+		"database url not pg":   {env{"HUB_DATABASE_URL": "mysql://x"}, "HUB_DATABASE_URL"},
+		"10-byte secret key":    {env{"HUB_SECRET_KEY": base64.StdEncoding.EncodeToString(make([]byte, 10))}, "HUB_SECRET_KEY"},
+		"secret key not base64": {env{"HUB_SECRET_KEY": "!!!"}, "HUB_SECRET_KEY"},
+		"missing secret key":    {env{"HUB_SECRET_KEY": ""}, "HUB_SECRET_KEY"},
+		"short admin token":     {env{"HUB_ADMIN_TOKEN": "secret"}, "HUB_ADMIN_TOKEN"},
+		"bad address":           {env{"HUB_ADDR": "8080"}, "HUB_ADDR"},
+		"bad auto migrate":      {env{"HUB_AUTO_MIGRATE": "yes please"}, "HUB_AUTO_MIGRATE"},
+		"bad app url":           {env{"HUB_APP_URL": "ftp://app"}, "HUB_APP_URL"},
+		"bad public url":        {env{"HUB_PUBLIC_URL": "hub.example"}, "HUB_PUBLIC_URL"},
+		"bad log level":         {env{"HUB_LOG_LEVEL": "loud"}, "HUB_LOG_LEVEL"},
+		"bad outbound flag":     {env{"HUB_OUTBOUND_ALLOW_PRIVATE": "2"}, "HUB_OUTBOUND_ALLOW_PRIVATE"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := baseEnv(d.URL)
+			for k, v := range tc.change {
+				e[k] = v
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"serve"}, e.get, &stdout, &stderr)
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "hubd: config: "+tc.wantVar+" ") {
+				t.Fatalf("exit %d, stderr %q: want one line naming %s", code, stderr.String(), tc.wantVar)
+			}
+		})
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, env{}.get, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "hubd ") {
+		t.Fatalf("version: exit %d, %q", code, out.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, env{}.get, &out, &errOut); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+func TestServeRefusesAnOutdatedSchema(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, baseEnv(d.URL).get, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "run `hubd migrate`") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+}
+
+// TestMigrateThenServe is the operator's path: a fresh database, `hubd
+// migrate`, `hubd serve`, then SIGTERM with a request in flight.
+func TestMigrateThenServe(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	e := baseEnv(d.URL)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"migrate"}, e.get, &stdout, &stderr); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"migrate", "status"}, e.get, &stdout, &stderr); code != 0 || strings.Contains(stdout.String(), "pending") {
+		t.Fatalf("migrate status: exit %d: %s", code, stdout.String())
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve"}, e.get, &syncBuffer{}, &syncBuffer{}) }()
+	base := "http://" + e["HUB_ADDR"]
+	waitFor(t, base+"/readyz", 200)
+	if code := get(t, base+"/healthz", ""); code != 200 {
+		t.Fatalf("healthz = %d", code)
+	}
+
+	// Hold a lock the next request needs, stop the server while it waits,
+	// then release: the request must still finish, and serve exit cleanly.
+	super := pgtest.Superuser(t, d)
+	tx := super.MustBegin()
+	tx.MustExec(`LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE`)
+	inFlight := make(chan int, 1)
+	go func() { inFlight <- get(t, base+"/api/v1/tenants", testAdminToken) }()
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case code := <-done:
+		t.Fatalf("serve exited (%d) with a request in flight", code)
+	default:
+	}
+	tx.Rollback()
+	if code := <-inFlight; code != 200 {
+		t.Fatalf("in-flight request = %d, want 200", code)
+	}
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exit %d after SIGTERM", code)
+	}
+}
+
+// TestConcurrentAutoMigrations starts several replicas at once on an empty
+// database; the advisory lock lets each migration run exactly once.
+func TestConcurrentAutoMigrations(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	var wg sync.WaitGroup
+	codes := make(chan string, 4)
+	for range 4 {
+		wg.Go(func() {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), []string{"migrate"}, baseEnv(d.URL).get, &out, &errOut); code != 0 {
+				codes <- errOut.String()
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for msg := range codes {
+		t.Errorf("a concurrent migrate failed: %s", msg)
+	}
+}
+
+func TestAutoMigrateServe(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	e := baseEnv(d.URL)
+	e["HUB_AUTO_MIGRATE"] = "true"
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, e.get, &syncBuffer{}, &syncBuffer{}) }()
+	waitFor(t, "http://"+e["HUB_ADDR"]+"/readyz", 200)
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestDemo runs what `make run` runs, twice: the second run keeps the
+// tenant and issues a new key; both keys work.
+func TestDemo(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	var keys []string
+	for range 2 {
+		e := baseEnv(d.URL)
+		e["HUB_AUTO_MIGRATE"] = "true"
+		ctx, stop := context.WithCancel(context.Background())
+		out := &syncBuffer{}
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, []string{"demo"}, e.get, out, &syncBuffer{}) }()
+		base := "http://" + e["HUB_ADDR"]
+		waitFor(t, base+"/readyz", 200)
+		key := regexp.MustCompile(`demo API key:\s+(hubk_\S+)`).FindStringSubmatch(out.String())
+		if key == nil || !strings.Contains(out.String(), testAdminToken) || !strings.Contains(out.String(), "curl") {
+			t.Fatalf("demo printed:\n%s", out.String())
+		}
+		keys = append(keys, key[1])
+		for _, k := range keys {
+			if code := get(t, base+"/api/v1/tenants/demo-university", k); code != 200 {
+				t.Fatalf("demo key %s: %d", k, code)
+			}
+		}
+		stop()
+		<-done
+	}
+}
+
+func get(t *testing.T, url, token string) int {
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func waitFor(t *testing.T, url string, status int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if get(t, url, "") == status {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal(fmt.Sprintf("%s never answered %d", url, status))
+}
