@@ -55,6 +55,9 @@ func decodeError(err error) error {
 		return apperr.InvalidFields(apperr.FieldError{Field: typ.Field, Message: "must be of type " + jsonType(typ.Type.Kind().String())})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		if field == "" {
+			return bodyError("has a field with an empty name")
+		}
 		return apperr.InvalidFields(apperr.FieldError{Field: field, Message: "is not a known field"})
 	case isMaxBytes(err):
 		return echo.ErrStatusRequestEntityTooLarge

@@ -1,0 +1,57 @@
+package config_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/klasterina/hub/internal/config"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var good = map[string]string{
+	"HUB_DATABASE_URL": "postgres://hub:pw@db:5432/hub",
+	"HUB_ADMIN_TOKEN":  strings.Repeat("t", 40),
+	"HUB_SECRET_KEY":   base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(env(good), config.NeedServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.PublicURL.String() != "http://localhost:8080" || c.AutoMigrate || c.AppURL != nil ||
+		c.LogLevel != slog.LevelInfo || c.OutboundAllowPrivate {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	if _, err := config.Load(env(map[string]string{"HUB_DATABASE_URL": good["HUB_DATABASE_URL"]}), config.NeedDatabase); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(env(map[string]string{"HUB_DATABASE_URL": good["HUB_DATABASE_URL"]}), config.NeedServe)
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Var != "HUB_ADMIN_TOKEN" {
+		t.Fatalf("serve without an admin token: %v", err)
+	}
+}
+
+func TestLogValueMasksSecrets(t *testing.T) {
+	c, _ := config.Load(env(good), config.NeedServe)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	out := buf.String()
+	for _, secret := range []string{good["HUB_ADMIN_TOKEN"], good["HUB_SECRET_KEY"], "pw@"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("logged config shows a secret: %s", out)
+		}
+	}
+	if !strings.Contains(out, "db:5432") {
+		t.Fatalf("logged config lacks the database host: %s", out)
+	}
+}

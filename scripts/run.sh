@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make run: find or start PostgreSQL, create the hub's role and database,
+# then run `hubd demo` (migrate, seed a demo tenant and key, serve).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .data
+
+# A secret kept across runs under .data, created on first use.
+keep_secret() {
+  local file=".data/$1"
+  if [ ! -s "$file" ]; then
+    (umask 077; head -c 32 /dev/urandom | base64 | tr -d '\n' > "$file")
+  fi
+  cat "$file"
+}
+
+if [ -z "${HUB_DATABASE_URL:-}" ]; then
+  admin=$(./scripts/pg-ensure.sh run)
+  psql=$(./scripts/pg-ensure.sh psql)
+  # The hub connects as an ordinary role: row-level security never binds a
+  # superuser, so running as one would silently switch tenant isolation off.
+  "$psql" "$admin" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT 'CREATE ROLE hub LOGIN PASSWORD ''hub'' NOSUPERUSER NOBYPASSRLS'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub') \gexec
+SELECT 'CREATE DATABASE hub OWNER hub'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'hub') \gexec
+SQL
+  hostport=$(printf '%s' "$admin" | sed -E 's|^[a-z]+://([^@]*@)?([^/?]+).*|\2|')
+  export HUB_DATABASE_URL="postgres://hub:hub@${hostport}/hub?sslmode=disable"
+fi
+
+export HUB_ADMIN_TOKEN="${HUB_ADMIN_TOKEN:-$(keep_secret admin-token | tr '+/' '-_')}"
+export HUB_SECRET_KEY="${HUB_SECRET_KEY:-$(keep_secret secret-key)}"
+export HUB_ADDR="${HUB_ADDR:-:8080}"
+export HUB_AUTO_MIGRATE="${HUB_AUTO_MIGRATE:-true}"
+export HUB_OUTBOUND_ALLOW_PRIVATE="${HUB_OUTBOUND_ALLOW_PRIVATE:-true}"
+export HUB_LOG_LEVEL="${HUB_LOG_LEVEL:-warn}"
+
+exec ./bin/hubd demo

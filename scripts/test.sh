@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make test: vet, then every test package against real PostgreSQL, each on
+# its own fresh database; the databases, the template and the test role are
+# removed afterwards, and a private cluster started for the run is stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+go vet ./...
+
+admin=$(./scripts/pg-ensure.sh test)
+cleanup() { ./scripts/pg-cleanup-test.sh "$admin" || true; }
+trap cleanup EXIT
+
+HUB_TEST_DATABASE_URL="$admin" go test -race -count=1 ./...
