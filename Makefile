@@ -2,7 +2,7 @@
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run test build vet fuzz bench clean
+.PHONY: run test build vet fuzz bench clean db-stop
 
 ## run: start PostgreSQL if needed, migrate, seed a demo tenant, serve on :8080
 run: build
@@ -22,6 +22,10 @@ vet:
 FUZZTIME ?= 30s
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+## db-stop: stop the private PostgreSQL cluster `make run` may have started
+db-stop:
+	./scripts/pg-ensure.sh stop
 
 clean:
 	rm -rf bin

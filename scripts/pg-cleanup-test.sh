@@ -22,8 +22,7 @@ done
 
 if [ -e .data/test-pg.started-by-test ]; then
   dir=$(cluster_dir test-pg)
-  as_postgres "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 ||
-    echo "warning: could not stop the test cluster in $dir" >&2
+  stop_private_cluster test-pg
   rm -rf "$dir" "$dir.log" .data/test-pg.path .data/test-pg.started-by-test
 fi
 exit 0

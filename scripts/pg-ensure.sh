@@ -7,6 +7,7 @@
 #   test  the same, but the private cluster lives under ./.data/test-pg
 #         (port 54328) and is removed by pg-cleanup-test.sh
 #   psql  print the path of a psql client
+#   stop  stop the private cluster of `run`, if it is running
 #
 # HUB_PG_FORCE_PRIVATE=1 skips the server on 5432 (to exercise the private
 # path on a machine that has one).
@@ -18,6 +19,7 @@ mode=${1:?usage: pg-ensure.sh run|test|psql}
 
 case "$mode" in
   psql) pg_tool psql; exit 0 ;;
+  stop) stop_private_cluster pg; exit 0 ;;
   run) name=pg; port=54329 ;;
   test) name=test-pg; port=54328 ;;
   *) echo "pg-ensure.sh: unknown mode $mode" >&2; exit 2 ;;

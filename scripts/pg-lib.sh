@@ -104,3 +104,11 @@ prepare_cluster_dir() {
   fi
   echo "$dir"
 }
+
+# stop_private_cluster NAME stops the private cluster NAME if it runs.
+stop_private_cluster() {
+  local dir
+  dir=$(cluster_dir "$1")
+  [ -s "$dir/PG_VERSION" ] || return 0
+  as_postgres "$(pg_bindir)/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
+}

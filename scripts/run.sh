@@ -29,7 +29,7 @@ SQL
   export HUB_DATABASE_URL="postgres://hub:hub@${hostport}/hub?sslmode=disable"
 fi
 
-export HUB_ADMIN_TOKEN="${HUB_ADMIN_TOKEN:-$(keep_secret admin-token | tr '+/' '-_')}"
+export HUB_ADMIN_TOKEN="${HUB_ADMIN_TOKEN:-$(keep_secret admin-token | tr '+/' '-_' | tr -d '=')}"
 export HUB_SECRET_KEY="${HUB_SECRET_KEY:-$(keep_secret secret-key)}"
 export HUB_ADDR="${HUB_ADDR:-:8080}"
 export HUB_AUTO_MIGRATE="${HUB_AUTO_MIGRATE:-true}"
