@@ -4,7 +4,7 @@
 # remove a private cluster that pg-ensure.sh started for the tests.
 # Problems are reported, never fatal: the test result is what counts.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . ./scripts/pg-lib.sh
 
 admin=${1:?usage: pg-cleanup-test.sh ADMIN_URL}

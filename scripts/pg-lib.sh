@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the PostgreSQL scripts. Sourced, not run.
 
 # pg_bindir prints the directory of the PostgreSQL server binaries,
@@ -79,8 +80,8 @@ start_private_cluster() {
     echo "starting the private PostgreSQL cluster on 127.0.0.1:$port" >&2
     as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir.log" -w -t 60 -o "$opts" start >&2
   fi
-  local url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable" i
-  for i in $(seq 1 60); do
+  local url="postgres://postgres@127.0.0.1:${port}/postgres?sslmode=disable"
+  for _ in $(seq 1 60); do
     pg_answers "$url" && return 0
     sleep 0.5
   done
