@@ -1,0 +1,83 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/klasterina/hub/internal/pg/pgtest"
+)
+
+type openAPIDoc struct {
+	OpenAPI string                                `json:"openapi"`
+	Paths   map[string]map[string]json.RawMessage `json:"paths"`
+}
+
+var echoParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+// TestOpenAPIMatchesRoutes fails when a registered route is missing from the
+// document, or a documented operation is not registered.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	srv, err := New(Deps{DB: pgtest.Open(t), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc openAPIDoc
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi = %q, want 3.x", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if method != "parameters" && method != "summary" && method != "description" {
+				documented[strings.ToUpper(method)+" "+path] = true
+			}
+		}
+	}
+	registered := map[string]bool{}
+	for _, r := range srv.routePaths() {
+		if r.Method == echoRouteNotFound {
+			continue
+		}
+		registered[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	for op := range registered {
+		if !documented[op] {
+			t.Errorf("route %s is not in openapi.json", op)
+		}
+	}
+	for op := range documented {
+		if !registered[op] {
+			t.Errorf("openapi.json documents %s, which is not registered", op)
+		}
+	}
+	if len(registered) < 18 {
+		t.Fatalf("only %d routes registered: %v", len(registered), slices.Sorted(maps.Keys(registered)))
+	}
+}
+
+// echoRouteNotFound is the pseudo-method Echo registers for a group's
+// catch-all 404 route.
+const echoRouteNotFound = "echo_route_not_found"
+
+func TestOpenAPIIsServed(t *testing.T) {
+	srv, err := New(Deps{DB: pgtest.Open(t), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/openapi.json", nil))
+	if rec.Code != http.StatusOK || !json.Valid(rec.Body.Bytes()) || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("GET openapi.json: %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
