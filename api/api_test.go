@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -24,22 +25,40 @@ const adminToken = "operator-token-for-tests-0123456789abcdef"
 
 // hub is a real server on loopback over a fresh database.
 type hub struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	db   *sqlx.DB
 	dbt  pgtest.DB
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
 
-func newHub(t *testing.T) *hub {
+// lockedBuffer collects the server's log lines while its goroutines write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func newHub(t testing.TB) *hub {
 	t.Helper()
 	d := pgtest.New(t)
 	return serveHub(t, d, mustOpen(t, d))
 }
 
-func serveHub(t *testing.T, d pgtest.DB, db *sqlx.DB) *hub {
+func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB) *hub {
 	t.Helper()
-	logs := &bytes.Buffer{}
+	logs := &lockedBuffer{}
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
 	m, err := pg.NewMigrator(db, log)
 	if err != nil {
@@ -55,7 +74,7 @@ func serveHub(t *testing.T, d pgtest.DB, db *sqlx.DB) *hub {
 	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs}
 }
 
-func mustOpen(t *testing.T, d pgtest.DB) *sqlx.DB {
+func mustOpen(t testing.TB, d pgtest.DB) *sqlx.DB {
 	t.Helper()
 	db, err := pg.Open(context.Background(), d.URL)
 	if err != nil {
@@ -72,14 +91,14 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
 	}
 }
 
-func (r response) field(t *testing.T, name string) string {
+func (r response) field(t testing.TB, name string) string {
 	var m map[string]any
 	r.json(t, &m)
 	s, _ := m[name].(string)

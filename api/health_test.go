@@ -145,3 +145,27 @@ func newHubOn(t *testing.T, d pgtest.DB, dbURL string) *hub {
 	t.Cleanup(func() { db.Close() })
 	return serveHub(t, d, db)
 }
+
+func TestLogLinesCarryTheRequestID(t *testing.T) {
+	h := newHub(t)
+	r := h.do("GET", "/api/v1/tenants/nowhere", adminToken, nil)
+	id := r.header.Get("X-Request-Id")
+	if id == "" {
+		t.Fatal("no X-Request-Id")
+	}
+	var found bool
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"request_id":"`+id+`"`) {
+			found = true
+			if !strings.Contains(line, `"route":"/api/v1/tenants/:tenant"`) || !strings.Contains(line, `"status":404`) {
+				t.Fatalf("request line lacks route or status: %s", line)
+			}
+		}
+		if strings.Contains(line, adminToken) {
+			t.Fatalf("a log line holds the operator token: %s", line)
+		}
+	}
+	if !found {
+		t.Fatalf("no request log line with request_id %s in:\n%s", id, h.logs.String())
+	}
+}
