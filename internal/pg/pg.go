@@ -115,3 +115,21 @@ func MapError(err error) error {
 
 // IsNoRows reports a query that found nothing.
 func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// InTx runs fn in a plain transaction, for hub-wide tables that belong to
+// no tenant (the hub's own signing keys).
+func InTx(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) (err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return MapError(fmt.Errorf("pg: begin: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	return MapError(tx.Commit())
+}

@@ -1,0 +1,264 @@
+package keys
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/secrets"
+)
+
+// Purpose says what a key signs.
+type Purpose string
+
+const (
+	LTI     Purpose = "lti"     // LTI messages and client assertions, RS256
+	Handoff Purpose = "handoff" // handoff tokens to the learning app, ES256
+)
+
+var algs = map[Purpose]jwa.SignatureAlgorithm{LTI: jwa.RS256, Handoff: jwa.ES256}
+
+// Info describes a key without its private part.
+type Info struct {
+	KID         string     `db:"kid" json:"kid"`
+	Purpose     Purpose    `db:"purpose" json:"purpose"`
+	Alg         string     `db:"alg" json:"alg"`
+	State       string     `db:"state" json:"state"`
+	CreatedAt   time.Time  `db:"created_at" json:"created_at"`
+	ActivatedAt *time.Time `db:"activated_at" json:"activated_at"`
+	RetiredAt   *time.Time `db:"retired_at" json:"retired_at"`
+}
+
+type row struct {
+	Info
+	PublicJWK     []byte `db:"public_jwk"`
+	PrivateSealed []byte `db:"private_sealed"`
+}
+
+// signer is a loaded private key.
+type signer struct {
+	kid string
+	alg jwa.SignatureAlgorithm
+	key crypto.Signer
+}
+
+// Store keeps the tool keys.
+type Store struct {
+	db      *sqlx.DB
+	sealer  *secrets.Sealer
+	log     *slog.Logger
+	Now     func() time.Time
+	Overlap time.Duration // how long a retired key stays published
+
+	mu     sync.Mutex
+	active map[Purpose]signer
+	loaded time.Time
+	reload time.Duration
+}
+
+// NewStore returns a Store; call Ensure before signing.
+func NewStore(db *sqlx.DB, sealer *secrets.Sealer, log *slog.Logger) *Store {
+	return &Store{db: db, sealer: sealer, log: log, Now: time.Now, Overlap: 7 * 24 * time.Hour,
+		active: map[Purpose]signer{}, reload: 30 * time.Second}
+}
+
+// ensureLockID serialises key generation across replicas starting at once.
+const ensureLockID = 0x6875622d6b657973 // "hub-keys"
+
+// Ensure creates any missing active or next key, once across replicas.
+func (s *Store) Ensure(ctx context.Context) error {
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, ensureLockID); err != nil {
+			return err
+		}
+		for _, p := range []Purpose{LTI, Handoff} {
+			for _, state := range []string{"active", "next"} {
+				var n int
+				if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM tool_keys WHERE purpose = $1 AND state = $2`, p, state); err != nil {
+					return err
+				}
+				if n > 0 {
+					continue
+				}
+				if err := s.generate(ctx, tx, p, state); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return pg.MapError(err)
+}
+
+// Rotate retires the active key of purpose, promotes the next one and
+// generates a new next key, in one transaction.
+func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
+	if _, ok := algs[p]; !ok {
+		return Info{}, fmt.Errorf("keys: unknown purpose %q", p)
+	}
+	var active Info
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, ensureLockID); err != nil {
+			return err
+		}
+		now := s.Now()
+		if _, err := tx.ExecContext(ctx, `UPDATE tool_keys SET state = 'retired', retired_at = $2 WHERE purpose = $1 AND state = 'active'`, p, now); err != nil {
+			return err
+		}
+		if err := tx.GetContext(ctx, &active, `UPDATE tool_keys SET state = 'active', activated_at = $2
+			WHERE purpose = $1 AND state = 'next' RETURNING kid, purpose, alg, state, created_at, activated_at, retired_at`, p, now); err != nil {
+			return fmt.Errorf("keys: no next key to promote: %w", err)
+		}
+		return s.generate(ctx, tx, p, "next")
+	})
+	if err != nil {
+		return Info{}, pg.MapError(fmt.Errorf("keys: rotate %s: %w", p, err))
+	}
+	s.mu.Lock()
+	s.loaded = time.Time{} // sign with the new key from now on
+	s.mu.Unlock()
+	return active, nil
+}
+
+func (s *Store) generate(ctx context.Context, tx *sqlx.Tx, p Purpose, state string) error {
+	priv, err := newPrivateKey(p)
+	if err != nil {
+		return err
+	}
+	pub, err := jwk.FromRaw(priv.Public())
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return fmt.Errorf("keys: thumbprint: %w", err)
+	}
+	kid := base64.RawURLEncoding.EncodeToString(tp)
+	_ = pub.Set(jwk.KeyIDKey, kid)
+	_ = pub.Set(jwk.AlgorithmKey, algs[p])
+	_ = pub.Set(jwk.KeyUsageKey, "sig")
+	pubJSON, _ := json.Marshal(pub)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	sealed, err := s.sealer.Seal(der, []byte("tool_keys:"+kid))
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	var activated *time.Time
+	if state == "active" {
+		activated = &now
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO tool_keys (kid, purpose, alg, public_jwk, private_sealed, state, created_at, activated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, kid, p, algs[p].String(), pubJSON, sealed, state, now, activated)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("keys: store %s key: %w", p, err))
+	}
+	s.log.InfoContext(ctx, "generated signing key", "purpose", p, "kid", kid, "state", state)
+	return nil
+}
+
+func newPrivateKey(p Purpose) (crypto.Signer, error) {
+	if p == LTI {
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// List returns every key, newest first.
+func (s *Store) List(ctx context.Context) ([]Info, error) {
+	var infos []Info
+	err := s.db.SelectContext(ctx, &infos, `SELECT kid, purpose, alg, state, created_at, activated_at, retired_at
+		FROM tool_keys ORDER BY created_at DESC`)
+	return infos, pg.MapError(err)
+}
+
+// PublicJWKS is the keyset published at /.well-known/jwks.json: active and
+// next keys of every purpose, and keys retired less than Overlap ago.
+func (s *Store) PublicJWKS(ctx context.Context) ([]byte, error) {
+	var jwks []json.RawMessage
+	err := s.db.SelectContext(ctx, &jwks, `SELECT public_jwk FROM tool_keys
+		WHERE state <> 'retired' OR retired_at > $1 ORDER BY purpose, created_at`, s.Now().Add(-s.Overlap))
+	if err != nil {
+		return nil, pg.MapError(fmt.Errorf("keys: jwks: %w", err))
+	}
+	if jwks == nil {
+		jwks = []json.RawMessage{}
+	}
+	return json.Marshal(map[string]any{"keys": jwks})
+}
+
+// Sign signs payload (JSON claims) with the active key of purpose, naming
+// its kid in the header.
+func (s *Store) Sign(ctx context.Context, p Purpose, payload []byte) ([]byte, error) {
+	sg, err := s.signer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.KeyIDKey, sg.kid)
+	_ = hdr.Set(jws.TypeKey, "JWT")
+	out, err := jws.Sign(payload, jws.WithKey(sg.alg, sg.key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return nil, fmt.Errorf("keys: sign: %w", err)
+	}
+	return out, nil
+}
+
+// signer returns the cached active key, reloading it now and then so a
+// rotation on another replica is picked up.
+func (s *Store) signer(ctx context.Context, p Purpose) (signer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sg, ok := s.active[p]; ok && s.Now().Sub(s.loaded) < s.reload {
+		return sg, nil
+	}
+	if err := s.loadActive(ctx); err != nil {
+		return signer{}, err
+	}
+	sg, ok := s.active[p]
+	if !ok {
+		return signer{}, fmt.Errorf("keys: no active %s key (was Ensure called?)", p)
+	}
+	return sg, nil
+}
+
+func (s *Store) loadActive(ctx context.Context) error {
+	var rows []row
+	if err := s.db.SelectContext(ctx, &rows, `SELECT kid, purpose, alg, state, created_at, activated_at, retired_at, public_jwk, private_sealed
+		FROM tool_keys WHERE state = 'active'`); err != nil {
+		return pg.MapError(fmt.Errorf("keys: load: %w", err))
+	}
+	active := map[Purpose]signer{}
+	for _, r := range rows {
+		der, err := s.sealer.Open(r.PrivateSealed, []byte("tool_keys:"+r.KID))
+		if err != nil {
+			return fmt.Errorf("keys: open %s: %w", r.KID, err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return fmt.Errorf("keys: parse %s: %w", r.KID, err)
+		}
+		active[r.Purpose] = signer{kid: r.KID, alg: algs[r.Purpose], key: priv.(crypto.Signer)}
+	}
+	s.active, s.loaded = active, s.Now()
+	return nil
+}
