@@ -156,7 +156,7 @@ func (s *Store) ListKeys(ctx context.Context, tenant uuid.UUID, page pg.Page) ([
 	if err != nil {
 		return nil, nil, pg.MapError(fmt.Errorf("tenants: list keys: %w", err))
 	}
-	return trimPage(ks, page.Limit, func(k Key) pg.Cursor { return pg.Cursor{At: k.CreatedAt, ID: k.ID} })
+	return pg.TrimPage(ks, page.Limit, func(k Key) pg.Cursor { return pg.Cursor{At: k.CreatedAt, ID: k.ID} })
 }
 
 // GetKey reads one of tenant's keys.

@@ -126,18 +126,7 @@ func (s *Store) List(ctx context.Context, page pg.Page) ([]Tenant, *pg.Cursor, e
 	if err != nil {
 		return nil, nil, pg.MapError(fmt.Errorf("tenants: list: %w", err))
 	}
-	return trimPage(ts, page.Limit, func(t Tenant) pg.Cursor { return pg.Cursor{At: t.CreatedAt, ID: t.ID} })
-}
-
-// trimPage cuts the extra row a listing fetched to learn whether another
-// page follows, and returns that page's cursor.
-func trimPage[T any](items []T, limit int, cursor func(T) pg.Cursor) ([]T, *pg.Cursor, error) {
-	if len(items) <= limit {
-		return items, nil, nil
-	}
-	items = items[:limit]
-	c := cursor(items[limit-1])
-	return items, &c, nil
+	return pg.TrimPage(ts, page.Limit, func(t Tenant) pg.Cursor { return pg.Cursor{At: t.CreatedAt, ID: t.ID} })
 }
 
 // BySlug finds any tenant by slug: the operator's way in, before a tenant

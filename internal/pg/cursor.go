@@ -45,3 +45,14 @@ type Page struct {
 	After *Cursor
 	Limit int
 }
+
+// TrimPage cuts the extra row a listing fetched (Limit+1) to learn whether
+// another page follows, and returns that page's cursor.
+func TrimPage[T any](items []T, limit int, cursor func(T) Cursor) ([]T, *Cursor, error) {
+	if len(items) <= limit {
+		return items, nil, nil
+	}
+	items = items[:limit]
+	c := cursor(items[limit-1])
+	return items, &c, nil
+}
