@@ -1,0 +1,302 @@
+package lti
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// Registration is one LMS platform registered by a tenant.
+type Registration struct {
+	ID            uuid.UUID `db:"id" json:"id"`
+	TenantID      uuid.UUID `db:"tenant_id" json:"tenant_id"`
+	Issuer        string    `db:"issuer" json:"issuer"`
+	ClientID      string    `db:"client_id" json:"client_id"`
+	AuthLoginURL  string    `db:"auth_login_url" json:"auth_login_url"`
+	AuthTokenURL  string    `db:"auth_token_url" json:"auth_token_url"`
+	TokenAudience string    `db:"token_audience" json:"token_audience"`
+	JWKSURL       string    `db:"jwks_url" json:"jwks_url"`
+	DeploymentIDs []string  `db:"-" json:"deployment_ids"`
+	CreatedAt     time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// Audience is the aud our client assertions carry: the token URL unless
+// the platform says otherwise (D2L does).
+func (r Registration) Audience() string {
+	if r.TokenAudience != "" {
+		return r.TokenAudience
+	}
+	return r.AuthTokenURL
+}
+
+// NewRegistration is what a tenant admin supplies.
+type NewRegistration struct {
+	Issuer        string   `json:"issuer"`
+	ClientID      string   `json:"client_id"`
+	AuthLoginURL  string   `json:"auth_login_url"`
+	AuthTokenURL  string   `json:"auth_token_url"`
+	TokenAudience string   `json:"token_audience"`
+	JWKSURL       string   `json:"jwks_url"`
+	DeploymentIDs []string `json:"deployment_ids"`
+}
+
+// Validate reports every invalid field at once.
+func (n NewRegistration) Validate() error {
+	var v apperr.Validator
+	v.Check(isURL(n.Issuer), "issuer", "must be the platform's issuer URL")
+	v.Check(n.ClientID != "" && len(n.ClientID) <= 255, "client_id", "must be 1–255 characters")
+	v.Check(isURL(n.AuthLoginURL), "auth_login_url", "must be an absolute http(s) URL")
+	v.Check(isURL(n.AuthTokenURL), "auth_token_url", "must be an absolute http(s) URL")
+	v.Check(n.TokenAudience == "" || len(n.TokenAudience) <= 2048, "token_audience", "must be at most 2048 characters")
+	v.Check(isURL(n.JWKSURL), "jwks_url", "must be an absolute http(s) URL")
+	for _, d := range n.DeploymentIDs {
+		v.Check(validDeploymentID(d), "deployment_ids", "each must be 1–255 characters")
+	}
+	return v.Err()
+}
+
+func validDeploymentID(d string) bool { return d != "" && len(d) <= 255 }
+
+func isURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && len(s) <= 2048
+}
+
+// Registrations stores platform registrations.
+type Registrations struct {
+	db  *sqlx.DB
+	log *slog.Logger
+	Now func() time.Time
+}
+
+// NewRegistrations returns the store.
+func NewRegistrations(db *sqlx.DB, log *slog.Logger) *Registrations {
+	return &Registrations{db: db, log: log, Now: time.Now}
+}
+
+// Create registers a platform for tenant.
+func (s *Registrations) Create(ctx context.Context, by audit.Actor, tenant uuid.UUID, in NewRegistration) (Registration, error) {
+	if err := in.Validate(); err != nil {
+		return Registration{}, err
+	}
+	now := s.Now()
+	r := Registration{ID: uuid.New(), TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
+		AuthLoginURL: in.AuthLoginURL, AuthTokenURL: in.AuthTokenURL, TokenAudience: in.TokenAudience,
+		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now}
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		_, err := tx.NamedExecContext(ctx, `INSERT INTO lti_registrations
+			(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, created_at, updated_at)
+			VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :created_at, :updated_at)`, r)
+		if err != nil {
+			return pg.MapError(err)
+		}
+		for _, d := range dedupe(in.DeploymentIDs) {
+			if err := addDeployment(ctx, tx, r, d, now); err != nil {
+				return err
+			}
+		}
+		r.DeploymentIDs = dedupe(in.DeploymentIDs)
+		return s.audit(ctx, tx, by, "lti_registration.created", r, nil)
+	})
+	if apperr.Is(err, apperr.Conflict) {
+		return Registration{}, apperr.Wrap(apperr.Conflict, err, "a registration with this issuer and client_id already exists")
+	}
+	return r, err
+}
+
+func dedupe(ids []string) []string {
+	out := []string{}
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func addDeployment(ctx context.Context, tx *sqlx.Tx, r Registration, deployment string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO lti_deployments (tenant_id, registration_id, deployment_id, created_at)
+		VALUES ($1, $2, $3, $4)`, r.TenantID, r.ID, deployment, now)
+	return pg.MapError(err)
+}
+
+func (s *Registrations) audit(ctx context.Context, tx *sqlx.Tx, by audit.Actor, action string, r Registration, extra map[string]string) error {
+	details := map[string]string{"issuer": r.Issuer, "client_id": r.ClientID}
+	for k, v := range extra {
+		details[k] = v
+	}
+	_, err := audit.Append(ctx, tx, &r.TenantID, by, audit.Event{Action: action, TargetType: "lti_registration",
+		TargetID: r.ID.String(), Details: details}, s.Now())
+	return err
+}
+
+// Get reads one of tenant's registrations with its deployments.
+func (s *Registrations) Get(ctx context.Context, tenant, id uuid.UUID) (Registration, error) {
+	var r Registration
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		var err error
+		r, err = getRegistration(ctx, tx, tenant, id)
+		return err
+	})
+	return r, err
+}
+
+func getRegistration(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Registration, error) {
+	var r Registration
+	err := tx.GetContext(ctx, &r, `SELECT * FROM lti_registrations WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	if pg.IsNoRows(err) {
+		return r, apperr.New(apperr.NotFound, "registration %q not found", id)
+	}
+	if err != nil {
+		return r, pg.MapError(err)
+	}
+	r.DeploymentIDs, err = deployments(ctx, tx, r.ID)
+	return r, err
+}
+
+func deployments(ctx context.Context, tx *sqlx.Tx, registration uuid.UUID) ([]string, error) {
+	ids := []string{}
+	err := tx.SelectContext(ctx, &ids, `SELECT deployment_id FROM lti_deployments WHERE registration_id = $1 ORDER BY created_at, deployment_id`, registration)
+	return ids, pg.MapError(err)
+}
+
+// List returns a page of tenant's registrations.
+func (s *Registrations) List(ctx context.Context, tenant uuid.UUID, page pg.Page) ([]Registration, *pg.Cursor, error) {
+	var rs []Registration
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		q, args := `SELECT * FROM lti_registrations WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2`, []any{tenant, page.Limit + 1}
+		if page.After != nil {
+			q = `SELECT * FROM lti_registrations WHERE tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`
+			args = append(args, page.After.At, page.After.ID)
+		}
+		if err := tx.SelectContext(ctx, &rs, q, args...); err != nil {
+			return err
+		}
+		for i := range rs {
+			var err error
+			if rs[i].DeploymentIDs, err = deployments(ctx, tx, rs[i].ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, pg.MapError(fmt.Errorf("lti: list registrations: %w", err))
+	}
+	return pg.TrimPage(rs, page.Limit, func(r Registration) pg.Cursor { return pg.Cursor{At: r.CreatedAt, ID: r.ID} })
+}
+
+// Delete removes a registration; its launches' records go with it.
+func (s *Registrations) Delete(ctx context.Context, by audit.Actor, tenant, id uuid.UUID) error {
+	return pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		r, err := getRegistration(ctx, tx, tenant, id)
+		if err != nil {
+			return err
+		}
+		// Launch records reference users, which outlive the registration.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM lti_registrations WHERE tenant_id = $1 AND id = $2`, tenant, id); err != nil {
+			return pg.MapError(err)
+		}
+		return s.audit(ctx, tx, by, "lti_registration.deleted", r, nil)
+	})
+}
+
+// AddDeployment allows one more deployment id (Canvas and Blackboard make
+// one per installation).
+func (s *Registrations) AddDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
+	if !validDeploymentID(deployment) {
+		return Registration{}, apperr.InvalidFields(apperr.FieldError{Field: "deployment_id", Message: "must be 1–255 characters"})
+	}
+	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.added", deployment, func(tx *sqlx.Tx, r Registration) error {
+		err := addDeployment(ctx, tx, r, deployment, s.Now())
+		if apperr.Is(err, apperr.Conflict) {
+			return apperr.Wrap(apperr.Conflict, err, "the deployment id is already registered")
+		}
+		return err
+	})
+}
+
+// RemoveDeployment stops accepting launches from a deployment.
+func (s *Registrations) RemoveDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
+	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.removed", deployment, func(tx *sqlx.Tx, r Registration) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE registration_id = $1 AND deployment_id = $2`, r.ID, deployment)
+		if err != nil {
+			return pg.MapError(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apperr.New(apperr.NotFound, "deployment %q not found", deployment)
+		}
+		return nil
+	})
+}
+
+func (s *Registrations) changeDeployments(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, action, deployment string, change func(*sqlx.Tx, Registration) error) (Registration, error) {
+	var r Registration
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		var err error
+		if r, err = getRegistration(ctx, tx, tenant, id); err != nil {
+			return err
+		}
+		if err := change(tx, r); err != nil {
+			return err
+		}
+		if r.DeploymentIDs, err = deployments(ctx, tx, r.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, action, r, map[string]string{"deployment_id": deployment})
+	})
+	return r, err
+}
+
+// Find looks a registration up by issuer and client_id across tenants, as
+// a login must before any tenant is known. With no client_id (some
+// platforms omit it) it succeeds only when the issuer has exactly one
+// registration.
+func (s *Registrations) Find(ctx context.Context, issuer, clientID string) (Registration, error) {
+	var rs []Registration
+	err := pg.CrossTenant(ctx, s.db, s.log, "lti login: find registration", func(tx *sqlx.Tx) error {
+		q, args := `SELECT * FROM lti_registrations WHERE issuer = $1 AND client_id = $2`, []any{issuer, clientID}
+		if clientID == "" {
+			q, args = `SELECT * FROM lti_registrations WHERE issuer = $1 LIMIT 2`, []any{issuer}
+		}
+		return tx.SelectContext(ctx, &rs, q, args...)
+	})
+	if err != nil {
+		return Registration{}, pg.MapError(fmt.Errorf("lti: find registration: %w", err))
+	}
+	switch len(rs) {
+	case 1:
+		return rs[0], nil
+	case 0:
+		return Registration{}, apperr.New(apperr.NotFound, "no registration for this issuer and client_id")
+	}
+	return Registration{}, apperr.New(apperr.Invalid, "the issuer has several registrations: the platform must send client_id, or use the registration's own login URL")
+}
+
+// ByID finds a registration by id across tenants, for per-registration
+// login URLs.
+func (s *Registrations) ByID(ctx context.Context, id uuid.UUID) (Registration, error) {
+	var r Registration
+	err := pg.CrossTenant(ctx, s.db, s.log, "lti login: registration by id", func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &r, `SELECT * FROM lti_registrations WHERE id = $1`, id)
+	})
+	if pg.IsNoRows(err) {
+		return r, apperr.New(apperr.NotFound, "no such registration")
+	}
+	return r, pg.MapError(err)
+}
+
+// trimURL drops a trailing slash so configured and claimed URLs compare.
+func trimURL(s string) string { return strings.TrimSuffix(s, "/") }
