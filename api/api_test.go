@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +18,9 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/klasterina/hub/api"
+	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
-	"github.com/klasterina/hub/tenants"
-	"github.com/klasterina/hub/tenants/audit"
 )
 
 const adminToken = "operator-token-for-tests-0123456789abcdef"
@@ -30,6 +32,10 @@ type hub struct {
 	db   *sqlx.DB
 	dbt  pgtest.DB
 	logs *lockedBuffer
+	// client is a browser: it trusts the test certificate, keeps cookies
+	// and does not follow redirects by itself.
+	client *http.Client
+	deps   api.Deps
 }
 
 // lockedBuffer collects the server's log lines while its goroutines write.
@@ -60,18 +66,30 @@ func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB) *hub {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
-	m, err := pg.NewMigrator(db, log)
+	// The hub serves TLS on loopback, as browsers require for the
+	// SameSite=None; Secure cookies of LTI launches.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, log),
-		Audit: audit.NewLog(db, log), AdminToken: adminToken, Log: log})
+	public, _ := url.Parse("https://" + ln.Addr().String())
+	cfg := &config.Config{AdminToken: adminToken, SecretKey: bytes.Repeat([]byte{7}, 32), PublicURL: public, OutboundAllowPrivate: true}
+	deps, err := api.Assemble(context.Background(), db, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	srv, err := api.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.Listener = ln
+	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs}
+	client := ts.Client()
+	client.Jar, _ = cookiejar.New(nil)
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs, client: client, deps: deps}
 }
 
 func mustOpen(t testing.TB, d pgtest.DB) *sqlx.DB {
@@ -127,7 +145,7 @@ func (h *hub) do(method, path, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -178,7 +196,7 @@ func (h *hub) doRaw(method, path, authorization string) response {
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

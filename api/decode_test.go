@@ -43,7 +43,7 @@ func TestWrongContentTypeIsRefused(t *testing.T) {
 	req, _ := http.NewRequest("POST", h.url+"/api/v1/tenants", strings.NewReader(`{"slug":"uni","display_name":"U","kind":"institution"}`))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "text/plain")
-	res, err := http.DefaultClient.Do(req)
+	res, err := h.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,15 @@ func (s *Server) routes() {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.metrics())
 	e.GET("/api/v1/openapi.json", serveOpenAPI)
+	e.GET("/.well-known/jwks.json", s.jwks)
+
+	// Browser-facing LTI endpoints: the platform's login initiation and
+	// form post, inside the LMS's iframe.
+	e.GET("/lti/login", s.lti.HandleLogin)
+	e.POST("/lti/login", s.lti.HandleLogin)
+	e.GET("/lti/login/:registration", s.lti.HandleLogin)
+	e.POST("/lti/login/:registration", s.lti.HandleLogin)
+	e.POST("/lti/launch", s.lti.HandleLaunch)
 
 	v1 := e.Group("/api/v1", s.authenticate)
 	v1.POST("/tenants", s.createTenant)
@@ -24,6 +33,17 @@ func (s *Server) routes() {
 
 	v1.GET("/tenants/:tenant/audit", s.listTenantAudit)
 	v1.GET("/tenants/:tenant/audit/verify", s.verifyTenantAudit)
+	v1.POST("/tenants/:tenant/lti/registrations", s.createRegistration)
+	v1.GET("/tenants/:tenant/lti/registrations", s.listRegistrations)
+	v1.GET("/tenants/:tenant/lti/registrations/:registration", s.getRegistration)
+	v1.DELETE("/tenants/:tenant/lti/registrations/:registration", s.deleteRegistration)
+	v1.POST("/tenants/:tenant/lti/registrations/:registration/deployments", s.addDeployment)
+	v1.DELETE("/tenants/:tenant/lti/registrations/:registration/deployments/:deployment", s.removeDeployment)
+	v1.GET("/tenants/:tenant/lti/registrations/:registration/tool-configuration", s.toolConfiguration)
+
+	v1.GET("/keys", s.listKeys)
+	v1.POST("/keys/:purpose/rotate", s.rotateKey)
+
 	v1.GET("/audit", s.listOperatorAudit)
 	v1.GET("/audit/verify", s.verifyOperatorAudit)
 }

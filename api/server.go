@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -27,6 +29,9 @@ type Deps struct {
 	Migrator   *pg.Migrator
 	Tenants    *tenants.Store
 	Audit      *audit.Log
+	Keys       *keys.Store
+	LTI        *lti.Tool
+	LTIRegs    *lti.Registrations
 	AdminToken string
 	Log        *slog.Logger
 	Registry   *prometheus.Registry // nil: a fresh one
@@ -34,21 +39,24 @@ type Deps struct {
 
 // Server is the hub's HTTP server.
 type Server struct {
-	echo       *echo.Echo
-	db         *sqlx.DB
-	migrator   *pg.Migrator
-	tenants    *tenants.Store
-	audit      *audit.Log
-	adminToken []byte
-	log        *slog.Logger
-	registry   *prometheus.Registry
+	echo          *echo.Echo
+	db            *sqlx.DB
+	migrator      *pg.Migrator
+	tenants       *tenants.Store
+	audit         *audit.Log
+	keys          *keys.Store
+	lti           *lti.Tool
+	registrations *lti.Registrations
+	adminToken    []byte
+	log           *slog.Logger
+	registry      *prometheus.Registry
 }
 
 // New builds the server with every route registered.
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

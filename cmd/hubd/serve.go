@@ -87,8 +87,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 }
 
 func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
-	srv, err := api.New(api.Deps{DB: h.db, Migrator: h.migrator, Tenants: h.tenants, Audit: h.audit,
-		AdminToken: h.cfg.AdminToken, Log: h.log})
+	deps, err := api.Assemble(ctx, h.db, h.cfg, h.log)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(deps)
 	if err != nil {
 		return err
 	}
@@ -108,6 +111,7 @@ func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return deps.LTI.RunHousekeeping(gctx, time.Minute) })
 	g.Go(func() error {
 		<-gctx.Done()
 		h.log.Info("shutting down: draining requests", "grace", shutdownGrace)

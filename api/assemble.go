@@ -1,0 +1,47 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/klasterina/hub/internal/config"
+	"github.com/klasterina/hub/internal/handoff"
+	"github.com/klasterina/hub/internal/httpx"
+	"github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/secrets"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// Assemble wires the domain packages from the configuration into Deps, the
+// one place main and the tests build the hub the same way. It makes sure the
+// hub's signing keys exist.
+func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Logger) (Deps, error) {
+	m, err := pg.NewMigrator(db, log)
+	if err != nil {
+		return Deps{}, err
+	}
+	sealer, err := secrets.New(cfg.SecretKey)
+	if err != nil {
+		return Deps{}, err
+	}
+	registry := prometheus.NewRegistry()
+	d := Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, log), Audit: audit.NewLog(db, log),
+		Keys: keys.NewStore(db, sealer, log), LTIRegs: lti.NewRegistrations(db, log),
+		AdminToken: cfg.AdminToken, Log: log, Registry: registry}
+	if err := d.Keys.Ensure(ctx); err != nil {
+		return Deps{}, fmt.Errorf("signing keys: %w", err)
+	}
+	keysets := keys.NewCache(httpx.New(cfg.OutboundAllowPrivate))
+	d.LTI = lti.NewTool(db, d.LTIRegs, d.Tenants, keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
+	if cfg.AppURL != nil {
+		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
+	}
+	return d, nil
+}

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// jwks publishes the hub's public keys: LTI platforms verify our messages
+// and client assertions with them, the learning app our handoff tokens.
+func (s *Server) jwks(c echo.Context) error {
+	b, err := s.keys.PublicJWKS(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
+}
+
+func (s *Server) listKeys(c echo.Context) error {
+	if err := requireOperator(c); err != nil {
+		return err
+	}
+	infos, err := s.keys.List(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list[keys.Info]{Items: infos})
+}
+
+// rotateKey promotes the next key of a purpose; the retired one stays
+// published for the overlap, so nothing signed before the rotation fails.
+func (s *Server) rotateKey(c echo.Context) error {
+	if err := requireOperator(c); err != nil {
+		return err
+	}
+	p := keys.Purpose(c.Param("purpose"))
+	if p != keys.LTI && p != keys.Handoff {
+		return apperr.New(apperr.NotFound, "no key purpose %q (lti, handoff)", p)
+	}
+	info, err := s.keys.Rotate(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	if err := s.audit.Record(c.Request().Context(), nil, actor(c), audit.Event{
+		Action: "tool_key.rotated", TargetType: "tool_key", TargetID: info.KID, Details: map[string]string{"purpose": string(p)},
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}

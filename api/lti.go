@@ -1,0 +1,125 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/tenants"
+)
+
+func (s *Server) createRegistration(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	var in lti.NewRegistration
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.registrations.Create(c.Request().Context(), actor(c), t.ID, in)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, registrationPath(t, r))
+	return c.JSON(http.StatusCreated, r)
+}
+
+func registrationPath(t tenants.Tenant, r lti.Registration) string {
+	return "/api/v1/tenants/" + t.Slug + "/lti/registrations/" + r.ID.String()
+}
+
+func (s *Server) listRegistrations(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeRead)
+	if err != nil {
+		return err
+	}
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	rs, next, err := s.registrations.List(c.Request().Context(), t.ID, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newList(rs, next))
+}
+
+func (s *Server) getRegistration(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeRead)
+	if err != nil {
+		return err
+	}
+	r, err := s.registrations.Get(c.Request().Context(), t.ID, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Server) deleteRegistration(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	if err := s.registrations.Delete(c.Request().Context(), actor(c), t.ID, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) addDeployment(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		DeploymentID string `json:"deployment_id"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.registrations.AddDeployment(c.Request().Context(), actor(c), t.ID, id, in.DeploymentID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, r)
+}
+
+func (s *Server) removeDeployment(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	if _, err := s.registrations.RemoveDeployment(c.Request().Context(), actor(c), t.ID, id, c.Param("deployment")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) toolConfiguration(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeRead)
+	if err != nil {
+		return err
+	}
+	r, err := s.registrations.Get(c.Request().Context(), t.ID, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.lti.Configuration(r))
+}
+
+func (s *Server) tenantAndRegistration(c echo.Context, scope tenants.Scope) (tenants.Tenant, uuid.UUID, error) {
+	t, err := s.tenantFor(c, scope)
+	if err != nil {
+		return t, uuid.Nil, err
+	}
+	id, err := uuid.Parse(c.Param("registration"))
+	if err != nil {
+		return t, uuid.Nil, apperr.New(apperr.NotFound, "registration %q not found", c.Param("registration"))
+	}
+	return t, id, nil
+}

@@ -1,0 +1,80 @@
+// Package handoff signs the short-lived token that hands a signed-in learner
+// to the learning app after an LTI launch or SSO sign-in.
+//
+// The token is a JWT signed ES256 with the hub's handoff key (published at
+// /.well-known/jwks.json), addressed to the learning app (aud), valid for a
+// minute, with a unique jti the app must accept only once.
+package handoff
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/klasterina/hub/internal/keys"
+)
+
+// TTL is how long a handoff token is valid: long enough for one auto-posted
+// form, short enough to be useless when leaked.
+const TTL = time.Minute
+
+// Subject is who is handed off, and to what.
+type Subject struct {
+	UserID      string   `json:"sub"`
+	Tenant      string   `json:"tenant"`
+	Roles       []string `json:"roles"`
+	Context     *Ref     `json:"context,omitempty"`
+	Activity    *Ref     `json:"activity,omitempty"`
+	MessageType string   `json:"message_type"`
+	Locale      string   `json:"locale,omitempty"`
+}
+
+// Ref names a course or an activity.
+type Ref struct {
+	ID    string `json:"id"`
+	Title string `json:"title,omitempty"`
+}
+
+// Signer issues handoff tokens.
+type Signer struct {
+	keys     *keys.Store
+	issuer   string
+	audience string
+	Now      func() time.Time
+}
+
+// NewSigner returns a Signer; issuer is the hub's public URL, audience the
+// learning app's URL.
+func NewSigner(k *keys.Store, issuer, audience string) *Signer {
+	return &Signer{keys: k, issuer: issuer, audience: audience, Now: time.Now}
+}
+
+// Audience is the app the tokens are for.
+func (s *Signer) Audience() string { return s.audience }
+
+// Sign returns a token for sub.
+func (s *Signer) Sign(ctx context.Context, sub Subject) (string, error) {
+	now := s.Now()
+	jti := make([]byte, 16)
+	_, _ = rand.Read(jti)
+	claims := struct {
+		Subject
+		Issuer   string `json:"iss"`
+		Audience string `json:"aud"`
+		IssuedAt int64  `json:"iat"`
+		Expires  int64  `json:"exp"`
+		ID       string `json:"jti"`
+	}{sub, s.issuer, s.audience, now.Unix(), now.Add(TTL).Unix(), base64.RawURLEncoding.EncodeToString(jti)}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("handoff: %w", err)
+	}
+	token, err := s.keys.Sign(ctx, keys.Handoff, payload)
+	if err != nil {
+		return "", fmt.Errorf("handoff: %w", err)
+	}
+	return string(token), nil
+}

@@ -1,0 +1,181 @@
+package lti
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// Claim names of the LTI 1.3 core, Deep Linking, NRPS and AGS
+// specifications.
+const (
+	ClaimMessageType    = "https://purl.imsglobal.org/spec/lti/claim/message_type"
+	ClaimVersion        = "https://purl.imsglobal.org/spec/lti/claim/version"
+	ClaimDeploymentID   = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
+	ClaimTargetLinkURI  = "https://purl.imsglobal.org/spec/lti/claim/target_link_uri"
+	ClaimResourceLink   = "https://purl.imsglobal.org/spec/lti/claim/resource_link"
+	ClaimRoles          = "https://purl.imsglobal.org/spec/lti/claim/roles"
+	ClaimContext        = "https://purl.imsglobal.org/spec/lti/claim/context"
+	ClaimPlatform       = "https://purl.imsglobal.org/spec/lti/claim/tool_platform"
+	ClaimLaunchPresent  = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
+	ClaimCustom         = "https://purl.imsglobal.org/spec/lti/claim/custom"
+	ClaimDeepLinking    = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+	ClaimNRPS           = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+	ClaimAGS            = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+	ClaimDLContentItems = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
+	ClaimDLData         = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
+	ClaimDLMessage      = "https://purl.imsglobal.org/spec/lti-dl/claim/msg"
+
+	MessageResourceLink       = "LtiResourceLinkRequest"
+	MessageDeepLinkingRequest = "LtiDeepLinkingRequest"
+	MessageDeepLinkResponse   = "LtiDeepLinkingResponse"
+	Version                   = "1.3.0"
+
+	ScopeNRPS          = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+	ScopeAGSLineItem   = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+	ScopeAGSResultRead = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+	ScopeAGSScore      = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+)
+
+// Audience is the aud claim: a string, or an array (Schoology sends one).
+type Audience []string
+
+// UnmarshalJSON accepts both forms.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// Claims is the part of an id_token the hub reads. Unknown claims (vendor
+// extensions, Canvas's and Blackboard's many) are ignored.
+type Claims struct {
+	Issuer          string          `json:"iss"`
+	Subject         *string         `json:"sub"`
+	Audience        Audience        `json:"aud"`
+	AuthorizedParty string          `json:"azp"`
+	ExpiresAt       *float64        `json:"exp"`
+	IssuedAt        *float64        `json:"iat"`
+	NotBefore       *float64        `json:"nbf"`
+	Nonce           string          `json:"nonce"`
+	Name            string          `json:"name"`
+	GivenName       string          `json:"given_name"`
+	FamilyName      string          `json:"family_name"`
+	Email           string          `json:"email"`
+	Locale          string          `json:"locale"`
+	MessageType     *string         `json:"https://purl.imsglobal.org/spec/lti/claim/message_type"`
+	Version         *string         `json:"https://purl.imsglobal.org/spec/lti/claim/version"`
+	DeploymentID    *string         `json:"https://purl.imsglobal.org/spec/lti/claim/deployment_id"`
+	TargetLinkURI   string          `json:"https://purl.imsglobal.org/spec/lti/claim/target_link_uri"`
+	ResourceLink    *ResourceLink   `json:"https://purl.imsglobal.org/spec/lti/claim/resource_link"`
+	Roles           *[]string       `json:"https://purl.imsglobal.org/spec/lti/claim/roles"`
+	Context         *Context        `json:"https://purl.imsglobal.org/spec/lti/claim/context"`
+	Platform        *Platform       `json:"https://purl.imsglobal.org/spec/lti/claim/tool_platform"`
+	Presentation    *Presentation   `json:"https://purl.imsglobal.org/spec/lti/claim/launch_presentation"`
+	Custom          map[string]any  `json:"https://purl.imsglobal.org/spec/lti/claim/custom"`
+	DeepLinking     *DeepLinking    `json:"https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"`
+	NRPS            *NRPSEndpoint   `json:"https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"`
+	AGS             *AGSEndpoint    `json:"https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"`
+	Extra           json.RawMessage `json:"-"`
+}
+
+// ResourceLink is the placement launched.
+type ResourceLink struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+}
+
+// Context is the course.
+type Context struct {
+	ID    string   `json:"id"`
+	Label string   `json:"label"`
+	Title string   `json:"title"`
+	Type  []string `json:"type"`
+}
+
+// Platform describes the LMS instance.
+type Platform struct {
+	GUID    string `json:"guid"`
+	Name    string `json:"name"`
+	Product string `json:"product_family_code"`
+}
+
+// Presentation says how the launch is shown.
+type Presentation struct {
+	DocumentTarget string `json:"document_target"`
+	ReturnURL      string `json:"return_url"`
+	Locale         string `json:"locale"`
+}
+
+// DeepLinking is the deep linking request's settings.
+type DeepLinking struct {
+	ReturnURL        string   `json:"deep_link_return_url"`
+	AcceptTypes      []string `json:"accept_types"`
+	AcceptTargets    []string `json:"accept_presentation_document_targets"`
+	AcceptMultiple   *bool    `json:"accept_multiple"`
+	AutoCreate       *bool    `json:"auto_create"`
+	Title            string   `json:"title"`
+	Text             string   `json:"text"`
+	Data             string   `json:"data"`
+	AcceptLineItem   *bool    `json:"accept_lineitem"`
+	AcceptMediaTypes string   `json:"accept_media_types"`
+}
+
+// NRPSEndpoint is the roster service of the context.
+type NRPSEndpoint struct {
+	URL      string   `json:"context_memberships_url"`
+	Versions []string `json:"service_versions"`
+}
+
+// AGSEndpoint is the grade service of the context and link.
+type AGSEndpoint struct {
+	Scope     []string `json:"scope"`
+	LineItems string   `json:"lineitems"`
+	LineItem  string   `json:"lineitem"`
+}
+
+// Role vocabularies of LTI 1.3 (LIS v2).
+const (
+	roleMembership  = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+	roleInstitution = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
+	roleSystem      = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
+	RoleLearner     = roleMembership + "Learner"
+	RoleInstructor  = roleMembership + "Instructor"
+)
+
+// contextRoleNames are the short names LTI 1.3 lets platforms send for
+// context roles ("Learner"), which the hub stores in full.
+var contextRoleNames = map[string]bool{
+	"Administrator": true, "ContentDeveloper": true, "Instructor": true, "Learner": true,
+	"Mentor": true, "Manager": true, "Member": true, "Officer": true,
+}
+
+// Roles sorts a launch's roles into context, institution and system roles,
+// expanding short context role names. Unknown roles are kept as context
+// roles, as sent: the tool must not fail on them.
+func Roles(raw []string) (context, institution, system []string) {
+	context, institution, system = []string{}, []string{}, []string{}
+	for _, r := range raw {
+		r = strings.TrimSpace(r)
+		switch {
+		case r == "":
+		case contextRoleNames[r]:
+			context = append(context, roleMembership+r)
+		case strings.HasPrefix(r, roleInstitution):
+			institution = append(institution, r)
+		case strings.HasPrefix(r, roleSystem):
+			system = append(system, r)
+		default:
+			context = append(context, r)
+		}
+	}
+	return context, institution, system
+}

@@ -1,0 +1,72 @@
+package lti
+
+import "fmt"
+
+// Reason is a stable code for why a login or launch was refused; it is
+// shown on the error page, counted in metrics and logged.
+type Reason string
+
+const (
+	ReasonBadRequest          Reason = "bad_request"
+	ReasonUnknownRegistration Reason = "unknown_registration"
+	ReasonAmbiguousIssuer     Reason = "ambiguous_issuer"
+	ReasonUnknownDeployment   Reason = "unknown_deployment"
+	ReasonTargetNotOurs       Reason = "target_link_uri_not_ours"
+	ReasonTenantSuspended     Reason = "tenant_suspended"
+	ReasonInvalidState        Reason = "invalid_state"
+	ReasonStateExpired        Reason = "state_expired"
+	ReasonStateNotBound       Reason = "state_not_bound"
+	ReasonNotAJWT             Reason = "not_a_jwt"
+	ReasonBadAlgorithm        Reason = "bad_algorithm"
+	ReasonNoKID               Reason = "no_kid"
+	ReasonUnknownKID          Reason = "unknown_kid"
+	ReasonKeysetUnavailable   Reason = "keyset_unavailable"
+	ReasonBadSignature        Reason = "bad_signature"
+	ReasonMalformedClaims     Reason = "malformed_claims"
+	ReasonWrongIssuer         Reason = "wrong_issuer"
+	ReasonWrongAudience       Reason = "wrong_audience"
+	ReasonWrongAZP            Reason = "wrong_azp"
+	ReasonExpired             Reason = "token_expired"
+	ReasonIssuedInFuture      Reason = "token_issued_in_future"
+	ReasonMissingTimestamps   Reason = "missing_timestamps"
+	ReasonNonceMismatch       Reason = "nonce_mismatch"
+	ReasonNonceReplayed       Reason = "nonce_replayed"
+	ReasonMissingDeployment   Reason = "missing_deployment_id"
+	ReasonMissingVersion      Reason = "missing_version"
+	ReasonWrongVersion        Reason = "wrong_version"
+	ReasonMissingMessageType  Reason = "missing_message_type"
+	ReasonUnsupportedMessage  Reason = "unsupported_message_type"
+	ReasonMissingSubject      Reason = "missing_sub"
+	ReasonMissingRoles        Reason = "missing_roles"
+	ReasonMissingResourceLink Reason = "missing_resource_link_id"
+	ReasonMissingDeepLinking  Reason = "missing_deep_linking_settings"
+	ReasonTargetLinkMismatch  Reason = "target_link_uri_mismatch"
+	ReasonMissingTargetLink   Reason = "missing_target_link_uri"
+)
+
+// Failure is a refused login or launch. Detail is for the log only; the
+// browser sees the reason code.
+type Failure struct {
+	Reason Reason
+	Detail string
+	Err    error
+}
+
+func (f *Failure) Error() string {
+	s := fmt.Sprintf("lti: %s", f.Reason)
+	if f.Detail != "" {
+		s += ": " + f.Detail
+	}
+	if f.Err != nil {
+		s += ": " + f.Err.Error()
+	}
+	return s
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+func fail(r Reason, format string, args ...any) *Failure {
+	return &Failure{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+func failErr(r Reason, err error) *Failure { return &Failure{Reason: r, Err: err} }

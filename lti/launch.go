@@ -1,0 +1,206 @@
+package lti
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/klasterina/hub/internal/keys"
+)
+
+// LaunchRequest is what the browser posts to /lti/launch, with the secret
+// of the binding cookie (or from platform storage) if it had one.
+type LaunchRequest struct {
+	IDToken       string
+	State         string
+	BrowserSecret string
+}
+
+// Launch is a validated launch.
+type Launch struct {
+	Registration Registration
+	Claims       Claims
+	Message      string
+	Roles        []string // context roles, short names expanded
+	Institution  []string
+	System       []string
+	state        loginState
+}
+
+// Validate runs the launch pipeline. Each step is small and HTTP-free and
+// fails with a *Failure naming its reason. Nothing is written here: Record
+// stores a valid launch, consuming its nonce.
+func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) {
+	st, err := t.checkState(in)
+	if err != nil {
+		return nil, err
+	}
+	l := &Launch{state: st}
+	if l.Registration, err = t.registrations.ByID(ctx, st.Registration); err != nil {
+		return nil, failErr(ReasonUnknownRegistration, err)
+	}
+	if err := t.checkTenant(ctx, l.Registration); err != nil {
+		return nil, err
+	}
+	payload, err := t.verifySignature(ctx, l.Registration, in.IDToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(payload, &l.Claims); err != nil {
+		return nil, failErr(ReasonMalformedClaims, err)
+	}
+	steps := []func(context.Context, *Launch) error{
+		t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
+		checkVersionAndType, checkMessageClaims, checkTargetLink,
+	}
+	for _, step := range steps {
+		if err := step(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	l.Roles, l.Institution, l.System = Roles(*l.Claims.Roles)
+	return l, nil
+}
+
+func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
+	if in.State == "" || in.IDToken == "" {
+		return loginState{}, fail(ReasonBadRequest, "id_token and state are required")
+	}
+	st, err := openState(t.sealer, in.State)
+	if err != nil {
+		return st, failErr(ReasonInvalidState, err)
+	}
+	if t.Now().Unix() > st.Expires {
+		return st, fail(ReasonStateExpired, "state expired")
+	}
+	if !st.boundTo(in.BrowserSecret) {
+		return st, fail(ReasonStateNotBound, "the state was not issued to this browser")
+	}
+	return st, nil
+}
+
+// verifySignature accepts RS256 only, with a kid naming a key of the
+// platform's keyset: no "none", no HMAC, no key carried in the token.
+func (t *Tool) verifySignature(ctx context.Context, reg Registration, token string) ([]byte, error) {
+	msg, err := jws.ParseString(token)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, fail(ReasonNotAJWT, "not a compact JWS")
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if h.Algorithm() != jwa.RS256 {
+		return nil, fail(ReasonBadAlgorithm, "alg %q", h.Algorithm())
+	}
+	if h.KeyID() == "" {
+		return nil, fail(ReasonNoKID, "no kid in the header")
+	}
+	key, err := t.keysets.RSAKey(ctx, reg.JWKSURL, h.KeyID())
+	if err != nil {
+		if errors.Is(err, keys.ErrUnknownKey) {
+			return nil, failErr(ReasonUnknownKID, err)
+		}
+		return nil, failErr(ReasonKeysetUnavailable, err)
+	}
+	payload, err := jws.Verify([]byte(token), jws.WithKey(jwa.RS256, key))
+	if err != nil {
+		return nil, failErr(ReasonBadSignature, err)
+	}
+	return payload, nil
+}
+
+func (t *Tool) checkIssuerAudience(_ context.Context, l *Launch) error {
+	c, reg := l.Claims, l.Registration
+	switch {
+	case c.Issuer != reg.Issuer:
+		return fail(ReasonWrongIssuer, "iss %q", c.Issuer)
+	case !slices.Contains(c.Audience, reg.ClientID):
+		return fail(ReasonWrongAudience, "aud %v", c.Audience)
+	case len(c.Audience) > 1 && c.AuthorizedParty != reg.ClientID:
+		return fail(ReasonWrongAZP, "aud has several values and azp is %q", c.AuthorizedParty)
+	case c.AuthorizedParty != "" && c.AuthorizedParty != reg.ClientID:
+		return fail(ReasonWrongAZP, "azp %q", c.AuthorizedParty)
+	}
+	return nil
+}
+
+func (t *Tool) checkTimes(_ context.Context, l *Launch) error {
+	c := l.Claims
+	if c.ExpiresAt == nil || c.IssuedAt == nil {
+		return fail(ReasonMissingTimestamps, "exp and iat are required")
+	}
+	now := t.Now()
+	switch {
+	case now.Add(-t.Leeway).After(unix(*c.ExpiresAt)):
+		return fail(ReasonExpired, "exp %v", *c.ExpiresAt)
+	case now.Add(t.Leeway).Before(unix(*c.IssuedAt)):
+		return fail(ReasonIssuedInFuture, "iat %v", *c.IssuedAt)
+	case c.NotBefore != nil && now.Add(t.Leeway).Before(unix(*c.NotBefore)):
+		return fail(ReasonIssuedInFuture, "nbf %v", *c.NotBefore)
+	}
+	return nil
+}
+
+func unix(f float64) time.Time { return time.Unix(int64(f), 0) }
+
+func checkNonce(_ context.Context, l *Launch) error {
+	if l.Claims.Nonce == "" || l.Claims.Nonce != l.state.Nonce {
+		return fail(ReasonNonceMismatch, "nonce does not match the login's")
+	}
+	return nil
+}
+
+func (t *Tool) checkLaunchDeployment(ctx context.Context, l *Launch) error {
+	if l.Claims.DeploymentID == nil || *l.Claims.DeploymentID == "" {
+		return fail(ReasonMissingDeployment, "no deployment_id claim")
+	}
+	return t.checkDeployment(ctx, l.Registration, *l.Claims.DeploymentID)
+}
+
+func checkVersionAndType(_ context.Context, l *Launch) error {
+	c := l.Claims
+	switch {
+	case c.Version == nil:
+		return fail(ReasonMissingVersion, "no version claim")
+	case *c.Version != Version:
+		return fail(ReasonWrongVersion, "version %q", *c.Version)
+	case c.MessageType == nil:
+		return fail(ReasonMissingMessageType, "no message_type claim")
+	case *c.MessageType != MessageResourceLink && *c.MessageType != MessageDeepLinkingRequest:
+		return fail(ReasonUnsupportedMessage, "message_type %q", *c.MessageType)
+	}
+	l.Message = *c.MessageType
+	return nil
+}
+
+// checkMessageClaims checks what each message type requires. An empty roles
+// array is valid (anonymous or role-less launches); an absent one is not.
+func checkMessageClaims(_ context.Context, l *Launch) error {
+	c := l.Claims
+	switch {
+	case c.Subject == nil || *c.Subject == "":
+		return fail(ReasonMissingSubject, "no sub claim")
+	case c.Roles == nil:
+		return fail(ReasonMissingRoles, "no roles claim")
+	case l.Message == MessageResourceLink && (c.ResourceLink == nil || c.ResourceLink.ID == ""):
+		return fail(ReasonMissingResourceLink, "no resource_link id")
+	case l.Message == MessageDeepLinkingRequest && (c.DeepLinking == nil || c.DeepLinking.ReturnURL == ""):
+		return fail(ReasonMissingDeepLinking, "no deep_linking_settings return URL")
+	}
+	return nil
+}
+
+// checkTargetLink compares the signed target_link_uri with the login's;
+// the hub then uses only the signed one.
+func checkTargetLink(_ context.Context, l *Launch) error {
+	switch {
+	case l.Claims.TargetLinkURI == "":
+		return fail(ReasonMissingTargetLink, "no target_link_uri claim")
+	case l.Claims.TargetLinkURI != l.state.TargetLink:
+		return fail(ReasonTargetLinkMismatch, "signed %q, login %q", l.Claims.TargetLinkURI, l.state.TargetLink)
+	}
+	return nil
+}

@@ -1,0 +1,262 @@
+// Package ltitest is an in-process LMS platform for tests and the demo, in
+// the spirit of net/http/httptest: it has its own RSA key and JWKS, an OIDC
+// authorization endpoint that answers a tool's login redirect with a signed
+// id_token posted to the tool (form_post), launches for any role and
+// message type, and each of the certification suite's bad payloads on
+// demand.
+//
+// It implements the platform side of the LTI 1.3 core and 1EdTech Security
+// Framework as published; it shares no code with the tool it tests but the
+// claim names.
+package ltitest
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/klasterina/hub/lti"
+)
+
+// Platform is a fake LMS. Its issuer is its server's URL.
+type Platform struct {
+	Server       *httptest.Server
+	ClientID     string
+	DeploymentID string
+	// Cache-Control sent with the JWKS.
+	JWKSCacheControl string
+
+	mu      sync.Mutex
+	keys    []*signingKey // the first signs; all are published
+	pending map[string]Launch
+	now     func() time.Time
+}
+
+type signingKey struct {
+	kid  string
+	priv *rsa.PrivateKey
+}
+
+// New starts a platform on loopback. Close it when done.
+func New() *Platform {
+	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
+		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, now: time.Now}
+	p.RotateKey()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /jwks", p.serveJWKS)
+	mux.HandleFunc("GET /auth", p.authorize)
+	mux.HandleFunc("POST /auth", p.authorize)
+	p.Server = httptest.NewServer(mux)
+	return p
+}
+
+// Close stops the platform's server.
+func (p *Platform) Close() { p.Server.Close() }
+
+// Issuer is the platform's iss.
+func (p *Platform) Issuer() string { return p.Server.URL }
+
+// AuthURL is the OIDC authorization endpoint.
+func (p *Platform) AuthURL() string { return p.Server.URL + "/auth" }
+
+// TokenURL is the OAuth 2 token endpoint.
+func (p *Platform) TokenURL() string { return p.Server.URL + "/token" }
+
+// JWKSURL is where the platform publishes its keys.
+func (p *Platform) JWKSURL() string { return p.Server.URL + "/jwks" }
+
+// RotateKey makes a new signing key; the old one stays published, as a
+// platform rotating its keys does.
+func (p *Platform) RotateKey() {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = append([]*signingKey{{kid: "k-" + randomHex(6), priv: priv}}, p.keys...)
+}
+
+func (p *Platform) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	p.mu.Lock()
+	set := jwk.NewSet()
+	for _, k := range p.keys {
+		pub, _ := jwk.FromRaw(k.priv.Public())
+		_ = pub.Set(jwk.KeyIDKey, k.kid)
+		_ = pub.Set(jwk.KeyUsageKey, "sig")
+		_ = set.AddKey(pub)
+	}
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", p.JWKSCacheControl)
+	_ = json.NewEncoder(w).Encode(set)
+}
+
+// Launch is one launch the platform will make.
+type Launch struct {
+	Message    string         // lti.MessageResourceLink (default) or lti.MessageDeepLinkingRequest
+	Subject    string         // the user's sub; default a fresh one
+	Roles      []string       // nil: Learner
+	TargetLink string         // target_link_uri; default the tool's launch URL
+	Claims     map[string]any // added to (or, with nil values, removed from) the defaults
+	// Tamper changes the signed token's header and claims, for bad payloads.
+	Tamper func(header map[string]any, claims map[string]any)
+	// Raw replaces the whole id_token, for payloads that are not JWTs at all.
+	Raw string
+}
+
+// LoginURL is the initiation request the platform makes of the tool's
+// login endpoint for this launch: the tool's reply starts the OIDC flow.
+func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
+	hint := randomHex(8)
+	if l.TargetLink == "" {
+		l.TargetLink = toolLaunch
+	}
+	p.mu.Lock()
+	p.pending[hint] = l
+	p.mu.Unlock()
+	q := url.Values{
+		"iss":               {p.Issuer()},
+		"login_hint":        {"user-hint-" + hint},
+		"target_link_uri":   {l.TargetLink},
+		"lti_message_hint":  {hint},
+		"client_id":         {p.ClientID},
+		"lti_deployment_id": {p.DeploymentID},
+	}
+	return toolLogin + "?" + q.Encode()
+}
+
+// authorize is the OIDC authorization endpoint: it checks the tool's
+// authentication request as the Security Framework requires and answers
+// with a self-submitting form that posts the id_token to redirect_uri.
+func (p *Platform) authorize(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	q := r.Form
+	hint := q.Get("lti_message_hint")
+	p.mu.Lock()
+	l, ok := p.pending[hint]
+	delete(p.pending, hint)
+	p.mu.Unlock()
+	switch {
+	case !ok:
+		http.Error(w, "unknown lti_message_hint", http.StatusBadRequest)
+		return
+	case q.Get("scope") != "openid" || q.Get("response_type") != "id_token" || q.Get("response_mode") != "form_post" ||
+		q.Get("prompt") != "none" || q.Get("client_id") != p.ClientID || q.Get("nonce") == "" || q.Get("state") == "" ||
+		q.Get("login_hint") != "user-hint-"+hint || q.Get("redirect_uri") == "":
+		http.Error(w, "invalid authentication request", http.StatusBadRequest)
+		return
+	}
+	token, err := p.IDToken(q.Get("nonce"), l)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = formPost.Execute(w, map[string]string{"Action": q.Get("redirect_uri"), "IDToken": token, "State": q.Get("state")})
+}
+
+var formPost = template.Must(template.New("form").Parse(`<!doctype html>
+<html><body onload="document.forms[0].submit()">
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="id_token" value="{{.IDToken}}">
+<input type="hidden" name="state" value="{{.State}}">
+<noscript><button>Continue</button></noscript>
+</form></body></html>`))
+
+// IDToken signs the launch's id_token for nonce.
+func (p *Platform) IDToken(nonce string, l Launch) (string, error) {
+	if l.Raw != "" {
+		return l.Raw, nil
+	}
+	claims := p.Claims(nonce, l)
+	p.mu.Lock()
+	k := p.keys[0]
+	p.mu.Unlock()
+	header := map[string]any{"kid": k.kid, "typ": "JWT"}
+	if l.Tamper != nil {
+		l.Tamper(header, claims)
+	}
+	return sign(k.priv, header, claims)
+}
+
+func sign(priv *rsa.PrivateKey, header, claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	hdr := jws.NewHeaders()
+	for name, v := range header {
+		if err := hdr.Set(name, v); err != nil {
+			return "", fmt.Errorf("ltitest: header %s: %w", name, err)
+		}
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.RS256, priv, jws.WithProtectedHeaders(hdr)))
+	return string(out), err
+}
+
+// Claims are the id_token claims of a launch: a complete, valid
+// LtiResourceLinkRequest (or LtiDeepLinkingRequest), with l.Claims applied.
+func (p *Platform) Claims(nonce string, l Launch) map[string]any {
+	now := p.now()
+	if l.Message == "" {
+		l.Message = lti.MessageResourceLink
+	}
+	if l.Subject == "" {
+		l.Subject = "user-" + randomHex(6)
+	}
+	roles := l.Roles
+	if roles == nil {
+		roles = []string{lti.RoleLearner}
+	}
+	c := map[string]any{
+		"iss": p.Issuer(), "aud": p.ClientID, "sub": l.Subject, "nonce": nonce,
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"name": "Ada Lovelace", "given_name": "Ada", "family_name": "Lovelace", "email": "ada@example.edu", "locale": "en-GB",
+		lti.ClaimMessageType:   l.Message,
+		lti.ClaimVersion:       lti.Version,
+		lti.ClaimDeploymentID:  p.DeploymentID,
+		lti.ClaimTargetLinkURI: l.TargetLink,
+		lti.ClaimRoles:         roles,
+		lti.ClaimContext:       map[string]any{"id": "course-1", "label": "MATH101", "title": "Mathematics 101", "type": []string{"http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"}},
+		lti.ClaimPlatform:      map[string]any{"guid": "platform-guid", "name": "Test LMS", "product_family_code": "ltitest"},
+		lti.ClaimNRPS:          map[string]any{"context_memberships_url": p.Server.URL + "/nrps/course-1", "service_versions": []string{"2.0"}},
+		lti.ClaimAGS: map[string]any{"scope": []string{lti.ScopeAGSLineItem, lti.ScopeAGSResultRead, lti.ScopeAGSScore},
+			"lineitems": p.Server.URL + "/ags/course-1/lineitems"},
+	}
+	switch l.Message {
+	case lti.MessageDeepLinkingRequest:
+		c[lti.ClaimDeepLinking] = map[string]any{
+			"deep_link_return_url": p.Server.URL + "/deep-link-return", "accept_types": []string{"ltiResourceLink"},
+			"accept_presentation_document_targets": []string{"iframe", "window"}, "accept_multiple": true, "data": "opaque-" + randomHex(4),
+		}
+	default:
+		c[lti.ClaimResourceLink] = map[string]any{"id": "link-1", "title": "Week 1 quiz"}
+	}
+	for k, v := range l.Claims {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,91 @@
+package lti
+
+import "html/template"
+
+// The browser-facing pages. They are small on purpose: they run inside an
+// LMS iframe, and must work without the hub's own assets.
+var pages = template.Must(template.New("pages").Parse(`
+{{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
+code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6rem}</style></head><body>{{end}}
+
+{{define "error"}}{{template "head" "Launch refused"}}
+<h1>This launch could not be completed</h1>
+<p>{{.Message}}</p>
+<p>If this keeps happening, give your LMS administrator this reference:</p>
+<p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
+</body></html>{{end}}
+
+{{define "landing"}}{{template "head" "Launched"}}
+<h1>Welcome{{if .Name}}, {{.Name}}{{end}}</h1>
+<dl>
+<dt>Organisation</dt><dd>{{.Tenant}}</dd>
+{{if .Course}}<dt>Course</dt><dd>{{.Course}}</dd>{{end}}
+{{if .Activity}}<dt>Activity</dt><dd>{{.Activity}}</dd>{{end}}
+<dt>Roles</dt><dd>{{range .Roles}}<code>{{.}}</code> {{else}}none{{end}}</dd>
+<dt>Hub user</dt><dd><code>{{.UserID}}</code></dd>
+</dl>
+<p>No learning app is configured (<code>HUB_APP_URL</code>), so the hub shows this page instead of handing you over.</p>
+</body></html>{{end}}
+
+{{define "handoff"}}{{template "head" "Continuing…"}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="hub_token" value="{{.Token}}">
+<noscript><button>Continue</button></noscript>
+</form>
+<script nonce="{{.Nonce}}">document.forms[0].submit()</script>
+</body></html>{{end}}
+
+{{define "store-state"}}{{template "head" "Signing in…"}}
+<p>Signing in…</p>
+<script nonce="{{.Nonce}}">
+(function () {
+  var next = {{.Next}}, origin = {{.Origin}}, target = {{.Target}};
+  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var id = "put-" + Math.random().toString(36).slice(2);
+  var done = false;
+  function go() { if (!done) { done = true; window.location.replace(next); } }
+  window.addEventListener("message", function (e) {
+    if (e.origin === origin && e.data && e.data.subject === "lti.put_data.response" && e.data.message_id === id) go();
+  });
+  try {
+    frame.postMessage({subject: "lti.put_data", message_id: id, key: {{.Key}}, value: {{.Value}}}, origin);
+  } catch (err) { go(); }
+  setTimeout(go, 3000);
+})();
+</script>
+</body></html>{{end}}
+
+{{define "fetch-state"}}{{template "head" "Signing in…"}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="id_token" value="{{.IDToken}}">
+<input type="hidden" name="state" value="{{.State}}">
+<input type="hidden" name="lti_storage_secret" value="">
+</form>
+<p id="slow" hidden>Your browser blocked what this launch needs inside the LMS.
+<a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a>.</p>
+<script nonce="{{.Nonce}}">
+(function () {
+  var origin = {{.Origin}}, target = {{.Target}};
+  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var id = "get-" + Math.random().toString(36).slice(2);
+  window.addEventListener("message", function (e) {
+    if (e.origin !== origin || !e.data || e.data.subject !== "lti.get_data.response" || e.data.message_id !== id) return;
+    if (!e.data.value) { document.getElementById("slow").hidden = false; return; }
+    document.forms[0].elements.lti_storage_secret.value = e.data.value;
+    document.forms[0].submit();
+  });
+  frame.postMessage({subject: "lti.get_data", message_id: id, key: {{.Key}}}, origin);
+  setTimeout(function () { document.getElementById("slow").hidden = false; }, 3000);
+})();
+</script>
+</body></html>{{end}}
+
+{{define "new-window"}}{{template "head" "Open in a new window"}}
+<h1>Open this activity in a new window</h1>
+<p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>
+<p><a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a> to continue.</p>
+<p>reference <code>{{.RequestID}}</code></p>
+</body></html>{{end}}
+`))

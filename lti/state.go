@@ -1,0 +1,83 @@
+package lti
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/klasterina/hub/internal/secrets"
+)
+
+// loginState is what the hub remembers between login and launch. It
+// travels sealed (AES-GCM) as the OIDC state parameter, so login writes
+// nothing to the database; the nonce's single use is enforced at launch.
+type loginState struct {
+	ID           string    `json:"i"` // names the browser-binding cookie
+	Registration uuid.UUID `json:"r"`
+	Nonce        string    `json:"n"`
+	TargetLink   string    `json:"u"`
+	BrowserHash  string    `json:"b"` // SHA-256 of the secret in the cookie
+	Expires      int64     `json:"e"`
+	LoginHint    string    `json:"lh,omitempty"`
+	MessageHint  string    `json:"mh,omitempty"`
+	Storage      string    `json:"st,omitempty"` // lti_storage_target, when offered
+}
+
+var stateAAD = []byte("hub lti login state")
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashSecret(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// newLoginState returns a state and the browser secret bound to it.
+func newLoginState(reg uuid.UUID, target string, ttl time.Duration, now time.Time) (loginState, string) {
+	secret := randomToken(24)
+	return loginState{
+		ID: randomToken(9), Registration: reg, Nonce: randomToken(24), TargetLink: target,
+		BrowserHash: hashSecret(secret), Expires: now.Add(ttl).Unix(),
+	}, secret
+}
+
+func sealState(s *secrets.Sealer, st loginState) (string, error) {
+	b, _ := json.Marshal(st)
+	sealed, err := s.Seal(b, stateAAD)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+func openState(s *secrets.Sealer, raw string) (loginState, error) {
+	var st loginState
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return st, err
+	}
+	b, err := s.Open(sealed, stateAAD)
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// boundTo reports whether secret is the browser secret of the state.
+func (st loginState) boundTo(secret string) bool {
+	return secret != "" && subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(st.BrowserHash)) == 1
+}
+
+// cookieName is the browser-binding cookie of this login: one per login, so
+// launches in several frames at once do not overwrite each other.
+func (st loginState) cookieName() string { return "hub_lti_" + st.ID }
