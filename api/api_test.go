@@ -62,7 +62,7 @@ func newHub(t testing.TB) *hub {
 	return serveHub(t, d, mustOpen(t, d))
 }
 
-func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB) *hub {
+func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB, configure ...func(*config.Config)) *hub {
 	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
@@ -74,6 +74,9 @@ func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB) *hub {
 	}
 	public, _ := url.Parse("https://" + ln.Addr().String())
 	cfg := &config.Config{AdminToken: adminToken, SecretKey: bytes.Repeat([]byte{7}, 32), PublicURL: public, OutboundAllowPrivate: true}
+	for _, c := range configure {
+		c(cfg)
+	}
 	deps, err := api.Assemble(context.Background(), db, cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -38,8 +38,8 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	if err := d.Keys.Ensure(ctx); err != nil {
 		return Deps{}, fmt.Errorf("signing keys: %w", err)
 	}
-	keysets := keys.NewCache(httpx.New(cfg.OutboundAllowPrivate))
-	d.LTI = lti.NewTool(db, d.LTIRegs, d.Tenants, keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
+	d.Keysets = keys.NewCache(httpx.New(cfg.OutboundAllowPrivate))
+	d.LTI = lti.NewTool(db, d.LTIRegs, d.Tenants, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

@@ -30,6 +30,7 @@ type Deps struct {
 	Tenants    *tenants.Store
 	Audit      *audit.Log
 	Keys       *keys.Store
+	Keysets    *keys.Cache // other parties' JWKS
 	LTI        *lti.Tool
 	LTIRegs    *lti.Registrations
 	AdminToken string

@@ -246,9 +246,13 @@ func (p *Platform) Claims(nonce string, l Launch) map[string]any {
 		c[lti.ClaimResourceLink] = map[string]any{"id": "link-1", "title": "Week 1 quiz"}
 	}
 	for k, v := range l.Claims {
-		if v == nil {
+		switch {
+		case v == nil:
 			delete(c, k)
-		} else {
+		case k == lti.ClaimDeploymentID || k == lti.ClaimTargetLinkURI:
+			// The platform owns these (recorded launches carry other
+			// platforms' values); change them with Tamper.
+		default:
 			c[k] = v
 		}
 	}

@@ -1,0 +1,472 @@
+package api_test
+
+import (
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klasterina/hub/internal/config"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/ltitest"
+)
+
+// platformHub is the hub with a registered fake LMS.
+type platformHub struct {
+	*hub
+	p    *ltitest.Platform
+	slug string
+	reg  string
+}
+
+func newPlatformHub(t *testing.T, configure ...func(*config.Config)) *platformHub {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d), configure...)
+	p := ltitest.New()
+	t.Cleanup(p.Close)
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	h.createTenant("uni", "institution")
+	ph.reg = ph.register(p)
+	return ph
+}
+
+func (ph *platformHub) register(p *ltitest.Platform) string {
+	r := ph.expect(ph.do("POST", "/api/v1/tenants/"+ph.slug+"/lti/registrations", adminToken, map[string]any{
+		"issuer": p.Issuer(), "client_id": p.ClientID, "auth_login_url": p.AuthURL(), "auth_token_url": p.TokenURL(),
+		"jwks_url": p.JWKSURL(), "deployment_ids": []string{p.DeploymentID},
+	}), 201)
+	return r.field(ph.t, "id")
+}
+
+// form is the platform's self-submitting form_post.
+type form struct {
+	action, idToken, state string
+}
+
+var formField = regexp.MustCompile(`name="(id_token|state)" value="([^"]*)"`)
+var formAction = regexp.MustCompile(`action="([^"]*)"`)
+
+// authorize plays the browser through login: the tool's redirect, then
+// the platform's authorization endpoint, returning the form it answers.
+func (ph *platformHub) authorize(loginURL string) (form, response) {
+	ph.t.Helper()
+	r := ph.get(loginURL)
+	if r.status != http.StatusFound {
+		return form{}, r
+	}
+	res, err := http.Get(r.header.Get("Location"))
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		ph.t.Fatalf("platform refused the authentication request: %d %s", res.StatusCode, body)
+	}
+	f := form{action: html.UnescapeString(formAction.FindStringSubmatch(string(body))[1])}
+	for _, m := range formField.FindAllStringSubmatch(string(body), -1) {
+		if m[1] == "id_token" {
+			f.idToken = html.UnescapeString(m[2])
+		} else {
+			f.state = html.UnescapeString(m[2])
+		}
+	}
+	return f, r
+}
+
+func (ph *platformHub) get(u string) response {
+	ph.t.Helper()
+	res, err := ph.client.Get(u)
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (ph *platformHub) post(f form, extra url.Values) response {
+	ph.t.Helper()
+	v := url.Values{"id_token": {f.idToken}, "state": {f.state}}
+	for k, vs := range extra {
+		v[k] = vs
+	}
+	res, err := ph.client.PostForm(f.action, v)
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// launch runs a whole launch as a browser would.
+func (ph *platformHub) launch(l ltitest.Launch) response {
+	ph.t.Helper()
+	f, r := ph.authorize(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", l))
+	if f.action == "" {
+		return r
+	}
+	return ph.post(f, nil)
+}
+
+// refusedWith checks the error page names reason and the request id.
+func (ph *platformHub) refusedWith(r response, reason lti.Reason) {
+	ph.t.Helper()
+	body := string(r.body)
+	if r.status < 400 || !strings.Contains(body, "reason <code>"+string(reason)+"</code>") {
+		ph.t.Fatalf("status %d, want a refusal with reason %s; page:\n%s", r.status, reason, body)
+	}
+	if id := r.header.Get("X-Request-Id"); id == "" || !strings.Contains(body, id) {
+		ph.t.Fatalf("the error page does not show the reference %q", id)
+	}
+}
+
+func (ph *platformHub) succeeded(r response) {
+	ph.t.Helper()
+	if r.status != 200 || !strings.Contains(string(r.body), "<h1>Welcome") {
+		ph.t.Fatalf("launch failed: %d\n%s", r.status, r.body)
+	}
+}
+
+// rows counts a table's rows for every tenant, as the superuser.
+func (ph *platformHub) rows(table string) int {
+	ph.t.Helper()
+	var n int
+	if err := pgtest.Superuser(ph.t, ph.dbt).Get(&n, `SELECT count(*) FROM `+table); err != nil {
+		ph.t.Fatal(err)
+	}
+	return n
+}
+
+func TestValidLaunchRecordsAndLands(t *testing.T) {
+	ph := newPlatformHub(t)
+	r := ph.launch(ltitest.Launch{Roles: []string{lti.RoleInstructor}, Subject: "teacher-1"})
+	ph.succeeded(r)
+	for _, want := range []string{"Ada Lovelace", "Mathematics 101", "Week 1 quiz", lti.RoleInstructor} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("landing page lacks %q", want)
+		}
+	}
+	for table, want := range map[string]int{"users": 1, "lti_identities": 1, "contexts": 1, "resource_links": 1, "memberships": 1, "lti_nonces": 1} {
+		if n := ph.rows(table); n != want {
+			t.Errorf("%s: %d rows, want %d", table, n, want)
+		}
+	}
+	var nrps, lineitems string
+	pgtest.Superuser(t, ph.dbt).QueryRow(`SELECT nrps_url, ags_lineitems FROM contexts`).Scan(&nrps, &lineitems)
+	if !strings.HasSuffix(nrps, "/nrps/course-1") || !strings.HasSuffix(lineitems, "/lineitems") {
+		t.Errorf("service endpoints not recorded: %q %q", nrps, lineitems)
+	}
+	// A second launch by the same person reuses the user.
+	ph.succeeded(ph.launch(ltitest.Launch{Roles: []string{"Learner"}, Subject: "teacher-1"}))
+	if n := ph.rows("users"); n != 1 {
+		t.Fatalf("%d users after two launches of one person", n)
+	}
+	var roles string
+	pgtest.Superuser(t, ph.dbt).QueryRow(`SELECT array_to_string(roles, ' ') FROM memberships`).Scan(&roles)
+	if roles != lti.RoleLearner {
+		t.Fatalf("membership roles = %q, want the short name expanded", roles)
+	}
+}
+
+// TestCertificationInvalidLaunches covers the "known bad payloads" of the
+// LTI Advantage certification guide, and the other refusals the tool owes.
+func TestCertificationInvalidLaunches(t *testing.T) {
+	ph := newPlatformHub(t)
+	remove := func(claim string) ltitest.Launch { return ltitest.Launch{Claims: map[string]any{claim: nil}} }
+	tamper := func(f func(h, c map[string]any)) ltitest.Launch { return ltitest.Launch{Tamper: f} }
+	cases := []struct {
+		name   string
+		launch ltitest.Launch
+		reason lti.Reason
+	}{
+		{"no kid in the header", tamper(func(h, _ map[string]any) { delete(h, "kid") }), lti.ReasonNoKID},
+		{"incorrect kid", tamper(func(h, _ map[string]any) { h["kid"] = "not-a-platform-key" }), lti.ReasonUnknownKID},
+		{"wrong LTI version", ltitest.Launch{Claims: map[string]any{lti.ClaimVersion: "1.2.0"}}, lti.ReasonWrongVersion},
+		{"no LTI version", remove(lti.ClaimVersion), lti.ReasonMissingVersion},
+		{"not an LTI 1.3 JWT", ltitest.Launch{Raw: "this.is-not.a-jwt"}, lti.ReasonNotAJWT},
+		{"missing LTI claims", tamper(func(_, c map[string]any) {
+			for k := range c {
+				if strings.HasPrefix(k, "https://purl.imsglobal.org/") {
+					delete(c, k)
+				}
+			}
+		}), lti.ReasonMissingDeployment},
+		{"timestamps incorrect", tamper(func(_, c map[string]any) {
+			c["iat"], c["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
+		}), lti.ReasonExpired},
+		{"issued in the future", tamper(func(_, c map[string]any) { c["iat"] = time.Now().Add(time.Hour).Unix() }), lti.ReasonIssuedInFuture},
+		{"message_type missing", remove(lti.ClaimMessageType), lti.ReasonMissingMessageType},
+		{"roles claim missing", remove(lti.ClaimRoles), lti.ReasonMissingRoles},
+		{"deployment_id missing", tamper(func(_, c map[string]any) { delete(c, lti.ClaimDeploymentID) }), lti.ReasonMissingDeployment},
+		{"resource_link id missing", ltitest.Launch{Claims: map[string]any{lti.ClaimResourceLink: map[string]any{"title": "x"}}}, lti.ReasonMissingResourceLink},
+		{"user sub missing", remove("sub"), lti.ReasonMissingSubject},
+		{"bad signature", tamper(func(h, c map[string]any) { c["sub"] = "forged" }), ""},
+		{"wrong issuer", tamper(func(_, c map[string]any) { c["iss"] = "https://evil.example" }), lti.ReasonWrongIssuer},
+		{"wrong audience", tamper(func(_, c map[string]any) { c["aud"] = "someone-else" }), lti.ReasonWrongAudience},
+		{"audience array without azp", tamper(func(_, c map[string]any) { c["aud"] = []string{ph.p.ClientID, "other"} }), lti.ReasonWrongAZP},
+		{"unknown deployment", tamper(func(_, c map[string]any) { c[lti.ClaimDeploymentID] = "not-registered" }), lti.ReasonUnknownDeployment},
+		{"signed target_link_uri differs from the login's", tamper(func(_, c map[string]any) { c[lti.ClaimTargetLinkURI] = ph.url + "/elsewhere" }), lti.ReasonTargetLinkMismatch},
+		{"unsupported message type", ltitest.Launch{Claims: map[string]any{lti.ClaimMessageType: "LtiSubmissionReviewRequest"}}, lti.ReasonUnsupportedMessage},
+		{"HMAC-signed", ltitest.Launch{Raw: hs256Token()}, lti.ReasonBadAlgorithm},
+		{"unsigned (alg none)", ltitest.Launch{Raw: "eyJhbGciOiJub25lIiwia2lkIjoiayJ9.eyJzdWIiOiJ4In0."}, lti.ReasonBadAlgorithm},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ph.t = t
+			l := tc.launch
+			if tc.name == "bad signature" {
+				ph.badSignature(t)
+				return
+			}
+			ph.refusedWith(ph.launch(l), tc.reason)
+		})
+	}
+	ph.t = t
+	for _, table := range []string{"users", "lti_identities", "contexts", "resource_links", "memberships", "lti_nonces"} {
+		if n := ph.rows(table); n != 0 {
+			t.Errorf("refused launches wrote %d rows to %s", n, table)
+		}
+	}
+	body := string(ph.expect(ph.do("GET", "/metrics", "", nil), 200).body)
+	if !strings.Contains(body, `hub_lti_refusals_total{reason="no_kid",stage="launch"} 1`) {
+		t.Error("refusals are not counted by reason")
+	}
+}
+
+// badSignature posts a valid token whose payload was swapped after signing.
+func (ph *platformHub) badSignature(t *testing.T) {
+	f, _ := ph.authorize(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}))
+	parts := strings.Split(f.idToken, ".")
+	other, _ := ph.p.IDToken("other-nonce", ltitest.Launch{TargetLink: ph.url + "/lti/launch"})
+	parts[1] = strings.Split(other, ".")[1]
+	f.idToken = strings.Join(parts, ".")
+	ph.refusedWith(ph.post(f, nil), lti.ReasonBadSignature)
+}
+
+func hs256Token() string {
+	// {"alg":"HS256","kid":"k","typ":"JWT"}.{"sub":"x"} signed with "secret"
+	return "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsiLCJ0eXAiOiJKV1QifQ.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+}
+
+// TestCertificationValidLaunches: the guide's valid launches, for an
+// instructor and a student each.
+func TestCertificationValidLaunches(t *testing.T) {
+	ph := newPlatformHub(t)
+	variants := map[string]func(role string) ltitest.Launch{
+		"plain": func(r string) ltitest.Launch { return ltitest.Launch{Roles: []string{r}} },
+		"multiple roles": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{r, lti.RoleLearner, "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Staff"}}
+		},
+		"short role names": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{strings.TrimPrefix(r, "http://purl.imsglobal.org/vocab/lis/v2/membership#")}}
+		},
+		"unknown role": func(r string) ltitest.Launch { return ltitest.Launch{Roles: []string{r, "urn:example:role:Wizard"}} },
+		"empty roles":  func(string) ltitest.Launch { return ltitest.Launch{Roles: []string{}} },
+		"email only": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{r}, Claims: map[string]any{"name": nil, "given_name": nil, "family_name": nil}}
+		},
+		"names only": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{r}, Claims: map[string]any{"email": nil}}
+		},
+		"no personal data": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{r}, Claims: map[string]any{"name": nil, "given_name": nil, "family_name": nil, "email": nil}}
+		},
+		"no context": func(r string) ltitest.Launch {
+			return ltitest.Launch{Roles: []string{r}, Claims: map[string]any{lti.ClaimContext: nil}}
+		},
+	}
+	for _, role := range []string{lti.RoleInstructor, lti.RoleLearner} {
+		for name, make := range variants {
+			t.Run(strings.TrimPrefix(role, "http://purl.imsglobal.org/vocab/lis/v2/membership#")+"/"+name, func(t *testing.T) {
+				ph.t = t
+				ph.succeeded(ph.launch(make(role)))
+			})
+		}
+	}
+}
+
+func TestDeepLinkingRequestIsAccepted(t *testing.T) {
+	ph := newPlatformHub(t)
+	ph.succeeded(ph.launch(ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Roles: []string{lti.RoleInstructor}}))
+	ph.refusedWith(ph.launch(ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Claims: map[string]any{lti.ClaimDeepLinking: nil}}), lti.ReasonMissingDeepLinking)
+}
+
+// TestRecordedPlatformLaunches signs the documented launches of real LMSes
+// (with their quirks) and launches them.
+func TestRecordedPlatformLaunches(t *testing.T) {
+	ph := newPlatformHub(t)
+	recorded, err := ltitest.Recorded()
+	if err != nil || len(recorded) < 7 {
+		t.Fatalf("recorded launches: %d, %v", len(recorded), err)
+	}
+	for name, payload := range recorded {
+		t.Run(name, func(t *testing.T) {
+			ph.t = t
+			ph.succeeded(ph.launch(ph.p.AsRecorded(payload)))
+		})
+	}
+}
+
+func TestReplayedIDTokenIsRefused(t *testing.T) {
+	ph := newPlatformHub(t)
+	f, _ := ph.authorize(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}))
+	ph.succeeded(ph.post(f, nil))
+	ph.refusedWith(ph.post(f, nil), lti.ReasonNonceReplayed)
+}
+
+func TestPlatformKeyRotationIsFollowed(t *testing.T) {
+	ph := newPlatformHub(t)
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	ph.p.RotateKey()
+	later := time.Now().Add(time.Minute) // past the refetch rate limit
+	ph.deps.Keysets.Now = func() time.Time { return later }
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+}
+
+func TestLoginRefusals(t *testing.T) {
+	ph := newPlatformHub(t)
+	login := func(q url.Values) response { return ph.get(ph.url + "/lti/login?" + q.Encode()) }
+	base := func() url.Values {
+		return url.Values{"iss": {ph.p.Issuer()}, "client_id": {ph.p.ClientID}, "login_hint": {"u"},
+			"target_link_uri": {ph.url + "/lti/launch"}, "lti_deployment_id": {ph.p.DeploymentID}}
+	}
+	with := func(k, v string) url.Values { q := base(); q.Set(k, v); return q }
+	ph.refusedWith(login(with("iss", "https://unknown.example")), lti.ReasonUnknownRegistration)
+	ph.refusedWith(login(with("client_id", "nobody")), lti.ReasonUnknownRegistration)
+	ph.refusedWith(login(with("lti_deployment_id", "nope")), lti.ReasonUnknownDeployment)
+	ph.refusedWith(login(with("target_link_uri", "https://evil.example/phish")), lti.ReasonTargetNotOurs)
+	ph.refusedWith(login(with("login_hint", "")), lti.ReasonBadRequest)
+
+	q := base()
+	q.Del("client_id")
+	if r := login(q); r.status != http.StatusFound {
+		t.Fatalf("login without client_id for a single registration: %d", r.status)
+	}
+	// A second registration on the same issuer makes client_id necessary,
+	// unless the registration's own login URL is used.
+	second := ltitest.New()
+	defer second.Close()
+	ph.expect(ph.do("POST", "/api/v1/tenants/uni/lti/registrations", adminToken, map[string]any{
+		"issuer": ph.p.Issuer(), "client_id": "second-client", "auth_login_url": ph.p.AuthURL(),
+		"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL(),
+	}), 201)
+	ph.refusedWith(login(q), lti.ReasonAmbiguousIssuer)
+	if r := ph.get(ph.url + "/lti/login/" + ph.reg + "?" + q.Encode()); r.status != http.StatusFound {
+		t.Fatalf("per-registration login: %d %s", r.status, r.body)
+	}
+
+	ph.expect(ph.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200)
+	ph.refusedWith(login(base()), lti.ReasonTenantSuspended)
+}
+
+func TestAuthenticationRequestParameters(t *testing.T) {
+	ph := newPlatformHub(t)
+	r := ph.get(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}))
+	loc, _ := url.Parse(r.header.Get("Location"))
+	q := loc.Query()
+	for k, want := range map[string]string{"scope": "openid", "response_type": "id_token", "response_mode": "form_post",
+		"prompt": "none", "client_id": ph.p.ClientID, "redirect_uri": ph.url + "/lti/launch"} {
+		if q.Get(k) != want {
+			t.Errorf("%s = %q, want %q", k, q.Get(k), want)
+		}
+	}
+	if q.Get("state") == "" || q.Get("nonce") == "" || q.Get("lti_message_hint") == "" || q.Get("login_hint") == "" {
+		t.Errorf("authentication request lacks state, nonce or hints: %v", q)
+	}
+	cookie := r.header.Get("Set-Cookie")
+	for _, attr := range []string{"HttpOnly", "Secure", "SameSite=None"} {
+		if !strings.Contains(cookie, attr) {
+			t.Errorf("login cookie %q lacks %s", cookie, attr)
+		}
+	}
+}
+
+func TestCookielessLaunch(t *testing.T) {
+	ph := newPlatformHub(t)
+	f, _ := ph.authorize(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}))
+
+	t.Run("no cookie, no platform storage: offer a new window", func(t *testing.T) {
+		ph.t = t
+		jar := ph.client.Jar
+		ph.client.Jar = nil
+		defer func() { ph.client.Jar = jar }()
+		r := ph.post(f, nil)
+		if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), `target="_blank"`) {
+			t.Fatalf("status %d, want the new-window page:\n%s", r.status, r.body)
+		}
+	})
+
+	t.Run("platform storage carries the state", func(t *testing.T) {
+		ph.t = t
+		jar := ph.client.Jar
+		ph.client.Jar = nil
+		defer func() { ph.client.Jar = jar }()
+		login := ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}) + "&lti_storage_target=_parent"
+		page := ph.get(login)
+		m := regexp.MustCompile(`key: "([^"]+)", value: "([^"]+)"`).FindStringSubmatch(string(page.body))
+		next := regexp.MustCompile(`var next = "([^"]+)"`).FindStringSubmatch(string(page.body))
+		if page.status != 200 || m == nil || next == nil || !strings.Contains(string(page.body), `"lti.put_data"`) {
+			t.Fatalf("login with lti_storage_target: %d\n%s", page.status, page.body)
+		}
+		authURL := strings.ReplaceAll(next[1], `\u0026`, "&")
+		res, err := http.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var sf form
+		sf.action = html.UnescapeString(formAction.FindStringSubmatch(string(body))[1])
+		for _, fm := range formField.FindAllStringSubmatch(string(body), -1) {
+			if fm[1] == "id_token" {
+				sf.idToken = fm[2]
+			} else {
+				sf.state = html.UnescapeString(fm[2])
+			}
+		}
+		fetch := ph.post(sf, nil)
+		if fetch.status != 200 || !strings.Contains(string(fetch.body), `"lti.get_data"`) {
+			t.Fatalf("launch without cookie should fetch from platform storage: %d\n%s", fetch.status, fetch.body)
+		}
+		ph.succeeded(ph.post(sf, url.Values{"lti_storage_secret": {m[2]}}))
+	})
+}
+
+func TestHandoffTokenVerifiesThroughKeyRotation(t *testing.T) {
+	app, _ := url.Parse("https://app.example/lti-entry")
+	ph := newPlatformHub(t, func(c *config.Config) { c.AppURL = app })
+	token := func() string {
+		r := ph.launch(ltitest.Launch{Roles: []string{"Learner"}})
+		m := regexp.MustCompile(`action="([^"]+)"[\s\S]*name="hub_token" value="([^"]+)"`).FindStringSubmatch(string(r.body))
+		if r.status != 200 || m == nil || m[1] != app.String() {
+			t.Fatalf("no handoff form to the app: %d\n%s", r.status, r.body)
+		}
+		return m[2]
+	}
+	before := token()
+	ph.expect(ph.do("POST", "/api/v1/keys/handoff/rotate", adminToken, nil), 200)
+	after := token()
+	jwks := ph.expect(ph.do("GET", "/.well-known/jwks.json", "", nil), 200).body
+	for name, tok := range map[string]string{"before": before, "after": after} {
+		claims, err := verifyES256(jwks, tok)
+		if err != nil {
+			t.Fatalf("%s rotation: %v", name, err)
+		}
+		if claims["aud"] != app.String() || claims["tenant"] != "uni" || claims["jti"] == "" || claims["message_type"] != lti.MessageResourceLink {
+			t.Fatalf("%s rotation: claims %v", name, claims)
+		}
+		if exp, iat := claims["exp"].(float64), claims["iat"].(float64); exp-iat > 120 {
+			t.Fatalf("handoff token lives %v s", exp-iat)
+		}
+	}
+	if kidOf(t, before) == kidOf(t, after) {
+		t.Fatal("the token after the rotation names the retired key")
+	}
+}
