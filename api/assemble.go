@@ -40,6 +40,8 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	}
 	d.Keysets = keys.NewCache(httpx.New(cfg.OutboundAllowPrivate))
 	d.LTI = lti.NewTool(db, d.LTIRegs, d.Tenants, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
+	d.LTI.Catalog, d.LTI.Signer = lti.NewCatalog(db), d.Keys
+	d.Catalog = d.LTI.Catalog
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

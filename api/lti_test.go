@@ -292,10 +292,117 @@ func TestCertificationValidLaunches(t *testing.T) {
 	}
 }
 
-func TestDeepLinkingRequestIsAccepted(t *testing.T) {
+var pickerSession = regexp.MustCompile(`name="session" value="([^"]+)"`)
+
+// deepLink launches a deep linking request and submits the picker with
+// the chosen activities.
+func (ph *platformHub) deepLink(settings map[string]any, roles []string, chosen ...string) (picker, returned response) {
+	ph.t.Helper()
+	l := ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Roles: roles}
+	if settings != nil {
+		l.Claims = map[string]any{lti.ClaimDeepLinking: settings}
+	}
+	picker = ph.launch(l)
+	m := pickerSession.FindStringSubmatch(string(picker.body))
+	if m == nil {
+		return picker, response{}
+	}
+	form := url.Values{"session": {html.UnescapeString(m[1])}, "activity": chosen}
+	res, err := ph.client.PostForm(ph.url+"/lti/deep-link", form)
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	returned = response{status: res.StatusCode, header: res.Header, body: b}
+	// Play the browser's auto-submit to the platform.
+	if jwt := regexp.MustCompile(`name="JWT" value="([^"]+)"`).FindStringSubmatch(string(b)); jwt != nil {
+		action := html.UnescapeString(formAction.FindStringSubmatch(string(b))[1])
+		r2, err := http.PostForm(action, url.Values{"JWT": {jwt[1]}})
+		if err != nil {
+			ph.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r2.Body)
+		r2.Body.Close()
+		if r2.StatusCode != 200 {
+			ph.t.Fatalf("the platform refused the deep linking response: %s", body)
+		}
+	}
+	return picker, returned
+}
+
+func TestDeepLinking(t *testing.T) {
 	ph := newPlatformHub(t)
-	ph.succeeded(ph.launch(ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Roles: []string{lti.RoleInstructor}}))
-	ph.refusedWith(ph.launch(ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Claims: map[string]any{lti.ClaimDeepLinking: nil}}), lti.ReasonMissingDeepLinking)
+	ph.p.ToolJWKSURL, ph.p.ToolClient = ph.url+"/.well-known/jwks.json", ph.client
+	ph.expect(ph.do("POST", "/api/v1/activities", adminToken, map[string]any{"id": "quiz-1", "title": "Quiz 1", "description": "Ten questions", "gradable": true, "max_score": 10}), 201)
+	ph.expect(ph.do("POST", "/api/v1/activities", adminToken, map[string]any{"id": "reading-1", "title": "Reading 1"}), 201)
+	ph.problem(ph.do("POST", "/api/v1/activities", adminToken, map[string]any{"id": "bad", "title": "Graded without max", "gradable": true}), 400, "validation")
+	staff := []string{lti.RoleInstructor}
+	settings := func(multiple bool, types ...string) map[string]any {
+		return map[string]any{"deep_link_return_url": ph.p.Server.URL + "/deep-link-return", "accept_types": types,
+			"accept_presentation_document_targets": []string{"iframe"}, "accept_multiple": multiple, "data": "echo-me"}
+	}
+
+	t.Run("instructor picks two activities", func(t *testing.T) {
+		ph.t = t
+		picker, _ := ph.deepLink(settings(true, "ltiResourceLink"), staff, "quiz-1", "reading-1")
+		if !strings.Contains(string(picker.body), "Quiz 1") || !strings.Contains(string(picker.body), `type="checkbox"`) {
+			t.Fatalf("picker:\n%s", picker.body)
+		}
+		got := ph.p.DeepLinks[len(ph.p.DeepLinks)-1]
+		if len(got.Items) != 2 || got.Data != "echo-me" {
+			t.Fatalf("response items %v data %q", got.Items, got.Data)
+		}
+		quiz := got.Items[0]
+		if quiz["type"] != "ltiResourceLink" || quiz["url"] != ph.url+"/lti/launch" || quiz["lineItem"].(map[string]any)["scoreMaximum"] != 10.0 {
+			t.Fatalf("gradable item %v", quiz)
+		}
+		if _, graded := got.Items[1]["lineItem"]; graded {
+			t.Fatal("an ungraded activity got a line item")
+		}
+	})
+
+	t.Run("single choice only", func(t *testing.T) {
+		ph.t = t
+		picker, returned := ph.deepLink(settings(false, "ltiResourceLink"), staff, "quiz-1", "reading-1")
+		if !strings.Contains(string(picker.body), `type="radio"`) {
+			t.Fatal("picker offers several choices to a platform that accepts one")
+		}
+		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
+	})
+
+	t.Run("no acceptable type: only an empty answer", func(t *testing.T) {
+		ph.t = t
+		before := len(ph.p.DeepLinks)
+		_, returned := ph.deepLink(settings(true, "file"), staff, "quiz-1")
+		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
+		ph.deepLink(settings(true, "file"), staff)
+		if len(ph.p.DeepLinks) != before+1 || len(ph.p.DeepLinks[before].Items) != 0 {
+			t.Fatal("an empty deep linking response did not reach the platform")
+		}
+	})
+
+	t.Run("learners may not deep link", func(t *testing.T) {
+		ph.t = t
+		picker, _ := ph.deepLink(nil, []string{lti.RoleLearner})
+		ph.refusedWith(picker, lti.ReasonDeepLinkingNotAllowed)
+	})
+
+	t.Run("forged session", func(t *testing.T) {
+		ph.t = t
+		res, err := ph.client.PostForm(ph.url+"/lti/deep-link", url.Values{"session": {"forged"}, "activity": {"quiz-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		ph.refusedWith(response{status: res.StatusCode, header: res.Header, body: b}, lti.ReasonDeepLinkingSession)
+	})
+
+	t.Run("missing settings claim", func(t *testing.T) {
+		ph.t = t
+		ph.refusedWith(ph.launch(ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Claims: map[string]any{lti.ClaimDeepLinking: nil}}), lti.ReasonMissingDeepLinking)
+	})
 }
 
 // TestRecordedPlatformLaunches signs the documented launches of real LMSes
@@ -309,7 +416,14 @@ func TestRecordedPlatformLaunches(t *testing.T) {
 	for name, payload := range recorded {
 		t.Run(name, func(t *testing.T) {
 			ph.t = t
-			ph.succeeded(ph.launch(ph.p.AsRecorded(payload)))
+			r := ph.launch(ph.p.AsRecorded(payload))
+			if strings.Contains(name, "deep-linking") {
+				if r.status != 200 || !pickerSession.Match(r.body) {
+					t.Fatalf("recorded deep linking request did not reach the picker: %d\n%s", r.status, r.body)
+				}
+				return
+			}
+			ph.succeeded(r)
 		})
 	}
 }

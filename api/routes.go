@@ -17,6 +17,7 @@ func (s *Server) routes() {
 	e.GET("/lti/login/:registration", s.lti.HandleLogin)
 	e.POST("/lti/login/:registration", s.lti.HandleLogin)
 	e.POST("/lti/launch", s.lti.HandleLaunch)
+	e.POST("/lti/deep-link", s.lti.HandleDeepLink)
 
 	v1 := e.Group("/api/v1", s.authenticate)
 	v1.POST("/tenants", s.createTenant)
@@ -40,6 +41,11 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/lti/registrations/:registration/deployments", s.addDeployment)
 	v1.DELETE("/tenants/:tenant/lti/registrations/:registration/deployments/:deployment", s.removeDeployment)
 	v1.GET("/tenants/:tenant/lti/registrations/:registration/tool-configuration", s.toolConfiguration)
+
+	v1.POST("/activities", s.createActivity)
+	v1.GET("/activities", s.listActivities)
+	v1.GET("/activities/:activity", s.getActivity)
+	v1.DELETE("/activities/:activity", s.deleteActivity)
 
 	v1.GET("/keys", s.listKeys)
 	v1.POST("/keys/:purpose/rotate", s.rotateKey)

@@ -31,6 +31,7 @@ type Deps struct {
 	Audit      *audit.Log
 	Keys       *keys.Store
 	Keysets    *keys.Cache // other parties' JWKS
+	Catalog    *lti.Catalog
 	LTI        *lti.Tool
 	LTIRegs    *lti.Registrations
 	AdminToken string
@@ -48,6 +49,7 @@ type Server struct {
 	keys          *keys.Store
 	lti           *lti.Tool
 	registrations *lti.Registrations
+	catalog       *lti.Catalog
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -57,7 +59,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

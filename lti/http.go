@@ -63,6 +63,9 @@ func (t *Tool) HandleLaunch(c echo.Context) error {
 		return t.refuse(c, "launch", err)
 	}
 	t.Metrics.launches.WithLabelValues(l.Message).Inc()
+	if l.Message == MessageDeepLinkingRequest {
+		return t.pickActivities(c, l)
+	}
 	return t.handOff(c, l, rec)
 }
 

@@ -82,6 +82,27 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 </script>
 </body></html>{{end}}
 
+{{define "picker"}}{{template "head" "Add an activity"}}
+<h1>{{if .Title}}{{.Title}}{{else}}Add an activity{{end}}</h1>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="session" value="{{.Session}}">
+{{if .LinksOK}}{{range .Activities}}
+<p><label><input type="{{if $.Multiple}}checkbox{{else}}radio{{end}}" name="activity" value="{{.ID}}"> <strong>{{.Title}}</strong>
+{{if .Gradable}}(graded, out of {{.MaxScore}}){{end}}</label><br>{{.Description}}</p>
+{{else}}<p>The catalog is empty.</p>{{end}}
+{{else}}<p>Your LMS accepts no kind of link the hub offers here.</p>{{end}}
+<button>Add</button>
+</form>
+</body></html>{{end}}
+
+{{define "deep-link-return"}}{{template "head" "Returning to the LMS…"}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="JWT" value="{{.JWT}}">
+<noscript><button>Continue</button></noscript>
+</form>
+<script nonce="{{.Nonce}}">document.forms[0].submit()</script>
+</body></html>{{end}}
+
 {{define "new-window"}}{{template "head" "Open in a new window"}}
 <h1>Open this activity in a new window</h1>
 <p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>

@@ -29,6 +29,8 @@ type Tool struct {
 	publicURL     *url.URL
 
 	Metrics *Metrics
+	Catalog *Catalog        // the activities instructors deep link to
+	Signer  *keys.Store     // signs deep linking responses
 	Handoff *handoff.Signer // nil: show the hub's landing page
 
 	Now      func() time.Time

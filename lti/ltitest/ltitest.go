@@ -38,6 +38,13 @@ type Platform struct {
 	// Cache-Control sent with the JWKS.
 	JWKSCacheControl string
 
+	// ToolJWKSURL and ToolClient let the platform verify what the tool
+	// signs (deep linking responses), as a real platform does.
+	ToolJWKSURL string
+	ToolClient  *http.Client
+	// DeepLinks are the content items of verified deep linking responses.
+	DeepLinks []DeepLinkResponse
+
 	mu      sync.Mutex
 	keys    []*signingKey // the first signs; all are published
 	pending map[string]Launch
@@ -58,6 +65,7 @@ func New() *Platform {
 	mux.HandleFunc("GET /jwks", p.serveJWKS)
 	mux.HandleFunc("GET /auth", p.authorize)
 	mux.HandleFunc("POST /auth", p.authorize)
+	mux.HandleFunc("POST /deep-link-return", p.deepLinkReturn)
 	p.Server = httptest.NewServer(mux)
 	return p
 }
