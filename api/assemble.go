@@ -38,9 +38,10 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	if err := d.Keys.Ensure(ctx); err != nil {
 		return Deps{}, fmt.Errorf("signing keys: %w", err)
 	}
-	d.Keysets = keys.NewCache(httpx.New(cfg.OutboundAllowPrivate))
+	client := httpx.New(cfg.OutboundAllowPrivate)
+	d.Keysets = keys.NewCache(client)
 	d.LTI = lti.NewTool(db, d.LTIRegs, d.Tenants, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
-	d.LTI.Catalog, d.LTI.Signer = lti.NewCatalog(db), d.Keys
+	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db), d.Keys, client
 	d.Catalog = d.LTI.Catalog
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())

@@ -123,3 +123,18 @@ func (s *Server) tenantAndRegistration(c echo.Context, scope tenants.Scope) (ten
 	}
 	return t, id, nil
 }
+
+// createRegistrationLink makes a one-time LTI Dynamic Registration link for
+// an LMS admin. The URL holds the token and is shown only here.
+func (s *Server) createRegistrationLink(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	l, err := s.lti.CreateRegistrationLink(c.Request().Context(), actor(c), t.ID)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusCreated, l)
+}

@@ -18,6 +18,7 @@ func (s *Server) routes() {
 	e.POST("/lti/login/:registration", s.lti.HandleLogin)
 	e.POST("/lti/launch", s.lti.HandleLaunch)
 	e.POST("/lti/deep-link", s.lti.HandleDeepLink)
+	e.GET("/lti/register/:token", s.lti.HandleRegister)
 
 	v1 := e.Group("/api/v1", s.authenticate)
 	v1.POST("/tenants", s.createTenant)
@@ -41,6 +42,7 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/lti/registrations/:registration/deployments", s.addDeployment)
 	v1.DELETE("/tenants/:tenant/lti/registrations/:registration/deployments/:deployment", s.removeDeployment)
 	v1.GET("/tenants/:tenant/lti/registrations/:registration/tool-configuration", s.toolConfiguration)
+	v1.POST("/tenants/:tenant/lti/registration-links", s.createRegistrationLink)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)

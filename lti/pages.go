@@ -103,6 +103,12 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <script nonce="{{.Nonce}}">document.forms[0].submit()</script>
 </body></html>{{end}}
 
+{{define "registered"}}{{template "head" "Registered"}}
+<h1>The hub is registered</h1>
+<p>Registered with {{.Platform}}. You can close this window.</p>
+<script nonce="{{.Nonce}}">(window.opener || window.parent).postMessage({subject: "org.imsglobal.lti.close"}, "*");</script>
+</body></html>{{end}}
+
 {{define "new-window"}}{{template "head" "Open in a new window"}}
 <h1>Open this activity in a new window</h1>
 <p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,32 +87,39 @@ func NewRegistrations(db *sqlx.DB, log *slog.Logger) *Registrations {
 
 // Create registers a platform for tenant.
 func (s *Registrations) Create(ctx context.Context, by audit.Actor, tenant uuid.UUID, in NewRegistration) (Registration, error) {
+	var r Registration
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		var err error
+		r, err = s.create(ctx, tx, by, tenant, in)
+		return err
+	})
+	return r, err
+}
+
+// create validates and stores a registration inside tx.
+func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant uuid.UUID, in NewRegistration) (Registration, error) {
 	if err := in.Validate(); err != nil {
 		return Registration{}, err
 	}
 	now := s.Now()
 	r := Registration{ID: uuid.New(), TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
 		AuthLoginURL: in.AuthLoginURL, AuthTokenURL: in.AuthTokenURL, TokenAudience: in.TokenAudience,
-		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now}
-	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		_, err := tx.NamedExecContext(ctx, `INSERT INTO lti_registrations
-			(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, created_at, updated_at)
-			VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :created_at, :updated_at)`, r)
-		if err != nil {
-			return pg.MapError(err)
-		}
-		for _, d := range dedupe(in.DeploymentIDs) {
-			if err := addDeployment(ctx, tx, r, d, now); err != nil {
-				return err
-			}
-		}
-		r.DeploymentIDs = dedupe(in.DeploymentIDs)
-		return s.audit(ctx, tx, by, "lti_registration.created", r, nil)
-	})
-	if apperr.Is(err, apperr.Conflict) {
+		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs)}
+	_, err := tx.NamedExecContext(ctx, `INSERT INTO lti_registrations
+		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, created_at, updated_at)
+		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :created_at, :updated_at)`, r)
+	if err = pg.MapError(err); apperr.Is(err, apperr.Conflict) {
 		return Registration{}, apperr.Wrap(apperr.Conflict, err, "a registration with this issuer and client_id already exists")
 	}
-	return r, err
+	if err != nil {
+		return Registration{}, err
+	}
+	for _, d := range r.DeploymentIDs {
+		if err := addDeployment(ctx, tx, r, d, now); err != nil {
+			return Registration{}, err
+		}
+	}
+	return r, s.audit(ctx, tx, by, "lti_registration.created", r, nil)
 }
 
 func dedupe(ids []string) []string {
@@ -297,6 +303,3 @@ func (s *Registrations) ByID(ctx context.Context, id uuid.UUID) (Registration, e
 	}
 	return r, pg.MapError(err)
 }
-
-// trimURL drops a trailing slash so configured and claimed URLs compare.
-func trimURL(s string) string { return strings.TrimSuffix(s, "/") }

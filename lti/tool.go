@@ -3,6 +3,7 @@ package lti
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ type Tool struct {
 	Metrics *Metrics
 	Catalog *Catalog        // the activities instructors deep link to
 	Signer  *keys.Store     // signs deep linking responses
+	Client  *http.Client    // outbound, guarded (internal/httpx)
 	Handoff *handoff.Signer // nil: show the hub's landing page
 
 	Now      func() time.Time

@@ -42,6 +42,13 @@ type Platform struct {
 	// signs (deep linking responses), as a real platform does.
 	ToolJWKSURL string
 	ToolClient  *http.Client
+	// RegistrationToken, when set, is required as the bearer of dynamic
+	// registration requests; Registered collects the scopes tools asked for.
+	RegistrationToken string
+	Registered        []string
+	// ConfigIssuer overrides the issuer of the OpenID configuration, to
+	// test tools that must refuse a mismatch.
+	ConfigIssuer string
 	// DeepLinks are the content items of verified deep linking responses.
 	DeepLinks []DeepLinkResponse
 
@@ -66,6 +73,8 @@ func New() *Platform {
 	mux.HandleFunc("GET /auth", p.authorize)
 	mux.HandleFunc("POST /auth", p.authorize)
 	mux.HandleFunc("POST /deep-link-return", p.deepLinkReturn)
+	mux.HandleFunc("GET /.well-known/openid-configuration", p.openIDConfiguration)
+	mux.HandleFunc("POST /register", p.register)
 	p.Server = httptest.NewServer(mux)
 	return p
 }

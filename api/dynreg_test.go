@@ -1,0 +1,106 @@
+package api_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/ltitest"
+)
+
+// TestDynamicRegistrationEndsWithAWorkingLaunch: a tenant admin makes a
+// link, an LMS opens it, and the first launch from that LMS succeeds.
+func TestDynamicRegistrationEndsWithAWorkingLaunch(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	p.RegistrationToken = "registration-token-from-lms"
+
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201)
+	linkURL := link.field(t, "url")
+	if !strings.HasPrefix(linkURL, h.url+"/lti/register/") {
+		t.Fatalf("link %q", linkURL)
+	}
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	open := func(u string) response {
+		return ph.get(u + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}, "registration_token": {p.RegistrationToken}}.Encode())
+	}
+	r := open(linkURL)
+	if r.status != 200 || !strings.Contains(string(r.body), "org.imsglobal.lti.close") {
+		t.Fatalf("registration page: %d\n%s", r.status, r.body)
+	}
+	if len(p.Registered) == 0 || !strings.Contains(strings.Join(p.Registered, " "), lti.ScopeNRPS) {
+		t.Fatalf("the tool asked for scopes %v", p.Registered)
+	}
+	var regs struct {
+		Items []struct {
+			ClientID    string   `json:"client_id"`
+			Deployments []string `json:"deployment_ids"`
+		} `json:"items"`
+	}
+	h.expect(h.do("GET", "/api/v1/tenants/uni/lti/registrations", adminToken, nil), 200).json(t, &regs)
+	if len(regs.Items) != 1 || regs.Items[0].ClientID != p.ClientID || len(regs.Items[0].Deployments) != 1 {
+		t.Fatalf("registrations after dynamic registration: %+v", regs)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+
+	t.Run("a used link is refused", func(t *testing.T) {
+		ph.t = t
+		ph.refusedWith(open(linkURL), lti.ReasonRegistrationLink)
+	})
+	t.Run("an unknown link is refused", func(t *testing.T) {
+		ph.t = t
+		ph.refusedWith(open(h.url+"/lti/register/made-up"), lti.ReasonRegistrationLink)
+	})
+}
+
+func TestDynamicRegistrationRefusals(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	ph := &platformHub{hub: h, slug: "uni"}
+	newLink := func() string {
+		return h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	}
+	tests := []struct {
+		name   string
+		setup  func(p *ltitest.Platform)
+		config func(p *ltitest.Platform) string
+		reason lti.Reason
+	}{
+		{"issuer does not match the configuration URL", func(p *ltitest.Platform) { p.ConfigIssuer = "https://other.example" },
+			(*ltitest.Platform).OpenIDConfigurationURL, lti.ReasonPlatformConfig},
+		{"configuration URL is not a URL", nil, func(*ltitest.Platform) string { return "not a url" }, lti.ReasonPlatformConfig},
+		{"configuration unreachable", nil, func(p *ltitest.Platform) string { return p.Server.URL + "/nothing-here" }, lti.ReasonPlatformConfig},
+		{"platform refuses the registration token", func(p *ltitest.Platform) { p.RegistrationToken = "expected-other" },
+			(*ltitest.Platform).OpenIDConfigurationURL, lti.ReasonPlatformRegistration},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ph.t = t
+			p := ltitest.New()
+			defer p.Close()
+			if tc.setup != nil {
+				tc.setup(p)
+			}
+			u := newLink() + "?" + url.Values{"openid_configuration": {tc.config(p)}, "registration_token": {"wrong"}}.Encode()
+			ph.refusedWith(ph.get(u), tc.reason)
+		})
+	}
+	ph.t = t
+	if n := ph.rows("lti_registrations"); n != 0 {
+		t.Fatalf("refused registrations stored %d rows", n)
+	}
+
+	t.Run("an expired link is refused", func(t *testing.T) {
+		ph.t = t
+		link := newLink()
+		pgtest.Superuser(t, h.dbt).MustExec(`UPDATE lti_registration_links SET expires_at = $1`, time.Now().Add(-time.Minute))
+		ph.refusedWith(ph.get(link+"?openid_configuration=https://x.example/c"), lti.ReasonRegistrationLink)
+	})
+}

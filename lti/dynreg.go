@@ -1,0 +1,249 @@
+package lti
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/labstack/echo/v4"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/httpx"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// LTI Dynamic Registration (1EdTech LTI-DR 1.0): a tenant admin creates a
+// one-time link; an LMS admin opens it from their LMS, which adds
+// ?openid_configuration=…&registration_token=…; the hub reads the
+// platform's configuration, registers itself, stores the resulting client
+// and deployment, and tells the LMS window to close.
+
+// Reasons of refused dynamic registrations.
+const (
+	ReasonRegistrationLink     Reason = "registration_link_invalid"
+	ReasonPlatformConfig       Reason = "platform_configuration_invalid"
+	ReasonPlatformRegistration Reason = "platform_registration_failed"
+)
+
+// RegistrationLinkTTL is how long a registration link stays usable.
+const RegistrationLinkTTL = 24 * time.Hour
+
+// RegistrationLink is a one-time dynamic registration link; URL carries
+// the token and is shown only at creation.
+type RegistrationLink struct {
+	ID        uuid.UUID `json:"id"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// CreateRegistrationLink makes a one-time link for tenant.
+func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenant uuid.UUID) (RegistrationLink, error) {
+	token := randomToken(32)
+	l := RegistrationLink{ID: uuid.New(), URL: t.publicURL.String() + "/lti/register/" + token, ExpiresAt: t.Now().Add(RegistrationLinkTTL)}
+	err := pg.InTenant(ctx, t.db, tenant, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO lti_registration_links (id, tenant_id, token_hash, expires_at, created_at)
+			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(token), l.ExpiresAt, t.Now()); err != nil {
+			return pg.MapError(err)
+		}
+		_, err := audit.Append(ctx, tx, &tenant, by, audit.Event{Action: "lti_registration_link.created",
+			TargetType: "lti_registration_link", TargetID: l.ID.String()}, t.Now())
+		return err
+	})
+	return l, err
+}
+
+func linkHash(token string) []byte {
+	h := sha256.Sum256([]byte("lti registration link:" + token))
+	return h[:]
+}
+
+type registrationLink struct {
+	ID        uuid.UUID  `db:"id"`
+	TenantID  uuid.UUID  `db:"tenant_id"`
+	ExpiresAt time.Time  `db:"expires_at"`
+	UsedAt    *time.Time `db:"used_at"`
+}
+
+// HandleRegister answers /lti/register/:token, opened by the LMS admin.
+func (t *Tool) HandleRegister(c echo.Context) error {
+	ctx := c.Request().Context()
+	link, err := t.findLink(ctx, c.Param("token"))
+	if err != nil {
+		return t.refuse(c, "registration", err)
+	}
+	cfg, err := t.platformConfiguration(ctx, c.QueryParam("openid_configuration"))
+	if err != nil {
+		return t.refuse(c, "registration", err)
+	}
+	answer, err := t.registerWith(ctx, cfg, c.QueryParam("registration_token"))
+	if err != nil {
+		return t.refuse(c, "registration", err)
+	}
+	if _, err := t.storeDynamic(ctx, link, cfg, answer); err != nil {
+		return t.refuse(c, "registration", err)
+	}
+	return t.page(c, http.StatusOK, "registered", map[string]any{"Platform": cfg.Issuer})
+}
+
+func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, error) {
+	var l registrationLink
+	err := pg.CrossTenant(ctx, t.db, t.log, "lti dynamic registration: find link", func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &l, `SELECT id, tenant_id, expires_at, used_at FROM lti_registration_links WHERE token_hash = $1`, linkHash(token))
+	})
+	switch {
+	case pg.IsNoRows(err):
+		return l, fail(ReasonRegistrationLink, "unknown link")
+	case err != nil:
+		return l, err
+	case l.UsedAt != nil:
+		return l, fail(ReasonRegistrationLink, "link already used")
+	case t.Now().After(l.ExpiresAt):
+		return l, fail(ReasonRegistrationLink, "link expired")
+	}
+	return l, nil
+}
+
+// PlatformConfiguration is the part of the platform's OpenID configuration
+// the hub needs.
+type PlatformConfiguration struct {
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	JWKSURI               string `json:"jwks_uri"`
+	RegistrationEndpoint  string `json:"registration_endpoint"`
+	TokenAudience         string `json:"authorization_server"`
+	LTI                   *struct {
+		ProductFamilyCode string `json:"product_family_code"`
+	} `json:"https://purl.imsglobal.org/spec/lti-platform-configuration"`
+}
+
+// platformConfiguration fetches and checks the platform's configuration:
+// its issuer must have the configuration URL's scheme and host, as the
+// specification requires, so a link cannot be pointed at another issuer.
+func (t *Tool) platformConfiguration(ctx context.Context, rawURL string) (PlatformConfiguration, error) {
+	var cfg PlatformConfiguration
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return cfg, fail(ReasonPlatformConfig, "openid_configuration %q is not a URL", rawURL)
+	}
+	body, _, err := httpx.GetJSON(ctx, t.Client, rawURL)
+	if err != nil {
+		return cfg, failErr(ReasonPlatformConfig, err)
+	}
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return cfg, failErr(ReasonPlatformConfig, err)
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	switch {
+	case err != nil || !strings.EqualFold(iss.Scheme, u.Scheme) || !strings.EqualFold(iss.Host, u.Host):
+		return cfg, fail(ReasonPlatformConfig, "issuer %q does not match the configuration URL %q", cfg.Issuer, rawURL)
+	case !isURL(cfg.AuthorizationEndpoint) || !isURL(cfg.TokenEndpoint) || !isURL(cfg.JWKSURI) || !isURL(cfg.RegistrationEndpoint):
+		return cfg, fail(ReasonPlatformConfig, "authorization, token, jwks and registration endpoints are required")
+	}
+	return cfg, nil
+}
+
+// toolRegistration is the client metadata the hub posts.
+func (t *Tool) toolRegistration() map[string]any {
+	base := t.publicURL.String()
+	return map[string]any{
+		"application_type":           "web",
+		"response_types":             []string{"id_token"},
+		"grant_types":                []string{"implicit", "client_credentials"},
+		"initiate_login_uri":         t.LoginURL(),
+		"redirect_uris":              []string{t.LaunchURL()},
+		"client_name":                "Learning hub",
+		"jwks_uri":                   base + "/.well-known/jwks.json",
+		"token_endpoint_auth_method": "private_key_jwt",
+		"scope":                      strings.Join(Scopes, " "),
+		"https://purl.imsglobal.org/spec/lti-tool-configuration": map[string]any{
+			"domain":          t.publicURL.Host,
+			"target_link_uri": t.LaunchURL(),
+			"claims":          []string{"iss", "sub", "name", "given_name", "family_name", "email", "locale"},
+			"messages": []map[string]any{
+				{"type": MessageResourceLink, "target_link_uri": t.LaunchURL()},
+				{"type": MessageDeepLinkingRequest, "target_link_uri": t.LaunchURL(), "label": "Add an activity"},
+			},
+		},
+	}
+}
+
+// registrationAnswer is what the platform returns.
+type registrationAnswer struct {
+	ClientID string `json:"client_id"`
+	Config   struct {
+		DeploymentID string `json:"deployment_id"`
+	} `json:"https://purl.imsglobal.org/spec/lti-tool-configuration"`
+}
+
+func (t *Tool) registerWith(ctx context.Context, cfg PlatformConfiguration, token string) (registrationAnswer, error) {
+	var a registrationAnswer
+	body, _ := json.Marshal(t.toolRegistration())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.RegistrationEndpoint, bytes.NewReader(body))
+	if err != nil {
+		return a, failErr(ReasonPlatformRegistration, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := t.Client.Do(req)
+	if err != nil {
+		return a, failErr(ReasonPlatformRegistration, err)
+	}
+	defer res.Body.Close()
+	answer, err := httpx.ReadBody(res.Body, httpx.MaxBody)
+	if err != nil || res.StatusCode/100 != 2 {
+		return a, fail(ReasonPlatformRegistration, "status %d: %.200s", res.StatusCode, answer)
+	}
+	if err := json.Unmarshal(answer, &a); err != nil || a.ClientID == "" {
+		return a, fail(ReasonPlatformRegistration, "no client_id in the answer")
+	}
+	return a, nil
+}
+
+// storeDynamic uses the link and stores the registration in one
+// transaction, so a link can make one registration only.
+func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg PlatformConfiguration, a registrationAnswer) (Registration, error) {
+	in := NewRegistration{Issuer: cfg.Issuer, ClientID: a.ClientID, AuthLoginURL: cfg.AuthorizationEndpoint,
+		AuthTokenURL: cfg.TokenEndpoint, JWKSURL: cfg.JWKSURI}
+	if a.Config.DeploymentID != "" {
+		in.DeploymentIDs = []string{a.Config.DeploymentID}
+	}
+	if isURL(cfg.TokenAudience) {
+		in.TokenAudience = cfg.TokenAudience
+	}
+	var reg Registration
+	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, link.ID, t.Now())
+		if err != nil {
+			return pg.MapError(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fail(ReasonRegistrationLink, "link already used")
+		}
+		reg, err = t.registrations.create(ctx, tx, audit.System("lti dynamic registration"), link.TenantID, in)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $2 WHERE id = $1`, link.ID, reg.ID)
+		return pg.MapError(err)
+	})
+	if apperr.Is(err, apperr.Conflict) {
+		return reg, fail(ReasonPlatformRegistration, "this platform and client are already registered")
+	}
+	if err != nil && apperr.CodeOf(err) != "" {
+		return reg, failErr(ReasonPlatformRegistration, fmt.Errorf("store: %w", err))
+	}
+	return reg, err
+}
