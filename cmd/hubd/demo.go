@@ -5,18 +5,27 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/ltitest"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
 
-const demoSlug = "demo-university"
+const (
+	demoSlug = "demo-university"
+	// demoLMSAddr keeps the demo LMS's issuer the same across restarts,
+	// so its registration is reused.
+	demoLMSAddr = "127.0.0.1:8090"
+)
 
-// demo seeds a demo tenant with a fresh API key, prints how to try the hub,
-// and serves. Seeding is idempotent: a rerun keeps the tenant and issues a
-// new key.
+// demo seeds a demo tenant with a fresh API key, the activity catalog and
+// a demo LMS registered with the tenant, prints how to try it all, and
+// serves. Seeding is idempotent: a rerun keeps the tenant and registration
+// and issues a new key.
 func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	h, err := openHub(ctx, getenv, stderr)
 	if err != nil {
@@ -27,26 +36,69 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("seed demo tenant: %w", err)
 	}
+	lms, err := h.startDemoLMS(ctx, t)
+	if err != nil {
+		return fmt.Errorf("demo LMS: %w", err)
+	}
+	defer lms.Close()
 	return h.serve(ctx, func(h *hub, addr net.Addr) {
-		printWelcome(stdout, h, t, token, addr)
+		printWelcome(stdout, h, t, token, addr, lms)
 	})
 }
 
 func (h *hub) seedDemo(ctx context.Context) (tenants.Tenant, string, error) {
 	by := audit.System("demo seed")
-	t, err := h.tenants.BySlug(ctx, demoSlug)
+	t, err := h.deps.Tenants.BySlug(ctx, demoSlug)
 	if apperr.Is(err, apperr.NotFound) {
-		t, err = h.tenants.Create(ctx, by, tenants.NewTenant{Slug: demoSlug, DisplayName: "Demo University", Kind: tenants.Institution})
+		t, err = h.deps.Tenants.Create(ctx, by, tenants.NewTenant{Slug: demoSlug, DisplayName: "Demo University", Kind: tenants.Institution})
 	}
 	if err != nil {
 		return t, "", err
 	}
-	_, token, err := h.tenants.CreateKey(ctx, by, t.ID, tenants.NewKey{
+	for _, a := range demoActivities() {
+		if err := h.deps.Catalog.Upsert(ctx, a); err != nil {
+			return t, "", err
+		}
+	}
+	_, token, err := h.deps.Tenants.CreateKey(ctx, by, t.ID, tenants.NewKey{
 		Name: "demo key", Scopes: []tenants.Scope{tenants.ScopeRead, tenants.ScopeWrite}})
 	return t, token, err
 }
 
-func printWelcome(w io.Writer, h *hub, t tenants.Tenant, token string, addr net.Addr) {
+func demoActivities() []lti.Activity {
+	ten, hundred := 10.0, 100.0
+	return []lti.Activity{
+		{ID: "fractions-quiz", Title: "Fractions quiz", Description: "Ten questions on adding fractions.", Gradable: true, MaxScore: &ten},
+		{ID: "algebra-project", Title: "Algebra project", Description: "A week-long modelling project.", Gradable: true, MaxScore: &hundred},
+		{ID: "number-line-video", Title: "The number line", Description: "A six-minute video lesson."},
+	}
+}
+
+// startDemoLMS runs the fake LMS and registers it with the demo tenant.
+func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Platform, error) {
+	ln, err := net.Listen("tcp", demoLMSAddr)
+	if err != nil {
+		ln = nil // taken: a port of its own, and a new registration
+	}
+	p := ltitest.NewOn(ln)
+	p.ClientID, p.DeploymentID = "demo-client", "demo-deployment"
+	base := h.cfg.PublicURL.String()
+	p.ToolLoginURL, p.ToolLaunchURL = base+"/lti/login", base+"/lti/launch"
+	p.ToolJWKSURL, p.ToolClient = base+"/.well-known/jwks.json", http.DefaultClient
+	_, err = h.deps.LTIRegs.Find(ctx, p.Issuer(), p.ClientID)
+	if apperr.Is(err, apperr.NotFound) {
+		_, err = h.deps.LTIRegs.Create(ctx, audit.System("demo seed"), t.ID, lti.NewRegistration{
+			Issuer: p.Issuer(), ClientID: p.ClientID, AuthLoginURL: p.AuthURL(), AuthTokenURL: p.TokenURL(),
+			JWKSURL: p.JWKSURL(), DeploymentIDs: []string{p.DeploymentID}})
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func printWelcome(w io.Writer, h *hub, t tenants.Tenant, token string, addr net.Addr, lms *ltitest.Platform) {
 	base := "http://localhost:" + portOf(addr)
 	fmt.Fprintf(w, `
 The hub is running at %[1]s
@@ -54,19 +106,20 @@ The hub is running at %[1]s
   operator token:  %[2]s
   demo tenant:     %[3]s (%[4]s)
   demo API key:    %[5]s   (shown once; read and write)
+  demo LMS:        %[6]s   (open it in a browser and launch into the hub)
 
 Try:
 
   curl -s %[1]s/readyz
 
-  curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s
+  curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/registrations
 
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -d '{"slug":"acme","display_name":"Acme Corp","kind":"employer"}' %[1]s/api/v1/tenants
 
 The API is described at %[1]s/api/v1/openapi.json. Press Ctrl-C to stop.
 
-`, base, h.cfg.AdminToken, t.Slug, t.DisplayName, token)
+`, base, h.cfg.AdminToken, t.Slug, t.DisplayName, token, strings.Replace(lms.Server.URL, "127.0.0.1", "localhost", 1))
 }
 
 func portOf(addr net.Addr) string {

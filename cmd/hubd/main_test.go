@@ -217,6 +217,7 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("demo printed:\n%s", out.String())
 		}
 		keys = append(keys, key[1])
+		checkDemoLMS(t, out.String())
 		for _, k := range keys {
 			if code := get(t, base+"/api/v1/tenants/demo-university", k); code != 200 {
 				t.Fatalf("demo key %s: %d", k, code)
@@ -250,4 +251,32 @@ func waitFor(t *testing.T, url string, status int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal(fmt.Sprintf("%s never answered %d", url, status))
+}
+
+// checkDemoLMS follows the demo LMS's student link as far as the platform's
+// authorization endpoint: the LMS is registered and the login accepted.
+func checkDemoLMS(t *testing.T, printed string) {
+	t.Helper()
+	m := regexp.MustCompile(`demo LMS:\s+(http://\S+)`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("no demo LMS printed:\n%s", printed)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Get(m[1] + "/start?as=student")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	login := res.Header.Get("Location")
+	if res.StatusCode != http.StatusFound || !strings.Contains(login, "/lti/login?") {
+		t.Fatalf("demo LMS start: %d to %q", res.StatusCode, login)
+	}
+	res, err = noFollow.Get(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), strings.Replace(m[1], "localhost", "127.0.0.1", 1)+"/auth?") {
+		t.Fatalf("hub login for the demo LMS: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/klasterina/hub/api"
 	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg"
-	"github.com/klasterina/hub/tenants"
-	"github.com/klasterina/hub/tenants/audit"
 )
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
@@ -31,8 +29,7 @@ type hub struct {
 	log      *slog.Logger
 	db       *sqlx.DB
 	migrator *pg.Migrator
-	tenants  *tenants.Store
-	audit    *audit.Log
+	deps     api.Deps
 }
 
 // openHub connects, migrates or checks the schema, and wires the stores.
@@ -50,8 +47,10 @@ func openHub(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 		h.db.Close()
 		return nil, err
 	}
-	h.tenants = tenants.NewStore(h.db, h.log)
-	h.audit = audit.NewLog(h.db, h.log)
+	if h.deps, err = api.Assemble(ctx, h.db, cfg, h.log); err != nil {
+		h.db.Close()
+		return nil, err
+	}
 	return h, nil
 }
 
@@ -87,10 +86,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 }
 
 func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
-	deps, err := api.Assemble(ctx, h.db, h.cfg, h.log)
-	if err != nil {
-		return err
-	}
+	deps := h.deps
 	srv, err := api.New(deps)
 	if err != nil {
 		return err

@@ -43,6 +43,10 @@ func (p *Platform) deepLinkReturn(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.DeepLinks = append(p.DeepLinks, resp)
 	p.mu.Unlock()
+	if p.ToolLoginURL != "" { // the demo: back to the course page
+		http.Redirect(w, r, p.Server.URL+"/", http.StatusSeeOther)
+		return
+	}
 	fmt.Fprintf(w, "received %d items", len(resp.Items))
 }
 

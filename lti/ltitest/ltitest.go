@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,6 +43,8 @@ type Platform struct {
 	// signs (deep linking responses), as a real platform does.
 	ToolJWKSURL string
 	ToolClient  *http.Client
+	// ToolLoginURL and ToolLaunchURL are where the demo page launches.
+	ToolLoginURL, ToolLaunchURL string
 	// RegistrationToken, when set, is required as the bearer of dynamic
 	// registration requests; Registered collects the scopes tools asked for.
 	RegistrationToken string
@@ -63,8 +66,12 @@ type signingKey struct {
 	priv *rsa.PrivateKey
 }
 
-// New starts a platform on loopback. Close it when done.
-func New() *Platform {
+// New starts a platform on a loopback port of its own. Close it when done.
+func New() *Platform { return NewOn(nil) }
+
+// NewOn starts a platform on ln (nil: a fresh loopback port), for a demo
+// whose issuer must stay the same across restarts.
+func NewOn(ln net.Listener) *Platform {
 	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
 		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, now: time.Now}
 	p.RotateKey()
@@ -75,7 +82,14 @@ func New() *Platform {
 	mux.HandleFunc("POST /deep-link-return", p.deepLinkReturn)
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.openIDConfiguration)
 	mux.HandleFunc("POST /register", p.register)
-	p.Server = httptest.NewServer(mux)
+	mux.HandleFunc("GET /{$}", p.home)
+	mux.HandleFunc("GET /start", p.start)
+	p.Server = httptest.NewUnstartedServer(mux)
+	if ln != nil {
+		p.Server.Listener.Close()
+		p.Server.Listener = ln
+	}
+	p.Server.Start()
 	return p
 }
 

@@ -1,0 +1,54 @@
+package ltitest
+
+import (
+	"html/template"
+	"net/http"
+
+	"github.com/klasterina/hub/lti"
+)
+
+// The demo LMS: a page with links that launch into a tool as a student or
+// an instructor, or start deep linking, the way an LMS course page does.
+
+var homePage = template.Must(template.New("home").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo LMS</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}li{margin:.5rem 0}</style></head>
+<body><h1>Demo LMS — Mathematics 101</h1>
+<p>A stand-in LMS (issuer <code>{{.Issuer}}</code>, client <code>{{.ClientID}}</code>) registered with the hub.</p>
+<ul>
+<li><a href="/start?as=student">Launch "Week 1 quiz" as a student</a></li>
+<li><a href="/start?as=instructor">Launch "Week 1 quiz" as an instructor</a></li>
+<li><a href="/start?as=instructor&amp;message=deep-linking">Add an activity from the hub (deep linking, as an instructor)</a></li>
+</ul>
+{{if .Links}}<h2>Activities added by deep linking</h2><ul>{{range .Links}}{{range .Items}}<li>{{index . "title"}}</li>{{end}}{{end}}</ul>{{end}}
+</body></html>`))
+
+func (p *Platform) home(w http.ResponseWriter, _ *http.Request) {
+	p.mu.Lock()
+	links := append([]DeepLinkResponse(nil), p.DeepLinks...)
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links})
+}
+
+// start begins a launch from the demo page: it sends the browser to the
+// tool's login initiation URL.
+func (p *Platform) start(w http.ResponseWriter, r *http.Request) {
+	if p.ToolLoginURL == "" {
+		http.Error(w, "no tool configured", http.StatusNotFound)
+		return
+	}
+	l := Launch{Subject: "demo-" + r.URL.Query().Get("as"), Roles: []string{lti.RoleLearner}}
+	if r.URL.Query().Get("as") == "instructor" {
+		l.Roles = []string{lti.RoleInstructor}
+		l.Claims = map[string]any{"name": "Grace Hopper", "given_name": "Grace", "family_name": "Hopper", "email": "grace@example.edu"}
+	}
+	if r.URL.Query().Get("message") == "deep-linking" {
+		l.Message = lti.MessageDeepLinkingRequest
+		l.Claims = map[string]any{lti.ClaimDeepLinking: map[string]any{
+			"deep_link_return_url": p.Server.URL + "/deep-link-return", "accept_types": []string{"ltiResourceLink"},
+			"accept_presentation_document_targets": []string{"iframe", "window"}, "accept_multiple": true, "data": "demo",
+		}}
+	}
+	http.Redirect(w, r, p.LoginURL(p.ToolLoginURL, p.ToolLaunchURL, l), http.StatusFound)
+}
