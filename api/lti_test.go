@@ -24,7 +24,7 @@ type platformHub struct {
 	reg  string
 }
 
-func newPlatformHub(t *testing.T, configure ...func(*config.Config)) *platformHub {
+func newPlatformHub(t testing.TB, configure ...func(*config.Config)) *platformHub {
 	d := pgtest.New(t)
 	h := serveHub(t, d, mustOpen(t, d), configure...)
 	p := ltitest.New()
@@ -446,6 +446,9 @@ func TestPlatformKeyRotationIsFollowed(t *testing.T) {
 
 func TestLoginRefusals(t *testing.T) {
 	ph := newPlatformHub(t)
+	// This test changes registrations and the tenant between logins and
+	// wants every change seen at once.
+	ph.deps.LTI.CacheTTL = 0
 	login := func(q url.Values) response { return ph.get(ph.url + "/lti/login?" + q.Encode()) }
 	base := func() url.Values {
 		return url.Values{"iss": {ph.p.Issuer()}, "client_id": {ph.p.ClientID}, "login_hint": {"u"},
@@ -478,6 +481,18 @@ func TestLoginRefusals(t *testing.T) {
 
 	ph.expect(ph.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200)
 	ph.refusedWith(login(base()), lti.ReasonTenantSuspended)
+}
+
+// TestSuspensionReachesLaunchesWithinTheCacheTTL: registration lookups are
+// cached briefly; a suspension is honoured once the entry expires.
+func TestSuspensionReachesLaunchesWithinTheCacheTTL(t *testing.T) {
+	ph := newPlatformHub(t)
+	now := time.Now()
+	ph.deps.LTI.Now = func() time.Time { return now }
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	ph.expect(ph.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200)
+	now = now.Add(ph.deps.LTI.CacheTTL + time.Millisecond)
+	ph.refusedWith(ph.launch(ltitest.Launch{}), lti.ReasonTenantSuspended)
 }
 
 func TestAuthenticationRequestParameters(t *testing.T) {

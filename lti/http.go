@@ -89,9 +89,9 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	if err != nil {
 		return t.refuse(c, "launch", failErr(ReasonInvalidState, err))
 	}
-	reg, err := t.registrations.ByID(c.Request().Context(), st.Registration)
+	reg, err := t.targetByID(c.Request().Context(), st.Registration)
 	if err != nil {
-		return t.refuse(c, "launch", failErr(ReasonUnknownRegistration, err))
+		return t.refuse(c, "launch", err)
 	}
 	restart := t.LoginURL() + "?" + url.Values{
 		"iss": {reg.Issuer}, "client_id": {reg.ClientID}, "login_hint": {st.LoginHint},
@@ -174,11 +174,7 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 // hub's landing page when there is none.
 func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	ctx := c.Request().Context()
-	tn, err := t.tenants.Get(ctx, l.Registration.TenantID)
-	if err != nil {
-		return err
-	}
-	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: tn.Slug, Roles: l.Roles, MessageType: l.Message, Locale: locale(l.Claims)}
+	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: l.target.TenantSlug, Roles: l.Roles, MessageType: l.Message, Locale: locale(l.Claims)}
 	if l.Claims.Context != nil {
 		sub.Context = &handoff.Ref{ID: l.Claims.Context.ID, Title: l.Claims.Context.Title}
 	}
@@ -187,7 +183,7 @@ func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	}
 	if t.Handoff == nil {
 		return t.page(c, http.StatusOK, "landing", map[string]any{
-			"Name": l.Claims.Name, "Tenant": tn.DisplayName, "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
+			"Name": l.Claims.Name, "Tenant": l.target.TenantName, "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
 			"Roles": l.Roles, "UserID": sub.UserID,
 		})
 	}

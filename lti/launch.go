@@ -24,6 +24,7 @@ type LaunchRequest struct {
 // Launch is a validated launch.
 type Launch struct {
 	Registration Registration
+	target       target
 	Claims       Claims
 	Message      string
 	Roles        []string // context roles, short names expanded
@@ -41,10 +42,11 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 		return nil, err
 	}
 	l := &Launch{state: st}
-	if l.Registration, err = t.registrations.ByID(ctx, st.Registration); err != nil {
-		return nil, failErr(ReasonUnknownRegistration, err)
+	if l.target, err = t.targetByID(ctx, st.Registration); err != nil {
+		return nil, err
 	}
-	if err := t.checkTenant(ctx, l.Registration); err != nil {
+	l.Registration = l.target.Registration
+	if err := l.target.usable(""); err != nil {
 		return nil, err
 	}
 	payload, err := t.verifySignature(ctx, l.Registration, in.IDToken)
@@ -153,11 +155,11 @@ func checkNonce(_ context.Context, l *Launch) error {
 	return nil
 }
 
-func (t *Tool) checkLaunchDeployment(ctx context.Context, l *Launch) error {
+func (t *Tool) checkLaunchDeployment(_ context.Context, l *Launch) error {
 	if l.Claims.DeploymentID == nil || *l.Claims.DeploymentID == "" {
 		return fail(ReasonMissingDeployment, "no deployment_id claim")
 	}
-	return t.checkDeployment(ctx, l.Registration, *l.Claims.DeploymentID)
+	return l.target.usable(*l.Claims.DeploymentID)
 }
 
 func checkVersionAndType(_ context.Context, l *Launch) error {

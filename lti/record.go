@@ -3,6 +3,7 @@ package lti
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,35 +60,27 @@ func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
 }
 
 // upsertUser links the platform identity (tenant, issuer, sub) to one hub
-// user, creating both on the first launch. A transaction-scoped lock on the
-// identity keeps two first launches at once from making two users.
+// user, creating both on the first launch, in one statement. The identity's
+// unique key settles a race between two first launches: the second waits
+// for the first and takes its user. (The foreign key from identity to user
+// is checked at the end of the statement, after both rows exist.)
 func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch) (uuid.UUID, error) {
-	c, reg, now := l.Claims, l.Registration, t.Now()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
-		"lti-identity:"+reg.TenantID.String()+":"+c.Issuer+":"+*c.Subject); err != nil {
-		return uuid.Nil, pg.MapError(err)
-	}
+	c, reg := l.Claims, l.Registration
 	var id uuid.UUID
-	err := tx.GetContext(ctx, &id, `UPDATE lti_identities SET institution_roles = $4, system_roles = $5, last_launch_at = $6
-		WHERE tenant_id = $1 AND issuer = $2 AND subject = $3 RETURNING user_id`,
-		reg.TenantID, c.Issuer, *c.Subject, pq.StringArray(l.Institution), pq.StringArray(l.System), now)
-	if err == nil {
-		_, err = tx.ExecContext(ctx, `UPDATE users SET name = coalesce(nullif($2, ''), name), given_name = coalesce(nullif($3, ''), given_name),
-			family_name = coalesce(nullif($4, ''), family_name), email = coalesce(nullif($5, ''), email), locale = coalesce(nullif($6, ''), locale), updated_at = $7
-			WHERE id = $1`, id, c.Name, c.GivenName, c.FamilyName, c.Email, locale(c), now)
-		return id, pg.MapError(err)
-	}
-	if !pg.IsNoRows(err) {
-		return uuid.Nil, pg.MapError(err)
-	}
-	id = uuid.New()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO users (id, tenant_id, name, given_name, family_name, email, locale, created_at, updated_at)
-		VALUES ($1, $2, nullif($3, ''), nullif($4, ''), nullif($5, ''), nullif($6, ''), nullif($7, ''), $8, $8)`,
-		id, reg.TenantID, c.Name, c.GivenName, c.FamilyName, c.Email, locale(c), now); err != nil {
-		return uuid.Nil, pg.MapError(err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO lti_identities (tenant_id, issuer, subject, user_id, institution_roles, system_roles, last_launch_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, reg.TenantID, c.Issuer, *c.Subject, id, pq.StringArray(l.Institution), pq.StringArray(l.System), now)
+	err := tx.GetContext(ctx, &id, `WITH identity AS (
+			INSERT INTO lti_identities (tenant_id, issuer, subject, user_id, institution_roles, system_roles, last_launch_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (tenant_id, issuer, subject) DO UPDATE SET institution_roles = excluded.institution_roles,
+				system_roles = excluded.system_roles, last_launch_at = excluded.last_launch_at
+			RETURNING user_id)
+		INSERT INTO users (id, tenant_id, name, given_name, family_name, email, locale, created_at, updated_at)
+		SELECT user_id, $1, nullif($8, ''), nullif($9, ''), nullif($10, ''), nullif($11, ''), nullif($12, ''), $7, $7 FROM identity
+		ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, users.name),
+			given_name = coalesce(excluded.given_name, users.given_name), family_name = coalesce(excluded.family_name, users.family_name),
+			email = coalesce(excluded.email, users.email), locale = coalesce(excluded.locale, users.locale), updated_at = excluded.updated_at
+		RETURNING id`,
+		reg.TenantID, c.Issuer, *c.Subject, uuid.New(), pq.StringArray(l.Institution), pq.StringArray(l.System), t.Now(),
+		c.Name, c.GivenName, c.FamilyName, c.Email, locale(c))
 	return id, pg.MapError(err)
 }
 
@@ -101,60 +94,120 @@ func locale(c Claims) string {
 	return ""
 }
 
+// contextRow is a course as stored, for comparing with a launch's claims.
+type contextRow struct {
+	ID           uuid.UUID      `db:"id"`
+	Label        *string        `db:"label"`
+	Title        *string        `db:"title"`
+	Types        pq.StringArray `db:"types"`
+	NRPSURL      *string        `db:"nrps_url"`
+	NRPSVersions pq.StringArray `db:"nrps_versions"`
+	LineItems    *string        `db:"ags_lineitems"`
+	AGSScopes    pq.StringArray `db:"ags_scopes"`
+}
+
+// upsertContext stores the course and its service endpoints. Every
+// learner of a course launches into the same row, so it is written only
+// when something changed: an unchanged row is read, not locked.
 func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch) (*uuid.UUID, error) {
 	c := l.Claims
 	if c.Context == nil || c.Context.ID == "" {
 		return nil, nil
 	}
-	var nrpsURL, lineItems *string
-	nrpsVersions, agsScopes := []string{}, []string{}
+	want := contextRow{Label: nullable(c.Context.Label), Title: nullable(c.Context.Title), Types: nonNil(c.Context.Type),
+		NRPSVersions: []string{}, AGSScopes: []string{}}
 	if c.NRPS != nil && c.NRPS.URL != "" {
-		nrpsURL, nrpsVersions = &c.NRPS.URL, c.NRPS.Versions
+		want.NRPSURL, want.NRPSVersions = &c.NRPS.URL, nonNil(c.NRPS.Versions)
 	}
 	if c.AGS != nil {
-		if c.AGS.LineItems != "" {
-			lineItems = &c.AGS.LineItems
-		}
-		agsScopes = c.AGS.Scope
+		want.LineItems, want.AGSScopes = nullable(c.AGS.LineItems), nonNil(c.AGS.Scope)
+	}
+	var have contextRow
+	err := tx.GetContext(ctx, &have, `SELECT id, label, title, types, nrps_url, nrps_versions, ags_lineitems, ags_scopes
+		FROM contexts WHERE registration_id = $1 AND deployment_id = $2 AND context_id = $3`,
+		l.Registration.ID, *c.DeploymentID, c.Context.ID)
+	if err == nil && sameContext(have, want) {
+		return &have.ID, nil
+	}
+	if err != nil && !pg.IsNoRows(err) {
+		return nil, pg.MapError(err)
 	}
 	var id uuid.UUID
-	err := tx.GetContext(ctx, &id, `INSERT INTO contexts (id, tenant_id, registration_id, deployment_id, context_id, label, title, types,
+	err = tx.GetContext(ctx, &id, `INSERT INTO contexts (id, tenant_id, registration_id, deployment_id, context_id, label, title, types,
 			nrps_url, nrps_versions, ags_lineitems, ags_scopes, updated_at)
-		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), nullif($7, ''), $8, $9, $10, $11, $12, $13)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (registration_id, deployment_id, context_id) DO UPDATE SET label = excluded.label, title = excluded.title,
 			types = excluded.types, nrps_url = excluded.nrps_url, nrps_versions = excluded.nrps_versions,
 			ags_lineitems = excluded.ags_lineitems, ags_scopes = excluded.ags_scopes, updated_at = excluded.updated_at
 		RETURNING id`, uuid.New(), l.Registration.TenantID, l.Registration.ID, *c.DeploymentID, c.Context.ID,
-		c.Context.Label, c.Context.Title, pq.StringArray(nonNil(c.Context.Type)), nrpsURL, pq.StringArray(nonNil(nrpsVersions)),
-		lineItems, pq.StringArray(nonNil(agsScopes)), t.Now())
+		want.Label, want.Title, want.Types, want.NRPSURL, want.NRPSVersions, want.LineItems, want.AGSScopes, t.Now())
 	return &id, pg.MapError(err)
 }
 
-func nonNil(s []string) []string {
+func sameContext(a, b contextRow) bool {
+	return eqPtr(a.Label, b.Label) && eqPtr(a.Title, b.Title) && slices.Equal(a.Types, b.Types) &&
+		eqPtr(a.NRPSURL, b.NRPSURL) && slices.Equal(a.NRPSVersions, b.NRPSVersions) &&
+		eqPtr(a.LineItems, b.LineItems) && slices.Equal(a.AGSScopes, b.AGSScopes)
+}
+
+func eqPtr(a, b *string) bool { return (a == nil && b == nil) || (a != nil && b != nil && *a == *b) }
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func nonNil(s []string) pq.StringArray {
 	if s == nil {
-		return []string{}
+		return pq.StringArray{}
 	}
 	return s
 }
 
+type linkRow struct {
+	ID          uuid.UUID  `db:"id"`
+	ContextRef  *uuid.UUID `db:"context_ref"`
+	Title       *string    `db:"title"`
+	Description *string    `db:"description"`
+	LineItem    *string    `db:"ags_lineitem"`
+}
+
+// upsertResourceLink stores the placement launched, writing only changes,
+// for the same reason as upsertContext.
 func (t *Tool) upsertResourceLink(ctx context.Context, tx *sqlx.Tx, l *Launch, contextRef *uuid.UUID) (*uuid.UUID, error) {
 	c := l.Claims
 	if c.ResourceLink == nil || c.ResourceLink.ID == "" {
 		return nil, nil // deep linking requests may carry none
 	}
-	var lineItem *string
-	if c.AGS != nil && c.AGS.LineItem != "" {
-		lineItem = &c.AGS.LineItem
+	want := linkRow{ContextRef: contextRef, Title: nullable(c.ResourceLink.Title), Description: nullable(c.ResourceLink.Description)}
+	if c.AGS != nil {
+		want.LineItem = nullable(c.AGS.LineItem)
+	}
+	var have linkRow
+	err := tx.GetContext(ctx, &have, `SELECT id, context_ref, title, description, ags_lineitem FROM resource_links
+		WHERE registration_id = $1 AND deployment_id = $2 AND resource_link_id = $3`, l.Registration.ID, *c.DeploymentID, c.ResourceLink.ID)
+	if err == nil && sameUUID(have.ContextRef, want.ContextRef) && eqPtr(have.Title, want.Title) &&
+		eqPtr(have.Description, want.Description) && eqPtr(have.LineItem, want.LineItem) {
+		return &have.ID, nil
+	}
+	if err != nil && !pg.IsNoRows(err) {
+		return nil, pg.MapError(err)
 	}
 	var id uuid.UUID
-	err := tx.GetContext(ctx, &id, `INSERT INTO resource_links (id, tenant_id, registration_id, deployment_id, resource_link_id,
+	err = tx.GetContext(ctx, &id, `INSERT INTO resource_links (id, tenant_id, registration_id, deployment_id, resource_link_id,
 			context_ref, title, description, ags_lineitem, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9, $10)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (registration_id, deployment_id, resource_link_id) DO UPDATE SET context_ref = excluded.context_ref,
 			title = excluded.title, description = excluded.description, ags_lineitem = excluded.ags_lineitem, updated_at = excluded.updated_at
 		RETURNING id`, uuid.New(), l.Registration.TenantID, l.Registration.ID, *c.DeploymentID, c.ResourceLink.ID,
-		contextRef, c.ResourceLink.Title, c.ResourceLink.Description, lineItem, t.Now())
+		contextRef, want.Title, want.Description, want.LineItem, t.Now())
 	return &id, pg.MapError(err)
+}
+
+func sameUUID(a, b *uuid.UUID) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
 func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec Recorded) error {

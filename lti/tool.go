@@ -11,19 +11,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/handoff"
 	"github.com/klasterina/hub/internal/keys"
-	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/secrets"
-	"github.com/klasterina/hub/tenants"
 )
 
 // Tool is the hub's LTI tool: it answers logins and validates launches.
 type Tool struct {
 	db            *sqlx.DB
 	registrations *Registrations
-	tenants       *tenants.Store
 	keysets       *keys.Cache
 	sealer        *secrets.Sealer
 	log           *slog.Logger
@@ -38,14 +34,17 @@ type Tool struct {
 	Now      func() time.Time
 	Leeway   time.Duration // allowed clock skew on exp, iat and nbf
 	StateTTL time.Duration // how long a login may take to come back
+	CacheTTL time.Duration // how long registration lookups are reused
+
+	targets targetCache
 }
 
 // NewTool wires a Tool. publicURL is HUB_PUBLIC_URL: launch and redirect
 // URLs are built from it, and target links must live under it.
-func NewTool(db *sqlx.DB, regs *Registrations, ts *tenants.Store, keysets *keys.Cache, sealer *secrets.Sealer,
+func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secrets.Sealer,
 	publicURL *url.URL, metrics *Metrics, log *slog.Logger) *Tool {
-	return &Tool{db: db, registrations: regs, tenants: ts, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
-		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute}
+	return &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
+		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second}
 }
 
 // LaunchURL is the redirect_uri the platform posts id_tokens to.
@@ -90,17 +89,12 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 	if !t.ours(in.TargetLinkURI) {
 		return LoginResult{}, fail(ReasonTargetNotOurs, "target_link_uri %q", in.TargetLinkURI)
 	}
-	reg, err := t.findRegistration(ctx, in)
+	reg, err := t.findTarget(ctx, in)
 	if err != nil {
 		return LoginResult{}, err
 	}
-	if err := t.checkTenant(ctx, reg); err != nil {
+	if err := reg.usable(in.DeploymentID); err != nil {
 		return LoginResult{}, err
-	}
-	if in.DeploymentID != "" {
-		if err := t.checkDeployment(ctx, reg, in.DeploymentID); err != nil {
-			return LoginResult{}, err
-		}
 	}
 	st, secret := newLoginState(reg.ID, in.TargetLinkURI, t.StateTTL, t.Now())
 	st.LoginHint, st.MessageHint, st.Storage = in.LoginHint, in.MessageHint, in.StorageTarget
@@ -128,50 +122,27 @@ func withQuery(base string, q url.Values) string {
 	return base + sep + q.Encode()
 }
 
-func (t *Tool) findRegistration(ctx context.Context, in LoginRequest) (Registration, error) {
-	var reg Registration
-	var err error
-	if in.RegistrationID != "" {
-		id, perr := uuid.Parse(in.RegistrationID)
-		if perr != nil {
-			return reg, failErr(ReasonUnknownRegistration, perr)
-		}
-		reg, err = t.registrations.ByID(ctx, id)
-		if err == nil && (reg.Issuer != in.Issuer || (in.ClientID != "" && in.ClientID != reg.ClientID)) {
-			return reg, fail(ReasonUnknownRegistration, "login URL's registration does not match iss/client_id")
-		}
-	} else {
-		reg, err = t.registrations.Find(ctx, in.Issuer, in.ClientID)
+func (t *Tool) findTarget(ctx context.Context, in LoginRequest) (target, error) {
+	if in.RegistrationID == "" {
+		return t.targetFor(ctx, in.Issuer, in.ClientID)
 	}
-	switch {
-	case apperr.Is(err, apperr.NotFound):
-		return reg, failErr(ReasonUnknownRegistration, err)
-	case apperr.Is(err, apperr.Invalid):
-		return reg, failErr(ReasonAmbiguousIssuer, err)
+	id, err := uuid.Parse(in.RegistrationID)
+	if err != nil {
+		return target{}, failErr(ReasonUnknownRegistration, err)
 	}
-	return reg, err
+	tg, err := t.targetByID(ctx, id)
+	if err == nil && (tg.Issuer != in.Issuer || (in.ClientID != "" && in.ClientID != tg.ClientID)) {
+		return tg, fail(ReasonUnknownRegistration, "the login URL's registration does not match iss/client_id")
+	}
+	return tg, err
 }
 
-func (t *Tool) checkTenant(ctx context.Context, reg Registration) error {
-	tn, err := t.tenants.Get(ctx, reg.TenantID)
-	if err != nil {
-		return err
+// usable checks the tenant is active and, when given, the deployment known.
+func (tg target) usable(deployment string) error {
+	if !tg.active() {
+		return fail(ReasonTenantSuspended, "tenant %s", tg.TenantSlug)
 	}
-	if tn.Status != tenants.Active {
-		return fail(ReasonTenantSuspended, "tenant %s", tn.Slug)
-	}
-	return nil
-}
-
-func (t *Tool) checkDeployment(ctx context.Context, reg Registration, deployment string) error {
-	var known bool
-	err := pg.InTenant(ctx, t.db, reg.TenantID, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM lti_deployments WHERE registration_id = $1 AND deployment_id = $2)`, reg.ID, deployment)
-	})
-	if err != nil {
-		return err
-	}
-	if !known {
+	if deployment != "" && !tg.deploys(deployment) {
 		return fail(ReasonUnknownDeployment, "deployment %q", deployment)
 	}
 	return nil

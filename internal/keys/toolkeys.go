@@ -168,7 +168,7 @@ func (s *Store) generate(ctx context.Context, tx *sqlx.Tx, p Purpose, state stri
 		activated = &now
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tool_keys (kid, purpose, alg, public_jwk, private_sealed, state, created_at, activated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, kid, p, algs[p].String(), pubJSON, sealed, state, now, activated)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, kid, p, algs[p].String(), string(pubJSON), sealed, state, now, activated)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("keys: store %s key: %w", p, err))
 	}

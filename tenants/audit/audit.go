@@ -89,9 +89,13 @@ func Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev
 	}
 	e.Hash = e.computeHash()
 	e.RawDetails, _ = json.Marshal(e.Details)
-	_, err = tx.NamedExecContext(ctx, `INSERT INTO audit_log
+	// details goes as text: a JSON document, whatever the driver's
+	// parameter format.
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log
 		(id, tenant_id, seq, at, actor_type, actor_id, action, target_type, target_id, request_id, details, prev_hash, hash)
-		VALUES (:id, :tenant_id, :seq, :at, :actor_type, :actor_id, :action, :target_type, :target_id, :request_id, :details, :prev_hash, :hash)`, e)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		e.ID, e.TenantID, e.Seq, e.At, e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.RequestID,
+		string(e.RawDetails), e.PrevHash, e.Hash)
 	if err != nil {
 		return Entry{}, pg.MapError(fmt.Errorf("audit: append %s: %w", ev.Action, err))
 	}

@@ -1,0 +1,113 @@
+package lti
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants"
+)
+
+// target is everything a login or launch needs to know about where it is
+// going: the registration, its deployments and its tenant. Logins and
+// launches are the hub's hottest path, and these change rarely, so they
+// are read in one query and cached for CacheTTL: a suspension, a removed
+// deployment or a deleted registration takes effect within that time.
+type target struct {
+	Registration
+	Deployments  pq.StringArray `db:"deployments"`
+	TenantSlug   string         `db:"tenant_slug"`
+	TenantName   string         `db:"tenant_name"`
+	TenantStatus string         `db:"tenant_status"`
+}
+
+func (tg target) active() bool { return tg.TenantStatus == string(tenants.Active) }
+
+func (tg target) deploys(id string) bool { return slices.Contains(tg.Deployments, id) }
+
+type targetKey struct {
+	id               uuid.UUID
+	issuer, clientID string
+}
+
+type cachedTarget struct {
+	targets []target
+	expires time.Time
+}
+
+// targetCache caches lookups by key.
+type targetCache struct {
+	mu      sync.Mutex
+	entries map[targetKey]cachedTarget
+}
+
+const targetQuery = `SELECT r.*, t.slug AS tenant_slug, t.display_name AS tenant_name, t.status AS tenant_status,
+	array(SELECT deployment_id FROM lti_deployments d WHERE d.registration_id = r.id ORDER BY deployment_id) AS deployments
+	FROM lti_registrations r JOIN tenants t ON t.id = r.tenant_id `
+
+// lookup finds the targets for key: by id, by issuer and client_id, or by
+// issuer alone (at most two, to tell "one" from "several").
+func (t *Tool) lookup(ctx context.Context, key targetKey) ([]target, error) {
+	now := t.Now()
+	t.targets.mu.Lock()
+	c, ok := t.targets.entries[key]
+	t.targets.mu.Unlock()
+	if ok && now.Before(c.expires) {
+		return c.targets, nil
+	}
+	var found []target
+	err := pg.CrossTenant(ctx, t.db, t.log, "lti: find registration", func(tx *sqlx.Tx) error {
+		switch {
+		case key.id != uuid.Nil:
+			return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.id = $1`, key.id)
+		case key.clientID != "":
+			return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.issuer = $1 AND r.client_id = $2`, key.issuer, key.clientID)
+		}
+		return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.issuer = $1 LIMIT 2`, key.issuer)
+	})
+	if err != nil {
+		return nil, pg.MapError(err)
+	}
+	if t.CacheTTL > 0 {
+		t.targets.mu.Lock()
+		if t.targets.entries == nil || len(t.targets.entries) > 10000 {
+			t.targets.entries = map[targetKey]cachedTarget{} // bounded: start over
+		}
+		t.targets.entries[key] = cachedTarget{targets: found, expires: now.Add(t.CacheTTL)}
+		t.targets.mu.Unlock()
+	}
+	return found, nil
+}
+
+// targetByID is the registration a state names.
+func (t *Tool) targetByID(ctx context.Context, id uuid.UUID) (target, error) {
+	found, err := t.lookup(ctx, targetKey{id: id})
+	if err != nil {
+		return target{}, err
+	}
+	if len(found) == 0 {
+		return target{}, fail(ReasonUnknownRegistration, "registration %s is gone", id)
+	}
+	return found[0], nil
+}
+
+// targetFor finds a login's registration; with no client_id the issuer
+// must have exactly one.
+func (t *Tool) targetFor(ctx context.Context, issuer, clientID string) (target, error) {
+	found, err := t.lookup(ctx, targetKey{issuer: issuer, clientID: clientID})
+	switch {
+	case err != nil:
+		return target{}, err
+	case len(found) == 0:
+		return target{}, fail(ReasonUnknownRegistration, "no registration for %q / %q", issuer, clientID)
+	case len(found) > 1:
+		return target{}, fail(ReasonAmbiguousIssuer, "the issuer has several registrations: the platform must send client_id, or use the registration's own login URL")
+	}
+	return found[0], nil
+}
