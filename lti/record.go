@@ -35,15 +35,82 @@ func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
 		if rec.UserID, err = t.upsertUser(ctx, tx, l); err != nil {
 			return err
 		}
-		if rec.ContextRef, err = t.upsertContext(ctx, tx, l); err != nil {
+		have, err := t.stored(ctx, tx, l, rec.UserID)
+		if err != nil {
 			return err
 		}
-		if rec.ResourceLink, err = t.upsertResourceLink(ctx, tx, l, rec.ContextRef); err != nil {
+		if rec.ContextRef, err = t.upsertContext(ctx, tx, l, have); err != nil {
 			return err
 		}
-		return t.upsertMembership(ctx, tx, l, rec)
+		if rec.ResourceLink, err = t.upsertResourceLink(ctx, tx, l, rec.ContextRef, have); err != nil {
+			return err
+		}
+		return t.upsertMembership(ctx, tx, l, rec, have)
 	})
 	return rec, err
+}
+
+// storedRows is what the hub already has of a launch's course, link and
+// membership, read in one query so that a launch that changes nothing
+// (most launches) writes nothing but the nonce and the user's last launch.
+type storedRows struct {
+	Context    contextRow
+	Link       linkRow
+	HasContext bool
+	HasLink    bool
+	Member     bool
+	Roles      pq.StringArray
+}
+
+type storedScan struct {
+	CtxID           *uuid.UUID     `db:"ctx_id"`
+	CtxLabel        *string        `db:"ctx_label"`
+	CtxTitle        *string        `db:"ctx_title"`
+	CtxTypes        pq.StringArray `db:"ctx_types"`
+	CtxNRPS         *string        `db:"ctx_nrps"`
+	CtxNRPSVersions pq.StringArray `db:"ctx_nrps_versions"`
+	CtxLineItems    *string        `db:"ctx_lineitems"`
+	CtxScopes       pq.StringArray `db:"ctx_scopes"`
+	MemberRoles     pq.StringArray `db:"member_roles"`
+	Member          bool           `db:"member"`
+	LinkID          *uuid.UUID     `db:"link_id"`
+	LinkContext     *uuid.UUID     `db:"link_context"`
+	LinkTitle       *string        `db:"link_title"`
+	LinkDescription *string        `db:"link_description"`
+	LinkLineItem    *string        `db:"link_lineitem"`
+}
+
+func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch, user uuid.UUID) (storedRows, error) {
+	c := l.Claims
+	contextID, linkID := "", ""
+	if c.Context != nil {
+		contextID = c.Context.ID
+	}
+	if c.ResourceLink != nil {
+		linkID = c.ResourceLink.ID
+	}
+	var sc storedScan
+	err := tx.GetContext(ctx, &sc, `SELECT c.id AS ctx_id, c.label AS ctx_label, c.title AS ctx_title, c.types AS ctx_types,
+			c.nrps_url AS ctx_nrps, c.nrps_versions AS ctx_nrps_versions, c.ags_lineitems AS ctx_lineitems, c.ags_scopes AS ctx_scopes,
+			m.roles AS member_roles, m.user_id IS NOT NULL AS member,
+			r.id AS link_id, r.context_ref AS link_context, r.title AS link_title, r.description AS link_description, r.ags_lineitem AS link_lineitem
+		FROM (SELECT 1) AS one
+		LEFT JOIN contexts c ON c.registration_id = $1 AND c.deployment_id = $2 AND c.context_id = $3
+		LEFT JOIN memberships m ON m.context_ref = c.id AND m.user_id = $5
+		LEFT JOIN resource_links r ON r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`,
+		l.Registration.ID, *c.DeploymentID, contextID, linkID, user)
+	if err != nil {
+		return storedRows{}, pg.MapError(err)
+	}
+	st := storedRows{HasContext: sc.CtxID != nil, HasLink: sc.LinkID != nil, Member: sc.Member, Roles: sc.MemberRoles}
+	if st.HasContext {
+		st.Context = contextRow{ID: *sc.CtxID, Label: sc.CtxLabel, Title: sc.CtxTitle, Types: sc.CtxTypes, NRPSURL: sc.CtxNRPS,
+			NRPSVersions: sc.CtxNRPSVersions, LineItems: sc.CtxLineItems, AGSScopes: sc.CtxScopes}
+	}
+	if st.HasLink {
+		st.Link = linkRow{ID: *sc.LinkID, ContextRef: sc.LinkContext, Title: sc.LinkTitle, Description: sc.LinkDescription, LineItem: sc.LinkLineItem}
+	}
+	return st, nil
 }
 
 func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
@@ -109,7 +176,7 @@ type contextRow struct {
 // upsertContext stores the course and its service endpoints. Every
 // learner of a course launches into the same row, so it is written only
 // when something changed: an unchanged row is read, not locked.
-func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch) (*uuid.UUID, error) {
+func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows) (*uuid.UUID, error) {
 	c := l.Claims
 	if c.Context == nil || c.Context.ID == "" {
 		return nil, nil
@@ -122,18 +189,11 @@ func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch) (*uuid
 	if c.AGS != nil {
 		want.LineItems, want.AGSScopes = nullable(c.AGS.LineItems), nonNil(c.AGS.Scope)
 	}
-	var have contextRow
-	err := tx.GetContext(ctx, &have, `SELECT id, label, title, types, nrps_url, nrps_versions, ags_lineitems, ags_scopes
-		FROM contexts WHERE registration_id = $1 AND deployment_id = $2 AND context_id = $3`,
-		l.Registration.ID, *c.DeploymentID, c.Context.ID)
-	if err == nil && sameContext(have, want) {
-		return &have.ID, nil
-	}
-	if err != nil && !pg.IsNoRows(err) {
-		return nil, pg.MapError(err)
+	if stored.HasContext && sameContext(stored.Context, want) {
+		return &stored.Context.ID, nil
 	}
 	var id uuid.UUID
-	err = tx.GetContext(ctx, &id, `INSERT INTO contexts (id, tenant_id, registration_id, deployment_id, context_id, label, title, types,
+	err := tx.GetContext(ctx, &id, `INSERT INTO contexts (id, tenant_id, registration_id, deployment_id, context_id, label, title, types,
 			nrps_url, nrps_versions, ags_lineitems, ags_scopes, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (registration_id, deployment_id, context_id) DO UPDATE SET label = excluded.label, title = excluded.title,
@@ -176,7 +236,7 @@ type linkRow struct {
 
 // upsertResourceLink stores the placement launched, writing only changes,
 // for the same reason as upsertContext.
-func (t *Tool) upsertResourceLink(ctx context.Context, tx *sqlx.Tx, l *Launch, contextRef *uuid.UUID) (*uuid.UUID, error) {
+func (t *Tool) upsertResourceLink(ctx context.Context, tx *sqlx.Tx, l *Launch, contextRef *uuid.UUID, stored storedRows) (*uuid.UUID, error) {
 	c := l.Claims
 	if c.ResourceLink == nil || c.ResourceLink.ID == "" {
 		return nil, nil // deep linking requests may carry none
@@ -185,18 +245,13 @@ func (t *Tool) upsertResourceLink(ctx context.Context, tx *sqlx.Tx, l *Launch, c
 	if c.AGS != nil {
 		want.LineItem = nullable(c.AGS.LineItem)
 	}
-	var have linkRow
-	err := tx.GetContext(ctx, &have, `SELECT id, context_ref, title, description, ags_lineitem FROM resource_links
-		WHERE registration_id = $1 AND deployment_id = $2 AND resource_link_id = $3`, l.Registration.ID, *c.DeploymentID, c.ResourceLink.ID)
-	if err == nil && sameUUID(have.ContextRef, want.ContextRef) && eqPtr(have.Title, want.Title) &&
+	have := stored.Link
+	if stored.HasLink && sameUUID(have.ContextRef, want.ContextRef) && eqPtr(have.Title, want.Title) &&
 		eqPtr(have.Description, want.Description) && eqPtr(have.LineItem, want.LineItem) {
 		return &have.ID, nil
 	}
-	if err != nil && !pg.IsNoRows(err) {
-		return nil, pg.MapError(err)
-	}
 	var id uuid.UUID
-	err = tx.GetContext(ctx, &id, `INSERT INTO resource_links (id, tenant_id, registration_id, deployment_id, resource_link_id,
+	err := tx.GetContext(ctx, &id, `INSERT INTO resource_links (id, tenant_id, registration_id, deployment_id, resource_link_id,
 			context_ref, title, description, ags_lineitem, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (registration_id, deployment_id, resource_link_id) DO UPDATE SET context_ref = excluded.context_ref,
@@ -210,8 +265,11 @@ func sameUUID(a, b *uuid.UUID) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
-func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec Recorded) error {
+func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec Recorded, stored storedRows) error {
 	if rec.ContextRef == nil {
+		return nil
+	}
+	if stored.Member && stored.HasContext && stored.Context.ID == *rec.ContextRef && slices.Equal(stored.Roles, l.Roles) {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)
