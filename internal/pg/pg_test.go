@@ -61,7 +61,8 @@ func TestRowLevelSecurity(t *testing.T) {
 	})
 
 	t.Run("no tenant set sees no rows", func(t *testing.T) {
-		for _, table := range []string{"tenants", "api_keys", "audit_log"} {
+		for _, table := range []string{"tenants", "api_keys", "audit_log", "lti_registrations", "lti_deployments",
+			"lti_nonces", "users", "lti_identities", "contexts", "resource_links", "memberships", "lti_registration_links"} {
 			if n := count(t, db, table); n != 0 {
 				t.Errorf("%s: %d rows visible with no tenant set", table, n)
 			}
@@ -167,5 +168,29 @@ func TestMigratorReportsCurrentSchema(t *testing.T) {
 	}
 	if ok, _ := m.Current(context.Background()); ok {
 		t.Fatal("Current = true with a migration missing")
+	}
+}
+
+// TestEveryTenantTableIsIsolated fails when a table with a tenant_id
+// column lacks forced row-level security, so a new table cannot forget it.
+func TestEveryTenantTableIsIsolated(t *testing.T) {
+	db := pgtest.Open(t)
+	var unprotected []string
+	err := db.Select(&unprotected, `SELECT c.relname FROM pg_class c
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+		WHERE c.relkind = 'r' AND NOT (c.relrowsecurity AND c.relforcerowsecurity
+			AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unprotected) > 0 {
+		t.Fatalf("tenant tables without forced row-level security: %v", unprotected)
+	}
+	var tables int
+	db.Get(&tables, `SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE a.attname = 'tenant_id' AND c.relkind = 'r' AND NOT a.attisdropped`)
+	if tables < 10 {
+		t.Fatalf("only %d tenant tables found: the check is not looking at the schema", tables)
 	}
 }

@@ -1,0 +1,75 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/klasterina/hub/lti/ltitest"
+)
+
+func TestRegistrationsREST(t *testing.T) {
+	ph := newPlatformHub(t)
+	ph.createTenant("other", "institution")
+	_, keyOther := ph.createKey("other", "write")
+	_, keyUni := ph.createKey("uni", "read")
+	base := "/api/v1/tenants/uni/lti/registrations/" + ph.reg
+
+	t.Run("read with a key of the tenant", func(t *testing.T) {
+		ph.t = t
+		r := ph.expect(ph.do("GET", base, keyUni, nil), 200)
+		if r.field(t, "client_id") != ph.p.ClientID {
+			t.Fatalf("registration %s", r.body)
+		}
+	})
+	t.Run("another tenant's key gets 404", func(t *testing.T) {
+		ph.t = t
+		ph.problem(ph.do("GET", base, keyOther, nil), 404, "not-found")
+		ph.problem(ph.do("GET", "/api/v1/tenants/other/lti/registrations/"+ph.reg, keyOther, nil), 404, "not-found")
+		ph.problem(ph.do("DELETE", "/api/v1/tenants/other/lti/registrations/"+ph.reg, keyOther, nil), 404, "not-found")
+	})
+	t.Run("tool configuration", func(t *testing.T) {
+		ph.t = t
+		r := ph.expect(ph.do("GET", base+"/tool-configuration", keyUni, nil), 200)
+		for _, want := range []string{ph.url + "/lti/login", ph.url + "/.well-known/jwks.json", "canvas.instructure.com", "LtiDeepLinkingRequest", "contextmembership.readonly"} {
+			if !strings.Contains(string(r.body), want) {
+				t.Errorf("tool configuration lacks %s", want)
+			}
+		}
+	})
+	t.Run("deployments", func(t *testing.T) {
+		ph.t = t
+		r := ph.expect(ph.do("POST", base+"/deployments", adminToken, map[string]string{"deployment_id": "second"}), 201)
+		if !strings.Contains(string(r.body), `"second"`) {
+			t.Fatalf("after adding: %s", r.body)
+		}
+		ph.problem(ph.do("POST", base+"/deployments", adminToken, map[string]string{"deployment_id": "second"}), 409, "conflict")
+		ph.problem(ph.do("POST", base+"/deployments", adminToken, map[string]string{"deployment_id": ""}), 400, "validation")
+		ph.expect(ph.do("DELETE", base+"/deployments/second", adminToken, nil), 204)
+		ph.problem(ph.do("DELETE", base+"/deployments/second", adminToken, nil), 404, "not-found")
+		ph.problem(ph.do("POST", base+"/deployments", keyUni, map[string]string{"deployment_id": "x"}), 403, "forbidden")
+	})
+	t.Run("validation and uniqueness", func(t *testing.T) {
+		ph.t = t
+		p := ph.problem(ph.do("POST", "/api/v1/tenants/uni/lti/registrations", adminToken, map[string]any{
+			"issuer": "not a url", "client_id": "", "auth_login_url": "ftp://x", "auth_token_url": "https://t.example", "jwks_url": "https://j.example"}), 400, "validation")
+		var fields []string
+		for _, f := range p.Errors {
+			fields = append(fields, f.Field)
+		}
+		if strings.Join(fields, ",") != "issuer,client_id,auth_login_url" {
+			t.Fatalf("fields %v", fields)
+		}
+		ph.problem(ph.do("POST", "/api/v1/tenants/other/lti/registrations", adminToken, map[string]any{
+			"issuer": ph.p.Issuer(), "client_id": ph.p.ClientID, "auth_login_url": ph.p.AuthURL(),
+			"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL()}), 409, "conflict")
+	})
+	t.Run("delete", func(t *testing.T) {
+		ph.t = t
+		ph.succeeded(ph.launch(ltitest.Launch{}))
+		ph.expect(ph.do("DELETE", base, adminToken, nil), 204)
+		ph.problem(ph.do("GET", base, adminToken, nil), 404, "not-found")
+		if n := ph.rows("contexts"); n != 0 {
+			t.Fatalf("%d contexts left after the registration went", n)
+		}
+	})
+}
