@@ -31,12 +31,11 @@ func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
 		if err := t.useNonce(ctx, tx, l); err != nil {
 			return err
 		}
-		var err error
-		if rec.UserID, err = t.upsertUser(ctx, tx, l); err != nil {
+		have, err := t.stored(ctx, tx, l)
+		if err != nil {
 			return err
 		}
-		have, err := t.stored(ctx, tx, l, rec.UserID)
-		if err != nil {
+		if rec.UserID, err = t.upsertUser(ctx, tx, l, have); err != nil {
 			return err
 		}
 		if rec.ContextRef, err = t.upsertContext(ctx, tx, l, have); err != nil {
@@ -54,6 +53,7 @@ func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
 // membership, read in one query so that a launch that changes nothing
 // (most launches) writes nothing but the nonce and the user's last launch.
 type storedRows struct {
+	User       *userRow
 	Context    contextRow
 	Link       linkRow
 	HasContext bool
@@ -62,7 +62,25 @@ type storedRows struct {
 	Roles      pq.StringArray
 }
 
+// userRow is a platform identity and its user as stored.
+type userRow struct {
+	ID          uuid.UUID
+	Institution pq.StringArray
+	System      pq.StringArray
+	LastLaunch  time.Time
+	Fields      [5]*string // name, given_name, family_name, email, locale
+}
+
 type storedScan struct {
+	UserID          *uuid.UUID     `db:"user_id"`
+	UserInstitution pq.StringArray `db:"user_institution"`
+	UserSystem      pq.StringArray `db:"user_system"`
+	UserLastLaunch  *time.Time     `db:"user_last_launch"`
+	UserName        *string        `db:"user_name"`
+	UserGiven       *string        `db:"user_given"`
+	UserFamily      *string        `db:"user_family"`
+	UserEmail       *string        `db:"user_email"`
+	UserLocale      *string        `db:"user_locale"`
 	CtxID           *uuid.UUID     `db:"ctx_id"`
 	CtxLabel        *string        `db:"ctx_label"`
 	CtxTitle        *string        `db:"ctx_title"`
@@ -80,7 +98,7 @@ type storedScan struct {
 	LinkLineItem    *string        `db:"link_lineitem"`
 }
 
-func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch, user uuid.UUID) (storedRows, error) {
+func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch) (storedRows, error) {
 	c := l.Claims
 	contextID, linkID := "", ""
 	if c.Context != nil {
@@ -90,33 +108,56 @@ func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch, user uuid.UUI
 		linkID = c.ResourceLink.ID
 	}
 	var sc storedScan
-	err := tx.GetContext(ctx, &sc, `SELECT c.id AS ctx_id, c.label AS ctx_label, c.title AS ctx_title, c.types AS ctx_types,
+	stmt, err := t.prepared.In(ctx, tx, storedQuery)
+	if err != nil {
+		return storedRows{}, err
+	}
+	err = stmt.GetContext(ctx, &sc, l.Registration.ID, *c.DeploymentID, contextID, linkID, l.Registration.TenantID, c.Issuer, *c.Subject)
+	if err != nil {
+		return storedRows{}, pg.MapError(err)
+	}
+	return storedFrom(sc), nil
+}
+
+// storedQuery reads a launch's identity, user, course, membership and link.
+const storedQuery = `SELECT i.user_id, i.institution_roles AS user_institution, i.system_roles AS user_system,
+			i.last_launch_at AS user_last_launch, u.name AS user_name, u.given_name AS user_given, u.family_name AS user_family,
+			u.email AS user_email, u.locale AS user_locale,
+			c.id AS ctx_id, c.label AS ctx_label, c.title AS ctx_title, c.types AS ctx_types,
 			c.nrps_url AS ctx_nrps, c.nrps_versions AS ctx_nrps_versions, c.ags_lineitems AS ctx_lineitems, c.ags_scopes AS ctx_scopes,
 			m.roles AS member_roles, m.user_id IS NOT NULL AS member,
 			r.id AS link_id, r.context_ref AS link_context, r.title AS link_title, r.description AS link_description, r.ags_lineitem AS link_lineitem
 		FROM (SELECT 1) AS one
+		LEFT JOIN lti_identities i ON i.tenant_id = $5 AND i.issuer = $6 AND i.subject = $7
+		LEFT JOIN users u ON u.id = i.user_id
 		LEFT JOIN contexts c ON c.registration_id = $1 AND c.deployment_id = $2 AND c.context_id = $3
-		LEFT JOIN memberships m ON m.context_ref = c.id AND m.user_id = $5
-		LEFT JOIN resource_links r ON r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`,
-		l.Registration.ID, *c.DeploymentID, contextID, linkID, user)
-	if err != nil {
-		return storedRows{}, pg.MapError(err)
-	}
+		LEFT JOIN memberships m ON m.context_ref = c.id AND m.user_id = i.user_id
+		LEFT JOIN resource_links r ON r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`
+
+func storedFrom(sc storedScan) storedRows {
 	st := storedRows{HasContext: sc.CtxID != nil, HasLink: sc.LinkID != nil, Member: sc.Member, Roles: sc.MemberRoles}
 	if st.HasContext {
 		st.Context = contextRow{ID: *sc.CtxID, Label: sc.CtxLabel, Title: sc.CtxTitle, Types: sc.CtxTypes, NRPSURL: sc.CtxNRPS,
 			NRPSVersions: sc.CtxNRPSVersions, LineItems: sc.CtxLineItems, AGSScopes: sc.CtxScopes}
 	}
+	if sc.UserID != nil && sc.UserLastLaunch != nil {
+		st.User = &userRow{ID: *sc.UserID, Institution: sc.UserInstitution, System: sc.UserSystem, LastLaunch: *sc.UserLastLaunch,
+			Fields: [5]*string{sc.UserName, sc.UserGiven, sc.UserFamily, sc.UserEmail, sc.UserLocale}}
+	}
 	if st.HasLink {
 		st.Link = linkRow{ID: *sc.LinkID, ContextRef: sc.LinkContext, Title: sc.LinkTitle, Description: sc.LinkDescription, LineItem: sc.LinkLineItem}
 	}
-	return st, nil
+	return st
 }
 
 func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
 	expires := unix(*l.Claims.ExpiresAt).Add(t.Leeway)
-	res, err := tx.ExecContext(ctx, `INSERT INTO lti_nonces (tenant_id, registration_id, nonce, expires_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, l.Registration.TenantID, l.Registration.ID, l.Claims.Nonce, expires)
+	stmt, err := t.prepared.In(ctx, tx, `INSERT INTO lti_nonces (tenant_id, registration_id, nonce, expires_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	res, err := stmt.ExecContext(ctx, l.Registration.TenantID, l.Registration.ID, l.Claims.Nonce, expires)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("lti: nonce: %w", err))
 	}
@@ -131,8 +172,11 @@ func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
 // unique key settles a race between two first launches: the second waits
 // for the first and takes its user. (The foreign key from identity to user
 // is checked at the end of the statement, after both rows exist.)
-func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch) (uuid.UUID, error) {
+func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows) (uuid.UUID, error) {
 	c, reg := l.Claims, l.Registration
+	if u := stored.User; u != nil && !t.userChanged(*u, l) {
+		return u.ID, nil
+	}
 	var id uuid.UUID
 	err := tx.GetContext(ctx, &id, `WITH identity AS (
 			INSERT INTO lti_identities (tenant_id, issuer, subject, user_id, institution_roles, system_roles, last_launch_at)
@@ -149,6 +193,23 @@ func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch) (uuid.UUI
 		reg.TenantID, c.Issuer, *c.Subject, uuid.New(), pq.StringArray(l.Institution), pq.StringArray(l.System), t.Now(),
 		c.Name, c.GivenName, c.FamilyName, c.Email, locale(c))
 	return id, pg.MapError(err)
+}
+
+// lastLaunchResolution is how stale an identity's last_launch_at may get
+// before a launch that changes nothing else writes it.
+const lastLaunchResolution = time.Hour
+
+// userChanged reports whether a launch brings anything the stored user and
+// identity lack. Absent claims keep the stored values, as the upsert does.
+func (t *Tool) userChanged(u userRow, l *Launch) bool {
+	c := l.Claims
+	for i, claim := range []string{c.Name, c.GivenName, c.FamilyName, c.Email, locale(c)} {
+		if claim != "" && (u.Fields[i] == nil || *u.Fields[i] != claim) {
+			return true
+		}
+	}
+	return !slices.Equal(u.Institution, l.Institution) || !slices.Equal(u.System, l.System) ||
+		t.Now().Sub(u.LastLaunch) > lastLaunchResolution
 }
 
 func locale(c Claims) string {
@@ -269,7 +330,8 @@ func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec
 	if rec.ContextRef == nil {
 		return nil
 	}
-	if stored.Member && stored.HasContext && stored.Context.ID == *rec.ContextRef && slices.Equal(stored.Roles, l.Roles) {
+	if stored.Member && stored.User != nil && stored.User.ID == rec.UserID && stored.HasContext &&
+		stored.Context.ID == *rec.ContextRef && slices.Equal(stored.Roles, l.Roles) {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)

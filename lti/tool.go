@@ -13,6 +13,7 @@ import (
 
 	"github.com/klasterina/hub/internal/handoff"
 	"github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/secrets"
 )
 
@@ -36,7 +37,8 @@ type Tool struct {
 	StateTTL time.Duration // how long a login may take to come back
 	CacheTTL time.Duration // how long registration lookups are reused
 
-	targets targetCache
+	targets  targetCache
+	prepared *pg.Prepared
 }
 
 // NewTool wires a Tool. publicURL is HUB_PUBLIC_URL: launch and redirect
@@ -44,7 +46,8 @@ type Tool struct {
 func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secrets.Sealer,
 	publicURL *url.URL, metrics *Metrics, log *slog.Logger) *Tool {
 	return &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
-		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second}
+		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second,
+		prepared: pg.NewPrepared(db)}
 }
 
 // LaunchURL is the redirect_uri the platform posts id_tokens to.
