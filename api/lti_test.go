@@ -173,6 +173,13 @@ func TestValidLaunchRecordsAndLands(t *testing.T) {
 	if roles != lti.RoleLearner {
 		t.Fatalf("membership roles = %q, want the short name expanded", roles)
 	}
+	// A changed email is stored; a launch without names keeps the old ones.
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "teacher-1", Claims: map[string]any{"email": "ada@new.example", "name": nil}}))
+	var email, name string
+	pgtest.Superuser(t, ph.dbt).QueryRow(`SELECT email, name FROM users`).Scan(&email, &name)
+	if email != "ada@new.example" || name != "Ada Lovelace" {
+		t.Fatalf("user after a changed email: %q %q", email, name)
+	}
 }
 
 // TestCertificationInvalidLaunches covers the "known bad payloads" of the
@@ -379,6 +386,16 @@ func TestDeepLinking(t *testing.T) {
 		ph.deepLink(settings(true, "file"), staff)
 		if len(ph.p.DeepLinks) != before+1 || len(ph.p.DeepLinks[before].Items) != 0 {
 			t.Fatal("an empty deep linking response did not reach the platform")
+		}
+	})
+
+	t.Run("responses verify across a rotation of the hub's LTI key", func(t *testing.T) {
+		ph.t = t
+		before := len(ph.p.DeepLinks)
+		ph.expect(ph.do("POST", "/api/v1/keys/lti/rotate", adminToken, nil), 200)
+		ph.deepLink(settings(true, "ltiResourceLink"), staff, "reading-1")
+		if len(ph.p.DeepLinks) != before+1 {
+			t.Fatal("the platform did not accept a response signed after the rotation")
 		}
 	})
 
