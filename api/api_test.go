@@ -148,13 +148,7 @@ func (h *hub) do(method, path, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := h.client.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return h.send(req)
 }
 
 func (h *hub) expect(r response, status int) response {
@@ -192,13 +186,18 @@ func (h *hub) problem(r response, status int, typ string) api.Problem {
 	return p
 }
 
-// doRaw sends a GET with a literal Authorization header ("" for none).
+// doRaw sends a request with a literal Authorization header ("" for none).
 func (h *hub) doRaw(method, path, authorization string) response {
 	h.t.Helper()
 	req, _ := http.NewRequest(method, h.url+path, nil)
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
+	return h.send(req)
+}
+
+func (h *hub) send(req *http.Request) response {
+	h.t.Helper()
 	res, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)

@@ -82,8 +82,10 @@ func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx
 		}
 	}()
 	// set_config(..., true) is SET LOCAL: it ends with the transaction.
-	if _, err = tx.ExecContext(ctx, `SELECT set_config($1, $2, true)`, setting, value); err != nil {
-		return MapError(fmt.Errorf("pg: set %s: %w", setting, err))
+	if setting != "" {
+		if _, err = tx.ExecContext(ctx, `SELECT set_config($1, $2, true)`, setting, value); err != nil {
+			return MapError(fmt.Errorf("pg: set %s: %w", setting, err))
+		}
 	}
 	if err = fn(tx); err != nil {
 		return err
@@ -134,18 +136,6 @@ func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 // InTx runs fn in a plain transaction, for hub-wide tables that belong to
 // no tenant (the hub's own signing keys).
-func InTx(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return MapError(fmt.Errorf("pg: begin: %w", err))
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if err = fn(tx); err != nil {
-		return err
-	}
-	return MapError(tx.Commit())
+func InTx(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) error {
+	return inTx(ctx, db, "", "", fn)
 }
