@@ -56,7 +56,7 @@ func FuzzCheckState(f *testing.F) {
 	f.Add("", "")
 	f.Add("AAAA", "x")
 	f.Fuzz(func(t *testing.T, state, secret string) {
-		_, err := tool.checkState(LaunchRequest{IDToken: "x", State: state, BrowserSecret: secret})
+		_, err := tool.checkState(LaunchRequest{IDToken: "x", State: state, StorageSecret: secret})
 		wantFailure(t, err)
 	})
 }

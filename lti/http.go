@@ -46,10 +46,14 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 
 // HandleLaunch answers the platform's form post to /lti/launch.
 func (t *Tool) HandleLaunch(c echo.Context) error {
-	in := LaunchRequest{IDToken: c.FormValue("id_token"), State: c.FormValue("state"), BrowserSecret: c.FormValue("lti_storage_secret")}
-	if in.BrowserSecret == "" {
-		in.BrowserSecret = t.cookieFor(c, in.State)
-	}
+	in := LaunchRequest{IDToken: c.FormValue("id_token"), State: c.FormValue("state"),
+		StorageSecret: c.FormValue("lti_storage_secret"), Cookie: func(name string) string {
+			ck, err := c.Cookie(name)
+			if err != nil {
+				return ""
+			}
+			return ck.Value
+		}}
 	l, err := t.Validate(c.Request().Context(), in)
 	var rec Recorded
 	if err == nil {
@@ -69,18 +73,6 @@ func (t *Tool) HandleLaunch(c echo.Context) error {
 	return t.handOff(c, l, rec)
 }
 
-func (t *Tool) cookieFor(c echo.Context, state string) string {
-	st, err := openState(t.sealer, state)
-	if err != nil {
-		return ""
-	}
-	ck, err := c.Cookie(st.cookieName())
-	if err != nil {
-		return ""
-	}
-	return ck.Value
-}
-
 // unbound handles a launch whose browser lost the login cookie: fetch the
 // secret from platform storage when the platform offered it, else offer to
 // restart the launch in a new window, where cookies are first-party.
@@ -97,7 +89,7 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 		"iss": {reg.Issuer}, "client_id": {reg.ClientID}, "login_hint": {st.LoginHint},
 		"lti_message_hint": {st.MessageHint}, "target_link_uri": {st.TargetLink},
 	}.Encode()
-	if st.Storage != "" && in.BrowserSecret == "" {
+	if st.Storage != "" && in.StorageSecret == "" {
 		t.Metrics.refused.WithLabelValues("launch", "state_fetch_from_platform_storage").Inc()
 		return t.page(c, http.StatusOK, "fetch-state", map[string]any{
 			"Action": t.LaunchURL(), "IDToken": in.IDToken, "State": in.State, "Origin": origin(reg.AuthLoginURL),

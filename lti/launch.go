@@ -13,12 +13,23 @@ import (
 	"github.com/klasterina/hub/internal/keys"
 )
 
-// LaunchRequest is what the browser posts to /lti/launch, with the secret
-// of the binding cookie (or from platform storage) if it had one.
+// LaunchRequest is what the browser posts to /lti/launch: the token, the
+// state, and the browser secret the state is bound to, from platform
+// storage (StorageSecret) or from the login's cookie (Cookie looks one up
+// by name).
 type LaunchRequest struct {
 	IDToken       string
 	State         string
-	BrowserSecret string
+	StorageSecret string
+	Cookie        func(name string) string
+}
+
+// browserSecret is the secret the browser holds for st, if any.
+func (in LaunchRequest) browserSecret(st loginState) string {
+	if in.StorageSecret != "" || in.Cookie == nil {
+		return in.StorageSecret
+	}
+	return in.Cookie(st.cookieName())
 }
 
 // Launch is a validated launch.
@@ -80,7 +91,7 @@ func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
 	if t.Now().Unix() > st.Expires {
 		return st, fail(ReasonStateExpired, "state expired")
 	}
-	if !st.boundTo(in.BrowserSecret) {
+	if !st.boundTo(in.browserSecret(st)) {
 		return st, fail(ReasonStateNotBound, "the state was not issued to this browser")
 	}
 	return st, nil
