@@ -3,6 +3,7 @@ package ltitest
 import (
 	"html/template"
 	"net/http"
+	"strconv"
 
 	"github.com/klasterina/hub/lti"
 )
@@ -20,6 +21,9 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <li><a href="/start?as=instructor">Launch "Week 1 quiz" as an instructor</a></li>
 <li><a href="/start?as=instructor&amp;message=deep-linking">Add an activity from the hub (deep linking, as an instructor)</a></li>
 </ul>
+<details><summary>Launches the hub must refuse (certification's bad payloads)</summary><ul>
+{{range $i, $b := .Bad}}<li><a href="/start?as=student&amp;bad={{$i}}">{{$b.Name}}</a></li>{{end}}
+</ul></details>
 {{if .Links}}<h2>Activities added by deep linking</h2><ul>{{range .Links}}{{range .Items}}<li>{{index . "title"}}</li>{{end}}{{end}}</ul>{{end}}
 </body></html>`))
 
@@ -28,7 +32,8 @@ func (p *Platform) home(w http.ResponseWriter, _ *http.Request) {
 	links := append([]DeepLinkResponse(nil), p.DeepLinks...)
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links})
+	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links,
+		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere")})
 }
 
 // start begins a launch from the demo page: it sends the browser to the
@@ -49,6 +54,12 @@ func (p *Platform) start(w http.ResponseWriter, r *http.Request) {
 			"deep_link_return_url": p.Server.URL + "/deep-link-return", "accept_types": []string{"ltiResourceLink"},
 			"accept_presentation_document_targets": []string{"iframe", "window"}, "accept_multiple": true, "data": "demo",
 		}}
+	}
+	if i, err := strconv.Atoi(r.URL.Query().Get("bad")); err == nil {
+		bad := p.BadLaunches(p.ToolLaunchURL + "/elsewhere")
+		if i >= 0 && i < len(bad) {
+			l = bad[i].Launch
+		}
 	}
 	http.Redirect(w, r, p.LoginURL(p.ToolLoginURL, p.ToolLaunchURL, l), http.StatusFound)
 }

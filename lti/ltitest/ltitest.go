@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +147,11 @@ type Launch struct {
 	Tamper func(header map[string]any, claims map[string]any)
 	// Raw replaces the whole id_token, for payloads that are not JWTs at all.
 	Raw string
+	// CorruptSignature swaps the signed payload for another after signing.
+	CorruptSignature bool
+	// ForeignKey signs with a key that is not the platform's, carried in
+	// the token's own header.
+	ForeignKey bool
 }
 
 // LoginURL is the initiation request the platform makes of the tool's
@@ -220,7 +226,18 @@ func (p *Platform) IDToken(nonce string, l Launch) (string, error) {
 	if l.Tamper != nil {
 		l.Tamper(header, claims)
 	}
-	return sign(k.priv, header, claims)
+	priv := k.priv
+	if l.ForeignKey {
+		priv = foreignKey(header)
+	}
+	token, err := sign(priv, header, claims)
+	if err != nil || !l.CorruptSignature {
+		return token, err
+	}
+	claims["sub"] = "someone-else"
+	forged, err := sign(priv, header, claims)
+	parts, other := strings.Split(token, "."), strings.Split(forged, ".")
+	return parts[0] + "." + other[1] + "." + parts[2], err
 }
 
 func sign(priv *rsa.PrivateKey, header, claims map[string]any) (string, error) {
