@@ -562,3 +562,11 @@ func TestHandoffTokenVerifiesThroughKeyRotation(t *testing.T) {
 		t.Fatal("the token after the rotation names the retired key")
 	}
 }
+
+func TestClockSkewLeeway(t *testing.T) {
+	ph := newPlatformHub(t, func(c *config.Config) { c.LTILeeway = 30 * time.Second })
+	skewed := ltitest.Launch{Tamper: func(_, c map[string]any) { c["iat"] = time.Now().Add(20 * time.Second).Unix() }}
+	ph.succeeded(ph.launch(skewed))
+	ph.deps.LTI.Leeway = 0
+	ph.refusedWith(ph.launch(skewed), lti.ReasonIssuedInFuture)
+}

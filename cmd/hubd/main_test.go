@@ -80,6 +80,8 @@ func TestConfigErrorsStopWithOneLine(t *testing.T) {
 		"bad public url":        {env{"HUB_PUBLIC_URL": "hub.example"}, "HUB_PUBLIC_URL"},
 		"bad log level":         {env{"HUB_LOG_LEVEL": "loud"}, "HUB_LOG_LEVEL"},
 		"bad outbound flag":     {env{"HUB_OUTBOUND_ALLOW_PRIVATE": "2"}, "HUB_OUTBOUND_ALLOW_PRIVATE"},
+		"leeway of an hour":     {env{"HUB_LTI_LEEWAY": "1h"}, "HUB_LTI_LEEWAY"},
+		"leeway not a duration": {env{"HUB_LTI_LEEWAY": "30"}, "HUB_LTI_LEEWAY"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

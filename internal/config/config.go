@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is every operator-facing setting of hubd.
@@ -24,6 +25,7 @@ type Config struct {
 	AppURL               *url.URL // nil: the hub's own landing page
 	LogLevel             slog.Level
 	OutboundAllowPrivate bool
+	LTILeeway            time.Duration // clock skew allowed on id_token exp, iat and nbf
 }
 
 // Error names the variable at fault.
@@ -47,10 +49,10 @@ const (
 
 // Load reads and validates the environment through getenv.
 func Load(getenv func(string) string, need Need) (*Config, error) {
-	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo}
+	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
-		c.loadSecretKey, c.loadFlags, c.loadAppURL, c.loadLogLevel,
+		c.loadSecretKey, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -179,6 +181,23 @@ func (c *Config) loadLogLevel(getenv func(string) string, _ Need) error {
 	return nil
 }
 
+// maxLTILeeway bounds the skew: beyond a few minutes an expired token is
+// simply expired.
+const maxLTILeeway = 5 * time.Minute
+
+func (c *Config) loadLTILeeway(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_LTI_LEEWAY")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > maxLTILeeway {
+		return &Error{"HUB_LTI_LEEWAY", "must be a duration from 0s to 5m, such as 30s"}
+	}
+	c.LTILeeway = d
+	return nil
+}
+
 func parseHTTPURL(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -204,6 +223,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("app_url", app),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Bool("outbound_allow_private", c.OutboundAllowPrivate),
+		slog.Duration("lti_leeway", c.LTILeeway),
 	)
 }
 
