@@ -104,3 +104,55 @@ func TestDynamicRegistrationRefusals(t *testing.T) {
 		ph.refusedWith(ph.get(link+"?openid_configuration=https://x.example/c"), lti.ReasonRegistrationLink)
 	})
 }
+
+// TestDynamicRegistrationWithRecordedPlatforms registers with Canvas's,
+// Moodle's and Sakai's documented configuration and answers.
+func TestDynamicRegistrationWithRecordedPlatforms(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	ph := &platformHub{hub: h, slug: "uni"}
+	for lms, want := range map[string]struct{ clientID, deployment string }{
+		"canvas": {"10000000000001", ""},
+		"moodle": {"EXAMPLEclient01", "2"},
+		"sakai":  {"00000000-0000-4000-8000-00000000c5a1", "1"},
+	} {
+		t.Run(lms, func(t *testing.T) {
+			ph.t = t
+			r, err := ltitest.NewRecordedRegistrar(lms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Server.Close()
+			link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+			page := ph.get(link + "?" + url.Values{"openid_configuration": {r.ConfigURL}, "registration_token": {r.Token}}.Encode())
+			if page.status != 200 || !strings.Contains(string(page.body), "org.imsglobal.lti.close") {
+				t.Fatalf("registration with recorded %s: %d\n%s", lms, page.status, page.body)
+			}
+			if r.Received["initiate_login_uri"] != h.url+"/lti/login" {
+				t.Fatalf("%s received %v", lms, r.Received)
+			}
+			var regs struct {
+				Items []struct {
+					Issuer      string   `json:"issuer"`
+					ClientID    string   `json:"client_id"`
+					JWKSURL     string   `json:"jwks_url"`
+					Deployments []string `json:"deployment_ids"`
+				} `json:"items"`
+			}
+			h.expect(h.do("GET", "/api/v1/tenants/uni/lti/registrations?limit=200", adminToken, nil), 200).json(t, &regs)
+			var found bool
+			for _, reg := range regs.Items {
+				if reg.ClientID == want.clientID && reg.Issuer == r.Server.URL {
+					found = true
+					if strings.Join(reg.Deployments, ",") != want.deployment || !strings.HasPrefix(reg.JWKSURL, r.Server.URL) {
+						t.Fatalf("%s registration %+v", lms, reg)
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("no %s registration with client %q among %+v", lms, want.clientID, regs.Items)
+			}
+		})
+	}
+}

@@ -80,7 +80,7 @@ func (t *Tool) HandleRegister(c echo.Context) error {
 	if err != nil {
 		return t.refuse(c, "registration", err)
 	}
-	cfg, err := t.platformConfiguration(ctx, c.QueryParam("openid_configuration"))
+	cfg, err := t.platformConfiguration(ctx, c.QueryParam("openid_configuration"), c.QueryParam("registration_token"))
 	if err != nil {
 		return t.refuse(c, "registration", err)
 	}
@@ -129,13 +129,14 @@ type PlatformConfiguration struct {
 // platformConfiguration fetches and checks the platform's configuration:
 // its issuer must have the configuration URL's scheme and host, as the
 // specification requires, so a link cannot be pointed at another issuer.
-func (t *Tool) platformConfiguration(ctx context.Context, rawURL string) (PlatformConfiguration, error) {
+// The registration token goes along as a bearer: Canvas requires it here.
+func (t *Tool) platformConfiguration(ctx context.Context, rawURL, token string) (PlatformConfiguration, error) {
 	var cfg PlatformConfiguration
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return cfg, fail(ReasonPlatformConfig, "openid_configuration %q is not a URL", rawURL)
 	}
-	body, _, err := httpx.GetJSON(ctx, t.Client, rawURL)
+	body, err := t.getConfiguration(ctx, rawURL, token)
 	if err != nil {
 		return cfg, failErr(ReasonPlatformConfig, err)
 	}
@@ -150,6 +151,26 @@ func (t *Tool) platformConfiguration(ctx context.Context, rawURL string) (Platfo
 		return cfg, fail(ReasonPlatformConfig, "authorization, token, jwks and registration endpoints are required")
 	}
 	return cfg, nil
+}
+
+func (t *Tool) getConfiguration(ctx context.Context, rawURL, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := t.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("GET %s: status %d", rawURL, res.StatusCode)
+	}
+	return httpx.ReadBody(res.Body, httpx.MaxBody)
 }
 
 // toolRegistration is the client metadata the hub posts.

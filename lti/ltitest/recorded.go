@@ -19,7 +19,7 @@ var recordedFS embed.FS
 func Recorded() (map[string]map[string]any, error) {
 	out := map[string]map[string]any{}
 	err := fs.WalkDir(recordedFS, "recorded", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "launch-") {
 			return err
 		}
 		b, err := recordedFS.ReadFile(path)
