@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"html"
 	"io"
 	"net/http"
@@ -569,4 +570,16 @@ func TestClockSkewLeeway(t *testing.T) {
 	ph.succeeded(ph.launch(skewed))
 	ph.deps.LTI.Leeway = 0
 	ph.refusedWith(ph.launch(skewed), lti.ReasonIssuedInFuture)
+}
+
+func TestExpiredNoncesArePurged(t *testing.T) {
+	ph := newPlatformHub(t)
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	super := pgtest.Superuser(t, ph.dbt)
+	super.MustExec(`UPDATE lti_nonces SET expires_at = now() - interval '1 minute' WHERE ctid IN (SELECT ctid FROM lti_nonces LIMIT 1)`)
+	n, err := ph.deps.LTI.PurgeNonces(context.Background())
+	if err != nil || n != 1 || ph.rows("lti_nonces") != 1 {
+		t.Fatalf("purged %d (%v), %d left; want 1 and 1", n, err, ph.rows("lti_nonces"))
+	}
 }

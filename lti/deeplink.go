@@ -80,15 +80,15 @@ func (t *Tool) HandleDeepLink(c echo.Context) error {
 	if (!sess.Multiple && len(chosen) > 1) || (!sess.LinksOK && len(chosen) > 0) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingSession, "choice not acceptable to the platform"))
 	}
-	reg, err := t.registrations.ByID(ctx, sess.Registration)
+	reg, err := t.targetByID(ctx, sess.Registration)
 	if err != nil {
-		return t.refuse(c, "deep_linking", failErr(ReasonUnknownRegistration, err))
+		return t.refuse(c, "deep_linking", err)
 	}
 	items, err := t.contentItems(ctx, chosen)
 	if err != nil {
 		return err
 	}
-	jwt, err := t.deepLinkingResponse(ctx, reg, sess, items)
+	jwt, err := t.deepLinkingResponse(ctx, reg.Registration, sess, items)
 	if err != nil {
 		return err
 	}

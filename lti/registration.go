@@ -290,16 +290,3 @@ func (s *Registrations) Find(ctx context.Context, issuer, clientID string) (Regi
 	}
 	return Registration{}, apperr.New(apperr.Invalid, "the issuer has several registrations: the platform must send client_id, or use the registration's own login URL")
 }
-
-// ByID finds a registration by id across tenants, for per-registration
-// login URLs.
-func (s *Registrations) ByID(ctx context.Context, id uuid.UUID) (Registration, error) {
-	var r Registration
-	err := pg.CrossTenant(ctx, s.db, s.log, "lti login: registration by id", func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &r, `SELECT * FROM lti_registrations WHERE id = $1`, id)
-	})
-	if pg.IsNoRows(err) {
-		return r, apperr.New(apperr.NotFound, "no such registration")
-	}
-	return r, pg.MapError(err)
-}
