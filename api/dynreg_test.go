@@ -156,3 +156,30 @@ func TestDynamicRegistrationWithRecordedPlatforms(t *testing.T) {
 		})
 	}
 }
+
+// TestCanvasStyleRegistrationAdoptsTheFirstDeployment: Canvas answers a
+// dynamic registration without a deployment id; the first signed launch
+// names it, and only that deployment is adopted.
+func TestCanvasStyleRegistrationAdoptsTheFirstDeployment(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	p.RegisterWithoutDeployment = true
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	if r := ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()); r.status != 200 {
+		t.Fatalf("registration: %d %s", r.status, r.body)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+	other := ltitest.Launch{Tamper: func(_, c map[string]any) { c[lti.ClaimDeploymentID] = "another-installation" }}
+	ph.deps.LTI.CacheTTL = 0
+	ph.refusedWith(ph.launch(other), lti.ReasonUnknownDeployment)
+	var page auditPage
+	h.expect(h.do("GET", "/api/v1/tenants/uni/audit?action=lti_deployment.adopted", adminToken, nil), 200).json(t, &page)
+	if len(page.Items) != 1 || page.Items[0].Details["deployment_id"] != p.DeploymentID {
+		t.Fatalf("adoption audit: %+v", page.Items)
+	}
+}

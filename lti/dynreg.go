@@ -240,6 +240,8 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 		AuthTokenURL: cfg.TokenEndpoint, JWKSURL: cfg.JWKSURI}
 	if a.Config.DeploymentID != "" {
 		in.DeploymentIDs = []string{a.Config.DeploymentID}
+	} else {
+		in.adoptFirstDeployment = true // Canvas: the first launch names it
 	}
 	if isURL(cfg.TokenAudience) {
 		in.TokenAudience = cfg.TokenAudience

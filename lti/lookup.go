@@ -31,6 +31,20 @@ func (tg target) active() bool { return tg.TenantStatus == string(tenants.Active
 
 func (tg target) deploys(id string) bool { return slices.Contains(tg.Deployments, id) }
 
+// adopts reports a registration still waiting for its first deployment.
+func (tg target) adopts() bool { return tg.AdoptFirstDeployment && len(tg.Deployments) == 0 }
+
+// forget drops cached lookups of a registration that just changed.
+func (t *Tool) forget(id uuid.UUID) {
+	t.targets.mu.Lock()
+	defer t.targets.mu.Unlock()
+	for key, c := range t.targets.entries {
+		if key.id == id || (len(c.targets) > 0 && c.targets[0].ID == id) {
+			delete(t.targets.entries, key)
+		}
+	}
+}
+
 type targetKey struct {
 	id               uuid.UUID
 	issuer, clientID string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/audit"
 )
 
 // Recorded is what a launch stored: the ids the handoff names.
@@ -30,6 +31,11 @@ func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
 	err := pg.InTenant(ctx, t.db, l.Registration.TenantID, func(tx *sqlx.Tx) error {
 		if err := t.useNonce(ctx, tx, l); err != nil {
 			return err
+		}
+		if l.target.adopts() {
+			if err := t.adoptDeployment(ctx, tx, l); err != nil {
+				return err
+			}
 		}
 		have, err := t.stored(ctx, tx, l)
 		if err != nil {
@@ -148,6 +154,37 @@ func storedFrom(sc storedScan) storedRows {
 		st.Link = linkRow{ID: *sc.LinkID, ContextRef: sc.LinkContext, Title: sc.LinkTitle, Description: sc.LinkDescription, LineItem: sc.LinkLineItem}
 	}
 	return st
+}
+
+// adoptDeployment records the first deployment of a registration that was
+// registered without one. Only one launch can adopt: the flag is cleared in
+// the same transaction, and a launch that lost the race must name the
+// deployment that won.
+func (t *Tool) adoptDeployment(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
+	reg, deployment := l.Registration, *l.Claims.DeploymentID
+	defer t.forget(reg.ID)
+	res, err := tx.ExecContext(ctx, `UPDATE lti_registrations SET adopt_first_deployment = false
+		WHERE id = $1 AND adopt_first_deployment`, reg.ID)
+	if err != nil {
+		return pg.MapError(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var known bool
+		if err := tx.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM lti_deployments WHERE registration_id = $1 AND deployment_id = $2)`,
+			reg.ID, deployment); err != nil {
+			return pg.MapError(err)
+		}
+		if !known {
+			return fail(ReasonUnknownDeployment, "deployment %q (another was adopted)", deployment)
+		}
+		return nil
+	}
+	if err := addDeployment(ctx, tx, reg, deployment, t.Now()); err != nil {
+		return err
+	}
+	_, err = audit.Append(ctx, tx, &reg.TenantID, audit.System("lti launch"), audit.Event{Action: "lti_deployment.adopted",
+		TargetType: "lti_registration", TargetID: reg.ID.String(), Details: map[string]string{"deployment_id": deployment}}, t.Now())
+	return err
 }
 
 func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {

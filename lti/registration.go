@@ -27,8 +27,11 @@ type Registration struct {
 	TokenAudience string    `db:"token_audience" json:"token_audience"`
 	JWKSURL       string    `db:"jwks_url" json:"jwks_url"`
 	DeploymentIDs []string  `db:"-" json:"deployment_ids"`
-	CreatedAt     time.Time `db:"created_at" json:"created_at"`
-	UpdatedAt     time.Time `db:"updated_at" json:"updated_at"`
+	// AdoptFirstDeployment: registered dynamically without a deployment
+	// id, the registration takes the first one a signed launch names.
+	AdoptFirstDeployment bool      `db:"adopt_first_deployment" json:"adopt_first_deployment"`
+	CreatedAt            time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt            time.Time `db:"updated_at" json:"updated_at"`
 }
 
 // Audience is the aud our client assertions carry: the token URL unless
@@ -49,6 +52,8 @@ type NewRegistration struct {
 	TokenAudience string   `json:"token_audience"`
 	JWKSURL       string   `json:"jwks_url"`
 	DeploymentIDs []string `json:"deployment_ids"`
+
+	adoptFirstDeployment bool // set by dynamic registration only
 }
 
 // Validate reports every invalid field at once.
@@ -104,10 +109,11 @@ func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 	now := s.Now()
 	r := Registration{ID: uuid.New(), TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
 		AuthLoginURL: in.AuthLoginURL, AuthTokenURL: in.AuthTokenURL, TokenAudience: in.TokenAudience,
-		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs)}
+		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs),
+		AdoptFirstDeployment: in.adoptFirstDeployment && len(in.DeploymentIDs) == 0}
 	_, err := tx.NamedExecContext(ctx, `INSERT INTO lti_registrations
-		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, created_at, updated_at)
-		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :created_at, :updated_at)`, r)
+		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, adopt_first_deployment, created_at, updated_at)
+		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :adopt_first_deployment, :created_at, :updated_at)`, r)
 	if err = pg.MapError(err); apperr.Is(err, apperr.Conflict) {
 		return Registration{}, apperr.Wrap(apperr.Conflict, err, "a registration with this issuer and client_id already exists")
 	}

@@ -145,7 +145,7 @@ func (tg target) usable(deployment string) error {
 	if !tg.active() {
 		return fail(ReasonTenantSuspended, "tenant %s", tg.TenantSlug)
 	}
-	if deployment != "" && !tg.deploys(deployment) {
+	if deployment != "" && !tg.deploys(deployment) && !tg.adopts() {
 		return fail(ReasonUnknownDeployment, "deployment %q", deployment)
 	}
 	return nil

@@ -76,11 +76,13 @@ func (p *Platform) register(w http.ResponseWriter, r *http.Request) {
 	p.Registered = append(p.Registered, strings.Fields(m.Scope)...)
 	p.ToolJWKSURL = m.JWKSURI
 	p.mu.Unlock()
+	config := map[string]any{"domain": m.Tool.Domain, "deployment_id": p.DeploymentID, "target_link_uri": m.Tool.Target}
+	if p.RegisterWithoutDeployment {
+		delete(config, "deployment_id")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"client_id": p.ClientID, "redirect_uris": m.RedirectURIs, "initiate_login_uri": m.LoginURI,
-		"https://purl.imsglobal.org/spec/lti-tool-configuration": map[string]any{
-			"domain": m.Tool.Domain, "deployment_id": p.DeploymentID, "target_link_uri": m.Tool.Target,
-		},
+		"https://purl.imsglobal.org/spec/lti-tool-configuration": config,
 	})
 }

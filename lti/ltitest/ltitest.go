@@ -50,6 +50,9 @@ type Platform struct {
 	// registration requests; Registered collects the scopes tools asked for.
 	RegistrationToken string
 	Registered        []string
+	// RegisterWithoutDeployment answers a dynamic registration without a
+	// deployment id, as Canvas does.
+	RegisterWithoutDeployment bool
 	// ConfigIssuer overrides the issuer of the OpenID configuration, to
 	// test tools that must refuse a mismatch.
 	ConfigIssuer string
