@@ -174,6 +174,15 @@ func TestValidLaunchRecordsAndLands(t *testing.T) {
 	if roles != lti.RoleLearner {
 		t.Fatalf("membership roles = %q, want the short name expanded", roles)
 	}
+	// Institution and system roles go to the identity, not the course.
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "teacher-1", Roles: []string{"Learner",
+		"http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty", "http://purl.imsglobal.org/vocab/lis/v2/system/person#User"}}))
+	var inst, sys string
+	pgtest.Superuser(t, ph.dbt).QueryRow(`SELECT array_to_string(institution_roles, ' '), array_to_string(system_roles, ' ') FROM lti_identities`).Scan(&inst, &sys)
+	pgtest.Superuser(t, ph.dbt).QueryRow(`SELECT array_to_string(roles, ' ') FROM memberships`).Scan(&roles)
+	if !strings.HasSuffix(inst, "#Faculty") || !strings.HasSuffix(sys, "#User") || roles != lti.RoleLearner {
+		t.Fatalf("institution %q, system %q, course %q", inst, sys, roles)
+	}
 	// A changed email is stored; a launch without names keeps the old ones.
 	ph.succeeded(ph.launch(ltitest.Launch{Subject: "teacher-1", Claims: map[string]any{"email": "ada@new.example", "name": nil}}))
 	var email, name string
