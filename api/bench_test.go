@@ -15,7 +15,9 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 	h := newHub(b)
 	h.createTenant("uni", "institution")
 	_, key := h.createKey("uni", "read")
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	tr := h.client.Transport.(*http.Transport).Clone() // trusts the test certificate
+	tr.MaxIdleConnsPerHost = 64
+	client := &http.Client{Transport: tr}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -28,7 +30,7 @@ func BenchmarkAuthenticatedRead(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			res.Body.Close()
+			drain(res)
 			if res.StatusCode != 200 {
 				b.Errorf("status %d", res.StatusCode)
 				return
