@@ -10,5 +10,10 @@ go vet ./...
 admin=$(./scripts/pg-ensure.sh test)
 cleanup() { ./scripts/pg-cleanup-test.sh "$admin" || true; }
 trap cleanup EXIT
+export HUB_TEST_DATABASE_URL="$admin"
 
-HUB_TEST_DATABASE_URL="$admin" go test -race -count=1 ./...
+# Each benchmark once, so a broken benchmark fails the build rather than
+# the next person who measures.
+go test -run '^$' -bench . -benchtime 1x ./... > /dev/null
+
+go test -race -count=1 ./...
