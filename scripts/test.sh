@@ -14,6 +14,9 @@ export HUB_TEST_DATABASE_URL="$admin"
 
 # Each benchmark once, so a broken benchmark fails the build rather than
 # the next person who measures.
-go test -run '^$' -bench . -benchtime 1x ./... > /dev/null
+if ! out=$(go test -run '^$' -bench . -benchtime 1x ./... 2>&1); then
+  echo "$out"
+  exit 1
+fi
 
 go test -race -count=1 ./...
