@@ -552,6 +552,14 @@ func TestHandoffTokenVerifiesThroughKeyRotation(t *testing.T) {
 		}
 		return m[2]
 	}
+	// A link made by deep linking names its catalog activity.
+	r := ph.launch(ltitest.Launch{Claims: map[string]any{lti.ClaimCustom: map[string]any{"activity_id": "quiz-1"}}})
+	m := regexp.MustCompile(`name="hub_token" value="([^"]+)"`).FindStringSubmatch(string(r.body))
+	jwks0 := ph.expect(ph.do("GET", "/.well-known/jwks.json", "", nil), 200).body
+	claims, err := verifyES256(jwks0, m[1])
+	if err != nil || claims["activity"].(map[string]any)["catalog_id"] != "quiz-1" {
+		t.Fatalf("handoff of a deep-linked activity: %v %v", claims, err)
+	}
 	before := token()
 	ph.expect(ph.do("POST", "/api/v1/keys/handoff/rotate", adminToken, nil), 200)
 	after := token()

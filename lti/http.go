@@ -172,6 +172,11 @@ func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	}
 	if l.Claims.ResourceLink != nil {
 		sub.Activity = &handoff.Ref{ID: l.Claims.ResourceLink.ID, Title: l.Claims.ResourceLink.Title}
+		// Links made by deep linking carry the catalog id as a custom
+		// parameter (custom keys may lose their case on some platforms).
+		if id, ok := l.Claims.Custom["activity_id"].(string); ok {
+			sub.Activity.CatalogID = id
+		}
 	}
 	if t.Handoff == nil {
 		return t.page(c, http.StatusOK, "landing", map[string]any{

@@ -32,10 +32,13 @@ type Subject struct {
 	Locale      string   `json:"locale,omitempty"`
 }
 
-// Ref names a course or an activity.
+// Ref names a course or an activity. For an activity, ID is the LMS's
+// resource link and CatalogID the hub catalog activity it was deep linked
+// to, when it was.
 type Ref struct {
-	ID    string `json:"id"`
-	Title string `json:"title,omitempty"`
+	ID        string `json:"id"`
+	Title     string `json:"title,omitempty"`
+	CatalogID string `json:"catalog_id,omitempty"`
 }
 
 // Signer issues handoff tokens.
