@@ -1,0 +1,111 @@
+package api_test
+
+import (
+	"encoding/json"
+	"html"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/klasterina/hub/lti/ltitest"
+)
+
+var inlineScript = regexp.MustCompile(`(?s)<script nonce="[^"]+">(.*?)</script>`)
+
+// runPage runs a page's inline script in node against a fake LMS frame
+// that answers the LTI postMessage protocol, returning what it did.
+func runPage(t *testing.T, page []byte, platformOrigin, stored string) []map[string]any {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is needed to run the platform-storage pages' scripts")
+	}
+	m := inlineScript.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no inline script in:\n%s", page)
+	}
+	file := filepath.Join(t.TempDir(), "page.js")
+	if err := os.WriteFile(file, m[1], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, "testdata/platform-storage-harness.js", file, platformOrigin, stored).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var events []map[string]any
+	if err := json.Unmarshal(out, &events); err != nil {
+		t.Fatalf("harness output %s: %v", out, err)
+	}
+	return events
+}
+
+// TestPlatformStoragePagesSpeakTheProtocol runs the pages of a cookie-less
+// launch as a browser would, with an LMS frame that offers platform
+// storage: the login page stores the state's secret and then continues to
+// the platform, the launch page fetches it back and posts it with the
+// launch, and the launch succeeds.
+func TestPlatformStoragePagesSpeakTheProtocol(t *testing.T) {
+	ph := newPlatformHub(t)
+	jar := ph.client.Jar
+	ph.client.Jar = nil // the browser blocks third-party cookies
+	defer func() { ph.client.Jar = jar }()
+	platformOrigin := ph.p.Server.URL
+
+	login := ph.get(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}) + "&lti_storage_target=_parent")
+	events := runPage(t, login.body, platformOrigin, "")
+	if len(events) < 2 {
+		t.Fatalf("login page did: %v", events)
+	}
+	put, _ := events[0]["sent"].(map[string]any)
+	if put["subject"] != "lti.put_data" || events[0]["targetOrigin"] != platformOrigin || put["key"] == "" || put["value"] == "" {
+		t.Fatalf("login page sent %v", events[0])
+	}
+	next, _ := events[1]["navigated"].(string)
+	if !strings.HasPrefix(next, ph.p.AuthURL()+"?") {
+		t.Fatalf("after storing, the page went to %q", next)
+	}
+
+	f, _ := ph.authorizeAt(next)
+	fetch := ph.post(f, nil)
+	events = runPage(t, fetch.body, platformOrigin, put["value"].(string))
+	get, _ := events[0]["sent"].(map[string]any)
+	if get["subject"] != "lti.get_data" || get["key"] != put["key"] || events[0]["targetOrigin"] != platformOrigin {
+		t.Fatalf("launch page sent %v", events[0])
+	}
+	if events[1]["submitted"] != put["value"] {
+		t.Fatalf("launch page posted %v, want the stored secret", events[1])
+	}
+	ph.succeeded(ph.post(f, url.Values{"lti_storage_secret": {put["value"].(string)}}))
+
+	// A platform storage that has nothing makes the page offer a new window.
+	events = runPage(t, fetch.body, platformOrigin, "")
+	if last := events[len(events)-1]; last["slowShown"] != true {
+		t.Fatalf("with nothing stored the page did %v", events)
+	}
+}
+
+// authorizeAt follows the platform's authorization URL to its form post.
+func (ph *platformHub) authorizeAt(authURL string) (form, response) {
+	ph.t.Helper()
+	res, err := ph.client.Get(authURL)
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	r := readResponse(res)
+	if r.status != 200 {
+		ph.t.Fatalf("platform refused the authentication request: %d %s", r.status, r.body)
+	}
+	f := form{action: html.UnescapeString(formAction.FindStringSubmatch(string(r.body))[1])}
+	for _, m := range formField.FindAllStringSubmatch(string(r.body), -1) {
+		if m[1] == "id_token" {
+			f.idToken = html.UnescapeString(m[2])
+		} else {
+			f.state = html.UnescapeString(m[2])
+		}
+	}
+	return f, r
+}
