@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -27,7 +28,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	if err != nil {
 		return Deps{}, err
 	}
-	sealer, err := secrets.New(cfg.SecretKey)
+	sealer, err := secrets.New(cfg.SecretKey, cfg.PreviousSecretKeys...)
 	if err != nil {
 		return Deps{}, err
 	}
@@ -36,6 +37,9 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 		Keys: keys.NewStore(db, sealer, log), LTIRegs: lti.NewRegistrations(db, log),
 		AdminToken: cfg.AdminToken, Log: log, Registry: registry}
 	if err := d.Keys.Ensure(ctx); err != nil {
+		if errors.Is(err, secrets.ErrOpen) {
+			return Deps{}, fmt.Errorf("signing keys were sealed under another HUB_SECRET_KEY: set HUB_SECRET_KEY_PREVIOUS to the old key: %w", err)
+		}
 		return Deps{}, fmt.Errorf("signing keys: %w", err)
 	}
 	client := httpx.New(cfg.OutboundAllowPrivate)

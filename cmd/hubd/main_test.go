@@ -80,6 +80,7 @@ func TestConfigErrorsStopWithOneLine(t *testing.T) {
 		"bad public url":        {env{"HUB_PUBLIC_URL": "hub.example"}, "HUB_PUBLIC_URL"},
 		"bad log level":         {env{"HUB_LOG_LEVEL": "loud"}, "HUB_LOG_LEVEL"},
 		"bad outbound flag":     {env{"HUB_OUTBOUND_ALLOW_PRIVATE": "2"}, "HUB_OUTBOUND_ALLOW_PRIVATE"},
+		"short previous key":    {env{"HUB_SECRET_KEY_PREVIOUS": testSecretKey + "," + base64.StdEncoding.EncodeToString(make([]byte, 10))}, "HUB_SECRET_KEY_PREVIOUS"},
 		"leeway of an hour":     {env{"HUB_LTI_LEEWAY": "1h"}, "HUB_LTI_LEEWAY"},
 		"leeway not a duration": {env{"HUB_LTI_LEEWAY": "30"}, "HUB_LTI_LEEWAY"},
 	}
@@ -280,5 +281,49 @@ func checkDemoLMS(t *testing.T, printed string) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusFound || !strings.HasPrefix(res.Header.Get("Location"), strings.Replace(m[1], "localhost", "127.0.0.1", 1)+"/auth?") {
 		t.Fatalf("hub login for the demo LMS: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// TestSecretKeyRotation: after HUB_SECRET_KEY changes, the hub's sealed
+// signing keys open with the old key given as HUB_SECRET_KEY_PREVIOUS, and
+// without it the hub refuses to start rather than sign with unknown keys.
+func TestSecretKeyRotation(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	serveOnce := func(e env) (int, string) {
+		ctx, stop := context.WithCancel(context.Background())
+		errOut := &syncBuffer{}
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, nil, e.get, &syncBuffer{}, errOut) }()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case code := <-done:
+				stop()
+				return code, errOut.String()
+			default:
+			}
+			if get(t, "http://"+e["HUB_ADDR"]+"/.well-known/jwks.json", "") == 200 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		stop()
+		return <-done, errOut.String()
+	}
+	first := baseEnv(d.URL)
+	first["HUB_AUTO_MIGRATE"] = "true"
+	if code, out := serveOnce(first); code != 0 {
+		t.Fatalf("first start: %d %s", code, out)
+	}
+	newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	rotated := baseEnv(d.URL)
+	rotated["HUB_SECRET_KEY"] = newKey
+	if code, out := serveOnce(rotated); code == 0 || !strings.Contains(out, "set HUB_SECRET_KEY_PREVIOUS") {
+		t.Fatalf("with sealed keys it cannot open: exit %d, %s", code, out)
+	}
+	rotated = baseEnv(d.URL)
+	rotated["HUB_SECRET_KEY"], rotated["HUB_SECRET_KEY_PREVIOUS"] = newKey, testSecretKey
+	if code, out := serveOnce(rotated); code != 0 {
+		t.Fatalf("start with the previous key: %d %s", code, out)
 	}
 }

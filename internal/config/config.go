@@ -21,6 +21,7 @@ type Config struct {
 	PublicURL            *url.URL
 	AdminToken           string
 	SecretKey            []byte
+	PreviousSecretKeys   [][]byte // still open what they sealed, after a rotation
 	AutoMigrate          bool
 	AppURL               *url.URL // nil: the hub's own landing page
 	LogLevel             slog.Level
@@ -52,7 +53,7 @@ func Load(getenv func(string) string, need Need) (*Config, error) {
 	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
-		c.loadSecretKey, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway,
+		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -133,6 +134,24 @@ func (c *Config) loadSecretKey(getenv func(string) string, need Need) error {
 		return &Error{"HUB_SECRET_KEY", fmt.Sprintf("must decode to exactly 32 bytes (got %d)", len(key))}
 	}
 	c.SecretKey = key
+	return nil
+}
+
+// loadPreviousSecretKeys reads HUB_SECRET_KEY_PREVIOUS: comma-separated
+// keys that sealed values before the current HUB_SECRET_KEY, kept until
+// everything is resealed.
+func (c *Config) loadPreviousSecretKeys(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_SECRET_KEY_PREVIOUS")
+	if v == "" {
+		return nil
+	}
+	for i, part := range strings.Split(v, ",") {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(part))
+		if err != nil || len(key) != 32 {
+			return &Error{"HUB_SECRET_KEY_PREVIOUS", fmt.Sprintf("key %d must be standard base64 of exactly 32 bytes", i+1)}
+		}
+		c.PreviousSecretKeys = append(c.PreviousSecretKeys, key)
+	}
 	return nil
 }
 
@@ -219,6 +238,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("public_url", c.PublicURL.String()),
 		slog.String("admin_token", mask(c.AdminToken)),
 		slog.String("secret_key", mask(string(c.SecretKey))),
+		slog.Int("previous_secret_keys", len(c.PreviousSecretKeys)),
 		slog.Bool("auto_migrate", c.AutoMigrate),
 		slog.String("app_url", app),
 		slog.String("log_level", c.LogLevel.String()),

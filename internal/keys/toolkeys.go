@@ -81,8 +81,19 @@ func NewStore(db *sqlx.DB, sealer *secrets.Sealer, log *slog.Logger) *Store {
 // ensureLockID serialises key generation across replicas starting at once.
 const ensureLockID = 0x6875622d6b657973 // "hub-keys"
 
-// Ensure creates any missing active or next key, once across replicas.
+// Ensure creates any missing active or next key, once across replicas, and
+// checks the active keys open with the secret keys at hand, so a changed
+// HUB_SECRET_KEY stops the start instead of the first signature.
 func (s *Store) Ensure(ctx context.Context) error {
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadActive(ctx)
+}
+
+func (s *Store) ensure(ctx context.Context) error {
 	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, ensureLockID); err != nil {
 			return err
