@@ -82,6 +82,11 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 	if !errors.As(err, &f) {
 		return // the database failed, not the caller
 	}
+	if !s.failures.allow(c.RealIP()) {
+		s.unaudited.Inc()
+		s.log.WarnContext(c.Request().Context(), "refused token not audited: source over its limit", "reason", f.Reason)
+		return
+	}
 	ev := audit.Event{Action: "auth.failed", TargetType: "api_key", TargetID: f.KeyID,
 		Details: map[string]string{"reason": f.Reason, "method": c.Request().Method, "route": c.Path()}}
 	who := audit.Actor{Type: audit.ActorAnonymous, ID: c.RealIP(), RequestID: requestID(c)}

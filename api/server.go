@@ -53,6 +53,8 @@ type Server struct {
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
+	failures      *failureLimiter    // bounds audited token refusals per source
+	unaudited     prometheus.Counter // refusals over that bound
 }
 
 // New builds the server with every route registered.
@@ -64,6 +66,10 @@ func New(d Deps) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
+	s.failures = newFailureLimiter(20, 20)
+	s.unaudited = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hub", Name: "auth_failures_unaudited_total",
+		Help: "Refused bearer tokens not written to the audit log because their source was over its limit."})
+	s.registry.MustRegister(s.unaudited)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	// The peer address, not a client-supplied X-Forwarded-For, names an
