@@ -35,7 +35,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	registry := prometheus.NewRegistry()
 	d := Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, log), Audit: audit.NewLog(db, log),
 		Keys: keys.NewStore(db, sealer, log), LTIRegs: lti.NewRegistrations(db, log),
-		AdminToken: cfg.AdminToken, Log: log, Registry: registry}
+		AdminToken: cfg.AdminToken, TrustedProxies: cfg.TrustedProxies, Log: log, Registry: registry}
 	if err := d.Keys.Ensure(ctx); err != nil {
 		if errors.Is(err, secrets.ErrOpen) {
 			return Deps{}, fmt.Errorf("signing keys were sealed under another HUB_SECRET_KEY: set HUB_SECRET_KEY_PREVIOUS to the old key: %w", err)

@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -112,5 +115,28 @@ func TestRefusedTokenFloodIsBounded(t *testing.T) {
 	metrics := string(h.expect(h.do("GET", "/metrics", "", nil), 200).body)
 	if !strings.Contains(metrics, "hub_auth_failures_unaudited_total") || strings.Contains(metrics, "hub_auth_failures_unaudited_total 0\n") {
 		t.Fatal("unaudited failures are not counted")
+	}
+}
+
+// TestClientAddressOfRefusals: a client's X-Forwarded-For is ignored unless
+// it came through a trusted proxy.
+func TestClientAddressOfRefusals(t *testing.T) {
+	refusedFrom := func(h *hub) string {
+		req, _ := http.NewRequest("GET", h.url+"/api/v1/tenants", nil)
+		req.Header.Set("Authorization", "Bearer wrong-token")
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		h.expect(h.send(req), 401)
+		var page auditPage
+		h.expect(h.do("GET", "/api/v1/audit", adminToken, nil), 200).json(t, &page)
+		return page.Items[0].ActorID
+	}
+	if got := refusedFrom(newHub(t)); got != "127.0.0.1" {
+		t.Fatalf("without trusted proxies the refusal came from %q, want the peer", got)
+	}
+	d := pgtest.New(t)
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	behindProxy := serveHub(t, d, mustOpen(t, d), func(c *config.Config) { c.TrustedProxies = []*net.IPNet{loopback} })
+	if got := refusedFrom(behindProxy); got != "203.0.113.7" {
+		t.Fatalf("behind a trusted proxy the refusal came from %q, want the forwarded client", got)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -35,8 +36,11 @@ type Deps struct {
 	LTI        *lti.Tool
 	LTIRegs    *lti.Registrations
 	AdminToken string
-	Log        *slog.Logger
-	Registry   *prometheus.Registry // nil: a fresh one
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client; none: the peer address does.
+	TrustedProxies []*net.IPNet
+	Log            *slog.Logger
+	Registry       *prometheus.Registry // nil: a fresh one
 }
 
 // Server is the hub's HTTP server.
@@ -72,9 +76,7 @@ func New(d Deps) (*Server, error) {
 	s.registry.MustRegister(s.unaudited)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
-	// The peer address, not a client-supplied X-Forwarded-For, names an
-	// anonymous caller in the audit log.
-	s.echo.IPExtractor = echo.ExtractIPDirect()
+	s.echo.IPExtractor = ipExtractor(d.TrustedProxies)
 	if err := s.middleware(); err != nil {
 		return nil, err
 	}
@@ -114,6 +116,20 @@ func (s *Server) middleware() error {
 		middleware.BodyLimit("1M"),
 	)
 	return nil
+}
+
+// ipExtractor names the client in the audit log and the failure limiter:
+// the peer address, or the X-Forwarded-For entry added by a trusted proxy.
+// A client-supplied header is never believed.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Handler is the server as an http.Handler, for tests and main.

@@ -81,6 +81,7 @@ func TestConfigErrorsStopWithOneLine(t *testing.T) {
 		"bad log level":         {env{"HUB_LOG_LEVEL": "loud"}, "HUB_LOG_LEVEL"},
 		"bad outbound flag":     {env{"HUB_OUTBOUND_ALLOW_PRIVATE": "2"}, "HUB_OUTBOUND_ALLOW_PRIVATE"},
 		"short previous key":    {env{"HUB_SECRET_KEY_PREVIOUS": testSecretKey + "," + base64.StdEncoding.EncodeToString(make([]byte, 10))}, "HUB_SECRET_KEY_PREVIOUS"},
+		"proxy not a CIDR":      {env{"HUB_TRUSTED_PROXIES": "10.0.0.0/8,lb.internal"}, "HUB_TRUSTED_PROXIES"},
 		"leeway of an hour":     {env{"HUB_LTI_LEEWAY": "1h"}, "HUB_LTI_LEEWAY"},
 		"leeway not a duration": {env{"HUB_LTI_LEEWAY": "30"}, "HUB_LTI_LEEWAY"},
 	}

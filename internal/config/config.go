@@ -27,6 +27,7 @@ type Config struct {
 	LogLevel             slog.Level
 	OutboundAllowPrivate bool
 	LTILeeway            time.Duration // clock skew allowed on id_token exp, iat and nbf
+	TrustedProxies       []*net.IPNet  // whose X-Forwarded-For names the client
 }
 
 // Error names the variable at fault.
@@ -53,7 +54,7 @@ func Load(getenv func(string) string, need Need) (*Config, error) {
 	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
-		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway,
+		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -217,6 +218,24 @@ func (c *Config) loadLTILeeway(getenv func(string) string, _ Need) error {
 	return nil
 }
 
+// loadTrustedProxies reads HUB_TRUSTED_PROXIES: comma-separated CIDRs of
+// the load balancers in front of the hub. Only their X-Forwarded-For is
+// believed; without it the peer address is the client.
+func (c *Config) loadTrustedProxies(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_TRUSTED_PROXIES")
+	if v == "" {
+		return nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		_, ipNet, err := net.ParseCIDR(strings.TrimSpace(part))
+		if err != nil {
+			return &Error{"HUB_TRUSTED_PROXIES", fmt.Sprintf("%q is not a CIDR such as 10.0.0.0/8", strings.TrimSpace(part))}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, ipNet)
+	}
+	return nil
+}
+
 func parseHTTPURL(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -244,6 +263,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Bool("outbound_allow_private", c.OutboundAllowPrivate),
 		slog.Duration("lti_leeway", c.LTILeeway),
+		slog.Int("trusted_proxies", len(c.TrustedProxies)),
 	)
 }
 
