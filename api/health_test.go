@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
@@ -46,7 +47,15 @@ func TestReadinessFollowsTheDatabase(t *testing.T) {
 	}
 	h.expect(h.do("GET", "/healthz", "", nil), 200)
 	proxy.start()
-	h.expect(h.do("GET", "/readyz", "", nil), 200)
+	// Connections broken by the cut are discarded as they are tried; the
+	// hub must be ready again within a few probes, without a restart.
+	deadline := time.Now().Add(5 * time.Second)
+	for h.do("GET", "/readyz", "", nil).status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz did not recover after the database came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestMetrics(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/klasterina/hub/internal/pg/pgtest"
 )
 
@@ -150,7 +152,7 @@ func TestMigrateThenServe(t *testing.T) {
 	tx.MustExec(`LOCK TABLE tenants IN ACCESS EXCLUSIVE MODE`)
 	inFlight := make(chan int, 1)
 	go func() { inFlight <- get(t, base+"/api/v1/tenants", testAdminToken) }()
-	time.Sleep(200 * time.Millisecond)
+	waitForLockWait(t, super)
 	stop()
 	time.Sleep(200 * time.Millisecond)
 	select {
@@ -327,4 +329,22 @@ func TestSecretKeyRotation(t *testing.T) {
 	if code, out := serveOnce(rotated); code != 0 {
 		t.Fatalf("start with the previous key: %d %s", code, out)
 	}
+}
+
+// waitForLockWait returns once some backend waits on a lock: the request
+// under test is then in flight inside the hub.
+func waitForLockWait(t *testing.T, super *sqlx.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var waiting int
+		if err := super.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the request never reached the database")
 }
