@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net"
 	"net/http"
 	"regexp"
@@ -256,7 +255,7 @@ func waitFor(t *testing.T, url string, status int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal(fmt.Sprintf("%s never answered %d", url, status))
+	t.Fatalf("%s never answered %d", url, status)
 }
 
 // checkDemoLMS follows the demo LMS's student link as far as the platform's
