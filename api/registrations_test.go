@@ -63,6 +63,17 @@ func TestRegistrationsREST(t *testing.T) {
 			"issuer": ph.p.Issuer(), "client_id": ph.p.ClientID, "auth_login_url": ph.p.AuthURL(),
 			"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL()}), 409, "conflict")
 	})
+	t.Run("no deployments is an empty list, not null", func(t *testing.T) {
+		ph.t = t
+		r := ph.expect(ph.do("POST", "/api/v1/tenants/other/lti/registrations", adminToken, map[string]any{
+			"issuer": "https://lms.example", "client_id": "c", "auth_login_url": "https://lms.example/a",
+			"auth_token_url": "https://lms.example/t", "jwks_url": "https://lms.example/j"}), 201)
+		listed := ph.expect(ph.do("GET", "/api/v1/tenants/other/lti/registrations", adminToken, nil), 200)
+		if !strings.Contains(string(r.body), `"deployment_ids":[]`) || !strings.Contains(string(listed.body), `"deployment_ids":[]`) {
+			t.Fatalf("created %s\nlisted %s", r.body, listed.body)
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		ph.t = t
 		ph.succeeded(ph.launch(ltitest.Launch{}))

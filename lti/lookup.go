@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/tenants"
@@ -21,18 +20,17 @@ import (
 // deployment or a deleted registration takes effect within that time.
 type target struct {
 	Registration
-	Deployments  pq.StringArray `db:"deployments"`
-	TenantSlug   string         `db:"tenant_slug"`
-	TenantName   string         `db:"tenant_name"`
-	TenantStatus string         `db:"tenant_status"`
+	TenantSlug   string `db:"tenant_slug"`
+	TenantName   string `db:"tenant_name"`
+	TenantStatus string `db:"tenant_status"`
 }
 
 func (tg target) active() bool { return tg.TenantStatus == string(tenants.Active) }
 
-func (tg target) deploys(id string) bool { return slices.Contains(tg.Deployments, id) }
+func (tg target) deploys(id string) bool { return slices.Contains(tg.DeploymentIDs, id) }
 
 // adopts reports a registration still waiting for its first deployment.
-func (tg target) adopts() bool { return tg.AdoptFirstDeployment && len(tg.Deployments) == 0 }
+func (tg target) adopts() bool { return tg.AdoptFirstDeployment && len(tg.DeploymentIDs) == 0 }
 
 // forget drops cached lookups of a registration that just changed.
 func (t *Tool) forget(id uuid.UUID) {
@@ -61,9 +59,8 @@ type targetCache struct {
 	entries map[targetKey]cachedTarget
 }
 
-const targetQuery = `SELECT r.*, t.slug AS tenant_slug, t.display_name AS tenant_name, t.status AS tenant_status,
-	array(SELECT deployment_id FROM lti_deployments d WHERE d.registration_id = r.id ORDER BY deployment_id) AS deployments
-	FROM lti_registrations r JOIN tenants t ON t.id = r.tenant_id `
+const targetQuery = `SELECT ` + registrationColumns + `, t.slug AS tenant_slug, t.display_name AS tenant_name,
+	t.status AS tenant_status FROM lti_registrations r JOIN tenants t ON t.id = r.tenant_id `
 
 // lookup finds the targets for key: by id, by issuer and client_id, or by
 // issuer alone (at most two, to tell "one" from "several").

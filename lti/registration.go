@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
@@ -18,29 +19,20 @@ import (
 
 // Registration is one LMS platform registered by a tenant.
 type Registration struct {
-	ID            uuid.UUID `db:"id" json:"id"`
-	TenantID      uuid.UUID `db:"tenant_id" json:"tenant_id"`
-	Issuer        string    `db:"issuer" json:"issuer"`
-	ClientID      string    `db:"client_id" json:"client_id"`
-	AuthLoginURL  string    `db:"auth_login_url" json:"auth_login_url"`
-	AuthTokenURL  string    `db:"auth_token_url" json:"auth_token_url"`
-	TokenAudience string    `db:"token_audience" json:"token_audience"`
-	JWKSURL       string    `db:"jwks_url" json:"jwks_url"`
-	DeploymentIDs []string  `db:"-" json:"deployment_ids"`
+	ID            uuid.UUID      `db:"id" json:"id"`
+	TenantID      uuid.UUID      `db:"tenant_id" json:"tenant_id"`
+	Issuer        string         `db:"issuer" json:"issuer"`
+	ClientID      string         `db:"client_id" json:"client_id"`
+	AuthLoginURL  string         `db:"auth_login_url" json:"auth_login_url"`
+	AuthTokenURL  string         `db:"auth_token_url" json:"auth_token_url"`
+	TokenAudience string         `db:"token_audience" json:"token_audience"`
+	JWKSURL       string         `db:"jwks_url" json:"jwks_url"`
+	DeploymentIDs pq.StringArray `db:"deployment_ids" json:"deployment_ids"`
 	// AdoptFirstDeployment: registered dynamically without a deployment
 	// id, the registration takes the first one a signed launch names.
 	AdoptFirstDeployment bool      `db:"adopt_first_deployment" json:"adopt_first_deployment"`
 	CreatedAt            time.Time `db:"created_at" json:"created_at"`
 	UpdatedAt            time.Time `db:"updated_at" json:"updated_at"`
-}
-
-// Audience is the aud our client assertions carry: the token URL unless
-// the platform says otherwise (D2L does).
-func (r Registration) Audience() string {
-	if r.TokenAudience != "" {
-		return r.TokenAudience
-	}
-	return r.AuthTokenURL
 }
 
 // NewRegistration is what a tenant admin supplies.
@@ -165,44 +157,30 @@ func (s *Registrations) Get(ctx context.Context, tenant, id uuid.UUID) (Registra
 	return r, err
 }
 
+// registrationColumns reads a registration with its deployment ids in one
+// row, for every query that returns registrations.
+const registrationColumns = `r.*, array(SELECT d.deployment_id FROM lti_deployments d
+	WHERE d.registration_id = r.id ORDER BY d.created_at, d.deployment_id) AS deployment_ids`
+
 func getRegistration(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Registration, error) {
 	var r Registration
-	err := tx.GetContext(ctx, &r, `SELECT * FROM lti_registrations WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	err := tx.GetContext(ctx, &r, `SELECT `+registrationColumns+` FROM lti_registrations r WHERE r.tenant_id = $1 AND r.id = $2`, tenant, id)
 	if pg.IsNoRows(err) {
 		return r, apperr.New(apperr.NotFound, "registration %q not found", id)
 	}
-	if err != nil {
-		return r, pg.MapError(err)
-	}
-	r.DeploymentIDs, err = deployments(ctx, tx, r.ID)
-	return r, err
-}
-
-func deployments(ctx context.Context, tx *sqlx.Tx, registration uuid.UUID) ([]string, error) {
-	ids := []string{}
-	err := tx.SelectContext(ctx, &ids, `SELECT deployment_id FROM lti_deployments WHERE registration_id = $1 ORDER BY created_at, deployment_id`, registration)
-	return ids, pg.MapError(err)
+	return r, pg.MapError(err)
 }
 
 // List returns a page of tenant's registrations.
 func (s *Registrations) List(ctx context.Context, tenant uuid.UUID, page pg.Page) ([]Registration, *pg.Cursor, error) {
 	var rs []Registration
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		q, args := `SELECT * FROM lti_registrations WHERE tenant_id = $1 ORDER BY created_at, id LIMIT $2`, []any{tenant, page.Limit + 1}
+		q, args := `WHERE r.tenant_id = $1 ORDER BY r.created_at, r.id LIMIT $2`, []any{tenant, page.Limit + 1}
 		if page.After != nil {
-			q = `SELECT * FROM lti_registrations WHERE tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`
+			q = `WHERE r.tenant_id = $1 AND (r.created_at, r.id) > ($3, $4) ORDER BY r.created_at, r.id LIMIT $2`
 			args = append(args, page.After.At, page.After.ID)
 		}
-		if err := tx.SelectContext(ctx, &rs, q, args...); err != nil {
-			return err
-		}
-		for i := range rs {
-			var err error
-			if rs[i].DeploymentIDs, err = deployments(ctx, tx, rs[i].ID); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.SelectContext(ctx, &rs, `SELECT `+registrationColumns+` FROM lti_registrations r `+q, args...)
 	})
 	if err != nil {
 		return nil, nil, pg.MapError(fmt.Errorf("lti: list registrations: %w", err))
@@ -264,35 +242,10 @@ func (s *Registrations) changeDeployments(ctx context.Context, by audit.Actor, t
 		if err := change(tx, r); err != nil {
 			return err
 		}
-		if r.DeploymentIDs, err = deployments(ctx, tx, r.ID); err != nil {
+		if r, err = getRegistration(ctx, tx, tenant, id); err != nil {
 			return err
 		}
 		return s.audit(ctx, tx, by, action, r, map[string]string{"deployment_id": deployment})
 	})
 	return r, err
-}
-
-// Find looks a registration up by issuer and client_id across tenants, as
-// a login must before any tenant is known. With no client_id (some
-// platforms omit it) it succeeds only when the issuer has exactly one
-// registration.
-func (s *Registrations) Find(ctx context.Context, issuer, clientID string) (Registration, error) {
-	var rs []Registration
-	err := pg.CrossTenant(ctx, s.db, s.log, "lti login: find registration", func(tx *sqlx.Tx) error {
-		q, args := `SELECT * FROM lti_registrations WHERE issuer = $1 AND client_id = $2`, []any{issuer, clientID}
-		if clientID == "" {
-			q, args = `SELECT * FROM lti_registrations WHERE issuer = $1 LIMIT 2`, []any{issuer}
-		}
-		return tx.SelectContext(ctx, &rs, q, args...)
-	})
-	if err != nil {
-		return Registration{}, pg.MapError(fmt.Errorf("lti: find registration: %w", err))
-	}
-	switch len(rs) {
-	case 1:
-		return rs[0], nil
-	case 0:
-		return Registration{}, apperr.New(apperr.NotFound, "no registration for this issuer and client_id")
-	}
-	return Registration{}, apperr.New(apperr.Invalid, "the issuer has several registrations: the platform must send client_id, or use the registration's own login URL")
 }

@@ -139,15 +139,6 @@ func (s *Store) BySlug(ctx context.Context, slug string) (Tenant, error) {
 	return t, notFound(err, "tenant", slug)
 }
 
-// Get reads a tenant as itself.
-func (s *Store) Get(ctx context.Context, id uuid.UUID) (Tenant, error) {
-	var t Tenant
-	err := pg.InTenant(ctx, s.db, id, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &t, `SELECT * FROM tenants WHERE id = $1`, id)
-	})
-	return t, notFound(err, "tenant", id.String())
-}
-
 func notFound(err error, what, key string) error {
 	if pg.IsNoRows(err) {
 		return apperr.New(apperr.NotFound, "%s %q not found", what, key)

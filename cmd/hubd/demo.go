@@ -85,13 +85,10 @@ func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Plat
 	base := h.cfg.PublicURL.String()
 	p.ToolLoginURL, p.ToolLaunchURL = base+"/lti/login", base+"/lti/launch"
 	p.ToolJWKSURL, p.ToolClient = base+"/.well-known/jwks.json", http.DefaultClient
-	_, err = h.deps.LTIRegs.Find(ctx, p.Issuer(), p.ClientID)
-	if apperr.Is(err, apperr.NotFound) {
-		_, err = h.deps.LTIRegs.Create(ctx, audit.System("demo seed"), t.ID, lti.NewRegistration{
-			Issuer: p.Issuer(), ClientID: p.ClientID, AuthLoginURL: p.AuthURL(), AuthTokenURL: p.TokenURL(),
-			JWKSURL: p.JWKSURL(), DeploymentIDs: []string{p.DeploymentID}})
-	}
-	if err != nil {
+	_, err = h.deps.LTIRegs.Create(ctx, audit.System("demo seed"), t.ID, lti.NewRegistration{
+		Issuer: p.Issuer(), ClientID: p.ClientID, AuthLoginURL: p.AuthURL(), AuthTokenURL: p.TokenURL(),
+		JWKSURL: p.JWKSURL(), DeploymentIDs: []string{p.DeploymentID}})
+	if err != nil && !apperr.Is(err, apperr.Conflict) { // registered by an earlier run
 		p.Close()
 		return nil, err
 	}
