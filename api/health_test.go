@@ -19,7 +19,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	h.expect(h.do("GET", "/healthz", "", nil), 200)
 	h.expect(h.do("GET", "/readyz", "", nil), 200)
 
-	if _, err := h.db.Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+	if _, err := pgtest.Superuser(t, h.dbt).Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
 		t.Fatal(err)
 	}
 	r := h.expect(h.do("GET", "/readyz", "", nil), 503)

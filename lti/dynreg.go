@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -96,9 +97,19 @@ func (t *Tool) HandleRegister(c echo.Context) error {
 
 func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, error) {
 	var l registrationLink
-	err := pg.CrossTenant(ctx, t.db, t.log, "lti dynamic registration: find link", func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &l, `SELECT id, tenant_id, expires_at, used_at FROM lti_registration_links WHERE token_hash = $1`, linkHash(token))
+	var tenant *uuid.UUID
+	err := pg.InTx(ctx, t.db, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &tenant, `SELECT hub_registration_link_tenant($1)`, linkHash(token))
 	})
+	if err == nil && tenant == nil {
+		err = sql.ErrNoRows
+	}
+	if err == nil {
+		err = pg.InTenant(ctx, t.db, *tenant, func(tx *sqlx.Tx) error {
+			return tx.GetContext(ctx, &l, `SELECT id, tenant_id, expires_at, used_at FROM lti_registration_links
+				WHERE tenant_id = $1 AND token_hash = $2`, *tenant, linkHash(token))
+		})
+	}
 	switch {
 	case pg.IsNoRows(err):
 		return l, fail(ReasonRegistrationLink, "unknown link")

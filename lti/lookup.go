@@ -2,6 +2,7 @@ package lti
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -72,18 +73,9 @@ func (t *Tool) lookup(ctx context.Context, key targetKey) ([]target, error) {
 	if ok && now.Before(c.expires) {
 		return c.targets, nil
 	}
-	var found []target
-	err := pg.CrossTenant(ctx, t.db, t.log, "lti: find registration", func(tx *sqlx.Tx) error {
-		switch {
-		case key.id != uuid.Nil:
-			return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.id = $1`, key.id)
-		case key.clientID != "":
-			return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.issuer = $1 AND r.client_id = $2`, key.issuer, key.clientID)
-		}
-		return tx.SelectContext(ctx, &found, targetQuery+`WHERE r.issuer = $1 LIMIT 2`, key.issuer)
-	})
+	found, err := t.findTargets(ctx, key)
 	if err != nil {
-		return nil, pg.MapError(err)
+		return nil, err
 	}
 	if t.CacheTTL > 0 {
 		t.targets.mu.Lock()
@@ -92,6 +84,41 @@ func (t *Tool) lookup(ctx context.Context, key targetKey) ([]target, error) {
 		}
 		t.targets.entries[key] = cachedTarget{targets: found, expires: now.Add(t.CacheTTL)}
 		t.targets.mu.Unlock()
+	}
+	return found, nil
+}
+
+// findTargets routes key to its registrations through the one cross-tenant
+// lookup logins need (hub_lti_route: ids only), then reads each inside its
+// own tenant's transaction.
+func (t *Tool) findTargets(ctx context.Context, key targetKey) ([]target, error) {
+	var routes []struct {
+		Registration uuid.UUID `db:"registration_id"`
+		Tenant       uuid.UUID `db:"tenant_id"`
+	}
+	var id *uuid.UUID
+	if key.id != uuid.Nil {
+		id = &key.id
+	}
+	err := pg.InTx(ctx, t.db, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &routes, `SELECT * FROM hub_lti_route($1, $2, $3)`, id, key.issuer, key.clientID)
+	})
+	if err != nil {
+		return nil, pg.MapError(fmt.Errorf("lti: route login: %w", err))
+	}
+	found := make([]target, 0, len(routes))
+	for _, r := range routes {
+		var tg target
+		err := pg.InTenant(ctx, t.db, r.Tenant, func(tx *sqlx.Tx) error {
+			return tx.GetContext(ctx, &tg, targetQuery+`WHERE r.tenant_id = $1 AND r.id = $2`, r.Tenant, r.Registration)
+		})
+		if pg.IsNoRows(err) {
+			continue // deleted in between
+		}
+		if err != nil {
+			return nil, pg.MapError(fmt.Errorf("lti: read registration %s: %w", r.Registration, err))
+		}
+		found = append(found, tg)
 	}
 	return found, nil
 }

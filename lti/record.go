@@ -382,13 +382,8 @@ func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec
 // tenant: the hub's own housekeeping.
 func (t *Tool) PurgeNonces(ctx context.Context) (int64, error) {
 	var n int64
-	err := pg.CrossTenant(ctx, t.db, t.log, "lti: purge expired nonces", func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM lti_nonces WHERE expires_at < $1`, t.Now())
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
+	err := pg.InTx(ctx, t.db, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &n, `SELECT hub_purge_expired_nonces($1)`, t.Now())
 	})
 	return n, pg.MapError(err)
 }

@@ -17,16 +17,29 @@ keep_secret() {
 if [ -z "${HUB_DATABASE_URL:-}" ]; then
   admin=$(./scripts/pg-ensure.sh run)
   psql=$(./scripts/pg-ensure.sh psql)
-  # The hub connects as an ordinary role: row-level security never binds a
-  # superuser, so running as one would silently switch tenant isolation off.
+  # Two ordinary roles: hub_owner owns the schema and runs the migrations;
+  # hub serves and owns nothing. Row-level security never binds a superuser
+  # or a table's owner, so serving as either would switch tenant isolation
+  # off (hubd refuses to).
   "$psql" "$admin" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT 'CREATE ROLE hub_owner LOGIN PASSWORD ''hub_owner'' NOSUPERUSER NOBYPASSRLS'
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub_owner') \gexec
 SELECT 'CREATE ROLE hub LOGIN PASSWORD ''hub'' NOSUPERUSER NOBYPASSRLS'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub') \gexec
-SELECT 'CREATE DATABASE hub OWNER hub'
+SELECT 'CREATE DATABASE hub OWNER hub_owner'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'hub') \gexec
+SQL
+  # A database made before the two roles existed belongs to hub: hand it,
+  # and everything in it, to hub_owner.
+  hubdb=$(printf '%s' "$admin" | sed -E 's|^([a-z]+://[^/]+)/[^?]*|\1/hub|')
+  "$psql" "$hubdb" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT 'ALTER DATABASE hub OWNER TO hub_owner'
+WHERE (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'hub') <> 'hub_owner' \gexec
+REASSIGN OWNED BY hub TO hub_owner;
 SQL
   hostport=$(printf '%s' "$admin" | sed -E 's|^[a-z]+://([^@]*@)?([^/?]+).*|\2|')
   export HUB_DATABASE_URL="postgres://hub:hub@${hostport}/hub?sslmode=disable"
+  export HUB_MIGRATE_DATABASE_URL="postgres://hub_owner:hub_owner@${hostport}/hub?sslmode=disable"
 fi
 
 export HUB_ADMIN_TOKEN="${HUB_ADMIN_TOKEN:-$(keep_secret admin-token | tr '+/' '-_' | tr -d '=')}"

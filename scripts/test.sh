@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 go vet ./...
 
 admin=$(./scripts/pg-ensure.sh test)
-cleanup() { ./scripts/pg-cleanup-test.sh "$admin" || true; }
+# This run's name: its roles, template and databases start with
+# hub_test_<run>_, and the clean-up drops only those, so two runs on one
+# server leave each other alone.
+HUB_TEST_RUN=r$(od -An -N5 -tx1 /dev/urandom | tr -d ' \n')
+export HUB_TEST_RUN
+cleanup() { ./scripts/pg-cleanup-test.sh "$admin" "$HUB_TEST_RUN" || true; }
 trap cleanup EXIT
 export HUB_TEST_DATABASE_URL="$admin"
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/base32"
 	"fmt"
 	"slices"
@@ -217,12 +218,16 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 		return Principal{}, refused(&AuthFailure{Reason: "unknown"})
 	}
 	var p Principal
-	err := pg.CrossTenant(ctx, s.db, s.log, "authenticate api key", func(tx *sqlx.Tx) error {
-		if err := tx.GetContext(ctx, &p.Key, `SELECT * FROM api_keys WHERE prefix = $1`, prefix); err != nil {
-			return err
-		}
-		return tx.GetContext(ctx, &p.Tenant, `SELECT * FROM tenants WHERE id = $1`, p.Key.TenantID)
-	})
+	tenant, err := s.keyTenant(ctx, prefix)
+	if err == nil {
+		err = pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+			err := tx.GetContext(ctx, &p.Key, `SELECT * FROM api_keys WHERE tenant_id = $1 AND prefix = $2`, tenant, prefix)
+			if err != nil {
+				return err
+			}
+			return tx.GetContext(ctx, &p.Tenant, `SELECT * FROM tenants WHERE id = $1`, tenant)
+		})
+	}
 	if pg.IsNoRows(err) {
 		return Principal{}, refused(&AuthFailure{Reason: "unknown"})
 	}
@@ -234,6 +239,22 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	}
 	s.touch(ctx, p.Key)
 	return p, nil
+}
+
+// keyTenant finds which tenant holds the key with prefix, through the one
+// cross-tenant lookup authentication needs (hub_api_key_tenant).
+func (s *Store) keyTenant(ctx context.Context, prefix string) (uuid.UUID, error) {
+	var tenant *uuid.UUID
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &tenant, `SELECT hub_api_key_tenant($1)`, prefix)
+	})
+	if err == nil && tenant == nil {
+		err = sql.ErrNoRows
+	}
+	if err != nil {
+		return uuid.Nil, err
+	}
+	return *tenant, nil
 }
 
 func (s *Store) check(p Principal, token string) *AuthFailure {
@@ -268,7 +289,7 @@ func (s *Store) touch(ctx context.Context, k Key) {
 		return
 	}
 	err := pg.InTenant(ctx, s.db, k.TenantID, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, k.ID, now)
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2`, k.TenantID, k.ID, now)
 		return err
 	})
 	if err != nil {

@@ -115,13 +115,12 @@ func (s *Store) audit(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, by aud
 // List returns a page of all tenants, oldest first: the operator's view.
 func (s *Store) List(ctx context.Context, page pg.Page) ([]Tenant, *pg.Cursor, error) {
 	var ts []Tenant
-	err := pg.CrossTenant(ctx, s.db, s.log, "operator lists tenants", func(tx *sqlx.Tx) error {
-		q, args := `SELECT * FROM tenants ORDER BY created_at, id LIMIT $1`, []any{page.Limit + 1}
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		args := []any{nil, nil, page.Limit + 1}
 		if page.After != nil {
-			q = `SELECT * FROM tenants WHERE (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $1`
-			args = append(args, page.After.At, page.After.ID)
+			args[0], args[1] = page.After.At, page.After.ID
 		}
-		return tx.SelectContext(ctx, &ts, q, args...)
+		return tx.SelectContext(ctx, &ts, `SELECT * FROM hub_tenants_page($1, $2, $3)`, args...)
 	})
 	if err != nil {
 		return nil, nil, pg.MapError(fmt.Errorf("tenants: list: %w", err))
@@ -133,8 +132,8 @@ func (s *Store) List(ctx context.Context, page pg.Page) ([]Tenant, *pg.Cursor, e
 // is known.
 func (s *Store) BySlug(ctx context.Context, slug string) (Tenant, error) {
 	var t Tenant
-	err := pg.CrossTenant(ctx, s.db, s.log, "operator resolves tenant slug", func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &t, `SELECT * FROM tenants WHERE slug = $1`, slug)
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		return tx.GetContext(ctx, &t, `SELECT * FROM hub_tenant_by_slug($1)`, slug)
 	})
 	return t, notFound(err, "tenant", slug)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,9 +27,10 @@ type env map[string]string
 
 func (e env) get(k string) string { return e[k] }
 
-func baseEnv(dbURL string) env {
+func baseEnv(d pgtest.DB) env {
 	return env{
-		"HUB_DATABASE_URL": dbURL,
+		"HUB_DATABASE_URL":         d.URL,
+		"HUB_MIGRATE_DATABASE_URL": d.OwnerURL,
 		"HUB_ADDR":         freeAddr(),
 		"HUB_ADMIN_TOKEN":  testAdminToken,
 		"HUB_SECRET_KEY":   testSecretKey,
@@ -88,7 +90,7 @@ func TestConfigErrorsStopWithOneLine(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			e := baseEnv(d.URL)
+			e := baseEnv(d)
 			for k, v := range tc.change {
 				e[k] = v
 			}
@@ -99,6 +101,44 @@ func TestConfigErrorsStopWithOneLine(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q: want one line naming %s", code, stderr.String(), tc.wantVar)
 			}
 		})
+	}
+}
+
+// TestServeRefusesRolesRowSecurityDoesNotBind: the owner of the tables or
+// a superuser could switch tenant isolation off, so serve will not run as
+// one. One line, exit 2.
+func TestServeRefusesRolesRowSecurityDoesNotBind(t *testing.T) {
+	d := pgtest.New(t)
+	super, _ := url.Parse(pgtest.AdminURL())
+	super.Path = "/" + d.Name
+	for name, dbURL := range map[string]string{"the owner": d.OwnerURL, "a superuser": super.String()} {
+		t.Run(name, func(t *testing.T) {
+			e := baseEnv(d)
+			e["HUB_DATABASE_URL"] = dbURL
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"serve"}, e.get, &stdout, &stderr)
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if code != 2 || !strings.Contains(last, "row-level security would not isolate tenants") {
+				t.Fatalf("exit %d, stderr %s", code, stderr.String())
+			}
+		})
+	}
+}
+
+func TestMigrateNeedsTheOwnersURL(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	e := baseEnv(d)
+	delete(e, "HUB_MIGRATE_DATABASE_URL")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"migrate"}, e.get, &stdout, &stderr)
+	if code != 2 || !strings.HasPrefix(stderr.String(), "hubd: config: HUB_MIGRATE_DATABASE_URL ") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	e["HUB_MIGRATE_DATABASE_URL"] = d.URL // the application role as its own owner
+	stderr.Reset()
+	if code := run(context.Background(), []string{"migrate"}, e.get, &stdout, &stderr); code == 0 {
+		t.Fatalf("migrating as the application role succeeded: %s", stdout.String())
 	}
 }
 
@@ -115,7 +155,7 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 func TestServeRefusesAnOutdatedSchema(t *testing.T) {
 	d := pgtest.NewEmpty(t)
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"serve"}, baseEnv(d.URL).get, &stdout, &stderr)
+	code := run(context.Background(), []string{"serve"}, baseEnv(d).get, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "run `hubd migrate`") {
 		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
@@ -125,7 +165,7 @@ func TestServeRefusesAnOutdatedSchema(t *testing.T) {
 // migrate`, `hubd serve`, then SIGTERM with a request in flight.
 func TestMigrateThenServe(t *testing.T) {
 	d := pgtest.NewEmpty(t)
-	e := baseEnv(d.URL)
+	e := baseEnv(d)
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"migrate"}, e.get, &stdout, &stderr); code != 0 {
 		t.Fatalf("migrate: exit %d: %s", code, stderr.String())
@@ -177,7 +217,7 @@ func TestConcurrentAutoMigrations(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			var out, errOut bytes.Buffer
-			if code := run(context.Background(), []string{"migrate"}, baseEnv(d.URL).get, &out, &errOut); code != 0 {
+			if code := run(context.Background(), []string{"migrate"}, baseEnv(d).get, &out, &errOut); code != 0 {
 				codes <- errOut.String()
 			}
 		})
@@ -191,7 +231,7 @@ func TestConcurrentAutoMigrations(t *testing.T) {
 
 func TestAutoMigrateServe(t *testing.T) {
 	d := pgtest.NewEmpty(t)
-	e := baseEnv(d.URL)
+	e := baseEnv(d)
 	e["HUB_AUTO_MIGRATE"] = "true"
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -209,7 +249,7 @@ func TestDemo(t *testing.T) {
 	d := pgtest.NewEmpty(t)
 	var keys []string
 	for range 2 {
-		e := baseEnv(d.URL)
+		e := baseEnv(d)
 		e["HUB_AUTO_MIGRATE"] = "true"
 		ctx, stop := context.WithCancel(context.Background())
 		out := &syncBuffer{}
@@ -312,18 +352,18 @@ func TestSecretKeyRotation(t *testing.T) {
 		stop()
 		return <-done, errOut.String()
 	}
-	first := baseEnv(d.URL)
+	first := baseEnv(d)
 	first["HUB_AUTO_MIGRATE"] = "true"
 	if code, out := serveOnce(first); code != 0 {
 		t.Fatalf("first start: %d %s", code, out)
 	}
 	newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
-	rotated := baseEnv(d.URL)
+	rotated := baseEnv(d)
 	rotated["HUB_SECRET_KEY"] = newKey
 	if code, out := serveOnce(rotated); code == 0 || !strings.Contains(out, "set HUB_SECRET_KEY_PREVIOUS") {
 		t.Fatalf("with sealed keys it cannot open: exit %d, %s", code, out)
 	}
-	rotated = baseEnv(d.URL)
+	rotated = baseEnv(d)
 	rotated["HUB_SECRET_KEY"], rotated["HUB_SECRET_KEY_PREVIOUS"] = newKey, testSecretKey
 	if code, out := serveOnce(rotated); code != 0 {
 		t.Fatalf("start with the previous key: %d %s", code, out)

@@ -4,22 +4,44 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg"
 )
 
-// migrate applies pending migrations, or with "status" lists them.
+// migrate applies the embedded migrations as the schema owner
+// (HUB_MIGRATE_DATABASE_URL) and grants HUB_DATABASE_URL's role what it
+// needs; `migrate status` reports them with whichever connection is set.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 || (len(args) == 1 && args[0] != "status") {
 		return &exitError{2, fmt.Errorf("usage: hubd migrate [status]")}
 	}
-	cfg, err := loadConfig(getenv, config.NeedDatabase)
+	need := config.NeedMigrate
+	if len(args) == 1 {
+		need = config.NeedDatabase
+	}
+	cfg, err := loadConfig(getenv, need)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	db, err := pg.Open(ctx, cfg.DatabaseURL)
+	if len(args) == 1 {
+		return migrationStatus(ctx, cfg, log, stdout)
+	}
+	if err := migrateAndGrant(ctx, cfg, log); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "schema migrated; the application role has its grants")
+	return nil
+}
+
+func migrationStatus(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	url := cfg.MigrateDatabaseURL
+	if url == "" {
+		url = cfg.DatabaseURL
+	}
+	db, err := pg.Open(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -28,8 +50,31 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if len(args) == 1 {
-		return m.WriteStatus(ctx, stdout)
+	return m.WriteStatus(ctx, stdout)
+}
+
+// migrateAndGrant migrates under the advisory lock as the owner, then
+// grants the application role (whoever HUB_DATABASE_URL logs in as) its
+// privileges, tables a migration just added included.
+func migrateAndGrant(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	app, err := pg.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("application role: %w", err)
+	}
+	var role string
+	err = app.GetContext(ctx, &role, `SELECT current_user`)
+	app.Close()
+	if err != nil {
+		return fmt.Errorf("application role: %w", err)
+	}
+	owner, err := pg.Open(ctx, cfg.MigrateDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("owner role: %w", err)
+	}
+	defer owner.Close()
+	m, err := pg.NewMigrator(owner, log)
+	if err != nil {
+		return err
 	}
 	if err := m.Up(ctx); err != nil {
 		return err
@@ -38,6 +83,6 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "schema at version %d\n", current)
-	return nil
+	log.Info("schema migrated", "version", current, "application_role", role)
+	return pg.GrantApplication(ctx, owner, role)
 }

@@ -54,15 +54,18 @@ func openHub(ctx context.Context, getenv func(string) string, stderr io.Writer) 
 	return h, nil
 }
 
-// prepareSchema migrates under the advisory lock when HUB_AUTO_MIGRATE is
-// set, and otherwise refuses to serve an outdated schema.
+// prepareSchema migrates as the owner when HUB_AUTO_MIGRATE is set, and
+// otherwise refuses to serve an outdated schema; either way it then refuses
+// to serve as a role that row-level security does not bind.
 func (h *hub) prepareSchema(ctx context.Context) error {
 	var err error
 	if h.migrator, err = pg.NewMigrator(h.db, h.log); err != nil {
 		return err
 	}
 	if h.cfg.AutoMigrate {
-		return h.migrator.Up(ctx)
+		if err := migrateAndGrant(ctx, h.cfg, h.log); err != nil {
+			return err
+		}
 	}
 	current, target, err := h.migrator.Versions(ctx)
 	if err != nil {
@@ -70,6 +73,9 @@ func (h *hub) prepareSchema(ctx context.Context) error {
 	}
 	if current < target {
 		return fmt.Errorf("database schema is at version %d, this hubd needs %d: run `hubd migrate` (or set HUB_AUTO_MIGRATE=true)", current, target)
+	}
+	if err := pg.CheckApplicationRole(ctx, h.db); err != nil {
+		return &exitError{2, err}
 	}
 	return nil
 }

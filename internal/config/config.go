@@ -16,7 +16,8 @@ import (
 
 // Config is every operator-facing setting of hubd.
 type Config struct {
-	DatabaseURL          string
+	DatabaseURL          string // the application role: serves, owns nothing
+	MigrateDatabaseURL   string // the owner role: migrates, owns the schema
 	Addr                 string
 	PublicURL            *url.URL
 	AdminToken           string
@@ -45,7 +46,8 @@ const MinAdminTokenLength = 32
 type Need int
 
 const (
-	NeedDatabase Need = iota // migrate: the database only
+	NeedDatabase Need = iota // migrate status: the database only
+	NeedMigrate              // migrate: the owner's connection too
 	NeedServe                // serve: database, admin token, secret key
 )
 
@@ -54,7 +56,7 @@ func Load(getenv func(string) string, need Need) (*Config, error) {
 	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
-		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
+		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadMigrateDatabaseURL, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -69,12 +71,34 @@ func (c *Config) loadDatabaseURL(getenv func(string) string, _ Need) error {
 	if v == "" {
 		return &Error{"HUB_DATABASE_URL", "is required (a PostgreSQL URL such as postgres://hub@127.0.0.1:5432/hub)"}
 	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+	if !isPostgresURL(v) {
 		return &Error{"HUB_DATABASE_URL", "must be a postgres:// URL with a host"}
 	}
 	c.DatabaseURL = v
 	return nil
+}
+
+// loadMigrateDatabaseURL reads HUB_MIGRATE_DATABASE_URL, the schema
+// owner's connection. Migrating needs it: the application role must own
+// nothing, or it could switch row-level security off.
+func (c *Config) loadMigrateDatabaseURL(getenv func(string) string, need Need) error {
+	v := getenv("HUB_MIGRATE_DATABASE_URL")
+	if v == "" {
+		if need == NeedMigrate || (need == NeedServe && c.AutoMigrate) {
+			return &Error{"HUB_MIGRATE_DATABASE_URL", "is required to migrate (the schema owner's PostgreSQL URL, a different role from HUB_DATABASE_URL's)"}
+		}
+		return nil
+	}
+	if !isPostgresURL(v) {
+		return &Error{"HUB_MIGRATE_DATABASE_URL", "must be a postgres:// URL with a host"}
+	}
+	c.MigrateDatabaseURL = v
+	return nil
+}
+
+func isPostgresURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") && u.Host != ""
 }
 
 func (c *Config) loadAddr(getenv func(string) string, _ Need) error {
@@ -109,7 +133,7 @@ func portSuffix(addr string) string {
 
 func (c *Config) loadAdminToken(getenv func(string) string, need Need) error {
 	v := getenv("HUB_ADMIN_TOKEN")
-	if v == "" && need == NeedDatabase {
+	if v == "" && need != NeedServe {
 		return nil
 	}
 	if len(v) < MinAdminTokenLength {
@@ -121,7 +145,7 @@ func (c *Config) loadAdminToken(getenv func(string) string, need Need) error {
 
 func (c *Config) loadSecretKey(getenv func(string) string, need Need) error {
 	v := getenv("HUB_SECRET_KEY")
-	if v == "" && need == NeedDatabase {
+	if v == "" && need != NeedServe {
 		return nil
 	}
 	if v == "" {
@@ -253,6 +277,7 @@ func (c *Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("migrate_database_url", maskURL(c.MigrateDatabaseURL)),
 		slog.String("addr", c.Addr),
 		slog.String("public_url", c.PublicURL.String()),
 		slog.String("admin_token", mask(c.AdminToken)),

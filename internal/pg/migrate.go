@@ -18,7 +18,10 @@ import (
 const migrationLockID = 0x6875622d6d6967 // "hub-mig"
 
 // Migrator applies and reports the embedded migrations.
-type Migrator struct{ provider *goose.Provider }
+type Migrator struct {
+	db       *sqlx.DB
+	provider *goose.Provider
+}
 
 // NewMigrator prepares the embedded migrations for db.
 func NewMigrator(db *sqlx.DB, log *slog.Logger) (*Migrator, error) {
@@ -31,7 +34,7 @@ func NewMigrator(db *sqlx.DB, log *slog.Logger) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg: migrations: %w", err)
 	}
-	return &Migrator{provider: p}, nil
+	return &Migrator{db: db, provider: p}, nil
 }
 
 // Up applies every pending migration under the advisory lock.
@@ -45,6 +48,9 @@ func (m *Migrator) Up(ctx context.Context) error {
 // Current reports whether the schema has every embedded migration. It takes
 // no lock, so a readiness probe never waits on a running migration.
 func (m *Migrator) Current(ctx context.Context) (bool, error) {
+	if ok, err := m.hasVersionTable(ctx); !ok || err != nil {
+		return false, err
+	}
 	pending, err := m.provider.HasPending(ctx)
 	if err != nil {
 		return false, MapError(fmt.Errorf("pg: schema version: %w", err))
@@ -54,7 +60,28 @@ func (m *Migrator) Current(ctx context.Context) (bool, error) {
 
 // Versions returns the database's version and the newest embedded one.
 func (m *Migrator) Versions(ctx context.Context) (current, target int64, err error) {
+	ok, err := m.hasVersionTable(ctx)
+	if err != nil || !ok {
+		return 0, maxVersion(m.provider), err
+	}
 	return m.provider.GetVersions(ctx)
+}
+
+// hasVersionTable reports whether the database was ever migrated. goose
+// would create its table on first use, which the application role may not
+// (and should not) do.
+func (m *Migrator) hasVersionTable(ctx context.Context) (bool, error) {
+	var ok bool
+	err := m.db.GetContext(ctx, &ok, `SELECT to_regclass('goose_db_version') IS NOT NULL`)
+	return ok, MapError(err)
+}
+
+func maxVersion(p *goose.Provider) int64 {
+	var v int64
+	for _, s := range p.ListSources() {
+		v = max(v, s.Version)
+	}
+	return v
 }
 
 // WriteStatus prints one line per migration: applied or pending.

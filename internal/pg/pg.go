@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	neturl "net/url"
 	"time"
 
@@ -58,17 +57,6 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 		return errors.New("pg: InTenant with no tenant")
 	}
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
-}
-
-// CrossTenant runs fn in a transaction that sees every tenant's rows. It is
-// the operator's path only; purpose says why, and is logged with each use and
-// visible in pg_stat_activity as the setting's value.
-func CrossTenant(ctx context.Context, db *sqlx.DB, log *slog.Logger, purpose string, fn func(*sqlx.Tx) error) error {
-	if purpose == "" {
-		return errors.New("pg: CrossTenant needs a purpose")
-	}
-	log.DebugContext(ctx, "cross-tenant transaction", "purpose", purpose)
-	return inTx(ctx, db, "hub.cross_tenant", purpose, fn)
 }
 
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
@@ -134,8 +122,11 @@ func MapError(err error) error {
 // IsNoRows reports a query that found nothing.
 func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
-// InTx runs fn in a plain transaction, for hub-wide tables that belong to
-// no tenant (the hub's own signing keys).
+// InTx runs fn in a transaction with no tenant set: for hub-wide tables
+// that belong to no tenant (the hub's signing keys, the activity catalog,
+// the operator's audit chain) and for the SECURITY DEFINER lookups that
+// find a tenant before one is known (hub_api_key_tenant, hub_tenant_by_slug,
+// hub_lti_route, ...). No tenant's rows are visible in it.
 func InTx(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) error {
 	return inTx(ctx, db, "", "", fn)
 }

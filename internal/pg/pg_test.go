@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -130,15 +131,48 @@ func TestRowLevelSecurity(t *testing.T) {
 		}
 	})
 
-	t.Run("cross-tenant mode sees every tenant", func(t *testing.T) {
-		err := pg.CrossTenant(ctx, db, quiet, "test", func(tx *sqlx.Tx) error {
-			if n := count(t, tx, "tenants"); n != 2 {
-				t.Errorf("cross-tenant sees %d tenants, want 2", n)
+	t.Run("no setting widens the view", func(t *testing.T) {
+		for name, q := range map[string]string{
+			"the old cross-tenant switch": `SELECT set_config('hub.cross_tenant', 'please', true)`,
+			"another tenant's id":         `SELECT set_config('hub.tenant_id', '` + b.String() + `', true)`,
+		} {
+			err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+				if _, err := tx.Exec(q); err != nil {
+					return err
+				}
+				if strings.Contains(name, "cross") {
+					if n := count(t, tx, "tenants"); n != 1 {
+						t.Errorf("%s: %d tenants visible, want only A", name, n)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := pg.InTx(ctx, db, func(tx *sqlx.Tx) error {
+			tx.MustExec(`SELECT set_config('hub.cross_tenant', 'please', true)`)
+			for _, table := range []string{"tenants", "api_keys", "audit_log"} {
+				if n := count(t, tx, table); n != 0 {
+					t.Errorf("with hub.cross_tenant set, %d %s rows visible", n, table)
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("the definer lookups cross tenants, and only for their one answer", func(t *testing.T) {
+		var got uuid.UUID
+		if err := db.Get(&got, `SELECT hub_api_key_tenant('hub_tenant-b')`); err != nil || got != b {
+			t.Fatalf("hub_api_key_tenant = %v, %v", got, err)
+		}
+		var slugs []string
+		if err := db.Select(&slugs, `SELECT slug FROM hub_tenant_by_slug('tenant-b')`); err != nil || len(slugs) != 1 {
+			t.Fatalf("hub_tenant_by_slug = %v, %v", slugs, err)
 		}
 	})
 
@@ -153,8 +187,61 @@ func TestRowLevelSecurity(t *testing.T) {
 	})
 }
 
+// TestApplicationRoleCannotLeaveIsolation tries every way the application
+// role might switch row-level security off, widen its view or rewrite the
+// audit log. Each must fail.
+func TestApplicationRoleCannotLeaveIsolation(t *testing.T) {
+	d := pgtest.New(t)
+	db := pgtest.Connect(t, d.URL)
+	a := seedTenant(t, db, "tenant-a")
+	seedTenant(t, db, "tenant-b")
+	attacks := map[string][]string{
+		"no force row level security": {`ALTER TABLE api_keys NO FORCE ROW LEVEL SECURITY`},
+		"disable row level security":  {`ALTER TABLE api_keys DISABLE ROW LEVEL SECURITY`},
+		"drop the policy":             {`DROP POLICY tenant_isolation ON api_keys`},
+		"add a permissive policy":     {`CREATE POLICY open ON api_keys USING (true)`},
+		"disable the audit trigger":   {`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`},
+		"replace the cross-tenant check": {`CREATE OR REPLACE FUNCTION hub_cross_tenant() RETURNS boolean
+			LANGUAGE sql STABLE AS $$ SELECT true $$`},
+		"shadow a function in a new schema": {`CREATE SCHEMA evil`},
+		"create a function in public":       {`CREATE FUNCTION public.evil() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$`},
+		"become the owner":                  {`SET ROLE ` + pgtest.OwnerRole()},
+		"become the owner for the session":  {`SET SESSION AUTHORIZATION ` + pgtest.OwnerRole()},
+		"switch row security off":           {`SET row_security = off`, `SELECT count(*) FROM api_keys`},
+		"update the audit log":              {`UPDATE audit_log SET action = 'x'`},
+		"delete from the audit log":         {`DELETE FROM audit_log`},
+		"truncate the audit log":            {`TRUNCATE audit_log`},
+		"truncate a tenant table":           {`TRUNCATE api_keys`},
+		"drop a table":                      {`DROP TABLE memberships`},
+		"rewrite the schema version":        {`DELETE FROM goose_db_version`},
+		"grant itself more":                 {`GRANT UPDATE ON audit_log TO CURRENT_USER`, `UPDATE audit_log SET action = 'x'`},
+	}
+	for name, stmts := range attacks {
+		t.Run(name, func(t *testing.T) {
+			err := pg.InTenant(context.Background(), db, a, func(tx *sqlx.Tx) error {
+				for _, q := range stmts {
+					if _, err := tx.Exec(q); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				t.Fatalf("the application role could: %s", strings.Join(stmts, "; "))
+			}
+		})
+	}
+	super := pgtest.Superuser(t, d)
+	var forced bool
+	super.Get(&forced, `SELECT relforcerowsecurity FROM pg_class WHERE oid = 'api_keys'::regclass`)
+	if !forced {
+		t.Fatal("api_keys lost forced row-level security")
+	}
+}
+
 func TestMigratorReportsCurrentSchema(t *testing.T) {
-	db := pgtest.Open(t)
+	d := pgtest.New(t)
+	db := pgtest.Connect(t, d.URL)
 	m, err := pg.NewMigrator(db, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +250,7 @@ func TestMigratorReportsCurrentSchema(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Current = %v, %v on a migrated database", ok, err)
 	}
-	if _, err := db.Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+	if _, err := pgtest.Superuser(t, d).Exec(`DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := m.Current(context.Background()); ok {

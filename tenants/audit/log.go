@@ -39,7 +39,7 @@ func (l *Log) Record(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Eve
 // inChain runs fn in a transaction that sees tenant's chain.
 func (l *Log) inChain(ctx context.Context, tenant *uuid.UUID, purpose string, fn func(*sqlx.Tx) error) error {
 	if tenant == nil {
-		return pg.CrossTenant(ctx, l.db, l.log, purpose, fn)
+		return pg.InTx(ctx, l.db, fn) // the operator's chain: visible only outside any tenant
 	}
 	return pg.InTenant(ctx, l.db, *tenant, fn)
 }

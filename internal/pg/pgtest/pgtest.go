@@ -1,12 +1,18 @@
 // Package pgtest gives each test its own freshly migrated PostgreSQL
-// database, connected as an ordinary role (no superuser, no BYPASSRLS) so
-// that row-level security binds it just as it binds hubd.
+// database with the two roles hubd runs with: an owner role that ran the
+// migrations and owns every object, and an application role that owns
+// nothing and holds only the grants hubd needs. Tests connect as the
+// application role (DB.URL), so row-level security binds them just as it
+// binds hubd; DB.OwnerURL is for tests of migrating itself.
 //
 // The first call in a process makes (or finds) a template database migrated
 // to the embedded schema, named by a hash of the migrations so a changed
 // schema gets a new template. Each database is then a cheap copy of that
-// template, dropped when the test ends. `make test` removes the template and
-// the role after the run.
+// template, dropped when the test ends.
+//
+// Roles, templates and databases carry the run's name, HUB_TEST_RUN (set by
+// `make test`; "local" otherwise), so two runs on one server never touch
+// each other's objects and the clean-up after a run drops only its own.
 //
 // The server is named by HUB_TEST_DATABASE_URL, a superuser URL; without it
 // the local server on 127.0.0.1:5432 is tried.
@@ -23,6 +29,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"sync"
 	"testing"
 
@@ -33,20 +40,33 @@ import (
 	"github.com/klasterina/hub/migrations"
 )
 
-const (
-	appRole     = "hub_test_app"
-	appPassword = "hub_test_app"
-	dbPrefix    = "hub_test_"
-	// setupLockID serialises role and template creation across the test
-	// binaries that `go test ./...` runs in parallel.
-	setupLockID = 0x6875622d74657374 // "hub-test"
-)
+// setupLockID serialises role and template creation across the test
+// binaries that `go test ./...` runs in parallel.
+const setupLockID = 0x6875622d74657374 // "hub-test"
 
 var (
 	setupOnce sync.Once
 	setupErr  error
 	template  string
 )
+
+var runPattern = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
+
+// Run is this test run's name: HUB_TEST_RUN, or "local".
+func Run() string {
+	if r := os.Getenv("HUB_TEST_RUN"); runPattern.MatchString(r) {
+		return r
+	}
+	return "local"
+}
+
+// Prefix starts the name of every database and role of this run.
+func Prefix() string { return "hub_test_" + Run() + "_" }
+
+// AppRole and OwnerRole are this run's two roles; their passwords are
+// their names.
+func AppRole() string   { return Prefix() + "app" }
+func OwnerRole() string { return Prefix() + "owner" }
 
 // AdminURL is the superuser URL of the test server.
 func AdminURL() string {
@@ -58,51 +78,57 @@ func AdminURL() string {
 
 // DB is one test's database.
 type DB struct {
-	Name string
-	URL  string // connects as the ordinary application role
+	Name     string
+	URL      string // the application role: what hubd serves as
+	OwnerURL string // the owner role: what hubd migrates as
 }
 
 // New creates a fresh migrated database for t and drops it when t ends.
 func New(t testing.TB) DB {
 	t.Helper()
+	mustSetup(t)
+	return create(t, "TEMPLATE "+template)
+}
+
+// NewEmpty creates a database with no schema at all, owned by the owner
+// role, for tests of migrating itself.
+func NewEmpty(t testing.TB) DB {
+	t.Helper()
+	mustSetup(t)
+	return create(t, "")
+}
+
+func mustSetup(t testing.TB) {
+	t.Helper()
 	setupOnce.Do(func() { setupErr = setup() })
 	if setupErr != nil {
 		t.Fatalf("pgtest: %v (run the tests with `make test`, which starts PostgreSQL)", setupErr)
 	}
-	name := dbPrefix + randomSuffix()
-	admin := mustAdmin(t, AdminURL())
-	defer admin.Close()
-	if _, err := admin.Exec(fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s OWNER %s`, name, template, appRole)); err != nil {
-		t.Fatalf("pgtest: create database: %v", err)
-	}
-	t.Cleanup(func() { drop(t, name) })
-	return DB{Name: name, URL: withUserAndDB(AdminURL(), appRole, appPassword, name)}
 }
 
-// NewEmpty creates a database with no schema at all, owned by the
-// application role, for tests of migrating itself.
-func NewEmpty(t testing.TB) DB {
+func create(t testing.TB, from string) DB {
 	t.Helper()
-	setupOnce.Do(func() { setupErr = setup() })
-	if setupErr != nil {
-		t.Fatalf("pgtest: %v", setupErr)
-	}
-	name := dbPrefix + randomSuffix()
+	name := Prefix() + randomSuffix()
 	admin := mustAdmin(t, AdminURL())
 	defer admin.Close()
-	if _, err := admin.Exec(fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, name, appRole)); err != nil {
+	if _, err := admin.Exec(fmt.Sprintf(`CREATE DATABASE %s %s OWNER %s`, name, from, OwnerRole())); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() { drop(t, name) })
-	return DB{Name: name, URL: withUserAndDB(AdminURL(), appRole, appPassword, name)}
+	return DB{Name: name, URL: roleURL(AppRole(), name), OwnerURL: roleURL(OwnerRole(), name)}
 }
 
 // Open creates a fresh database for t and connects to it as the application
 // role; the connection is closed before the database is dropped.
 func Open(t testing.TB) *sqlx.DB {
 	t.Helper()
-	d := New(t)
-	db, err := pg.Open(context.Background(), d.URL)
+	return Connect(t, New(t).URL)
+}
+
+// Connect opens u with the hub's settings and closes it when t ends.
+func Connect(t testing.TB, u string) *sqlx.DB {
+	t.Helper()
+	db, err := pg.Open(context.Background(), u)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -144,7 +170,7 @@ func mustAdmin(t testing.TB, u string) *sqlx.DB {
 
 func setup() error {
 	ctx := context.Background()
-	admin, err := pg.Open(ctx, AdminURL())
+	admin, err := sqlx.Open("postgres", AdminURL())
 	if err != nil {
 		return err
 	}
@@ -158,8 +184,10 @@ func setup() error {
 		return fmt.Errorf("setup lock: %w", err)
 	}
 	defer conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, setupLockID)
-	if err := ensureRole(ctx, conn); err != nil {
-		return err
+	for _, role := range []string{OwnerRole(), AppRole()} {
+		if err := ensureRole(ctx, conn, role); err != nil {
+			return err
+		}
 	}
 	name, err := templateName()
 	if err != nil {
@@ -169,16 +197,18 @@ func setup() error {
 	return ensureTemplate(ctx, conn, name)
 }
 
-func ensureRole(ctx context.Context, conn *sqlx.Conn) error {
+// ensureRole creates an ordinary login role: no superuser, no BYPASSRLS,
+// no right to create databases or roles.
+func ensureRole(ctx context.Context, conn *sqlx.Conn, role string) error {
 	var exists bool
-	if err := conn.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, appRole); err != nil {
+	if err := conn.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role); err != nil {
 		return err
 	}
 	if exists {
 		return nil
 	}
 	_, err := conn.ExecContext(ctx, fmt.Sprintf(
-		`CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`, appRole, appPassword))
+		`CREATE ROLE %s LOGIN PASSWORD '%s' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`, role, role))
 	return err
 }
 
@@ -192,10 +222,10 @@ func ensureTemplate(ctx context.Context, conn *sqlx.Conn, name string) error {
 	}
 	building := name + "_build"
 	_, _ = conn.ExecContext(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, building))
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, building, appRole)); err != nil {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, building, OwnerRole())); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
-	if err := migrate(ctx, withUserAndDB(AdminURL(), appRole, appPassword, building)); err != nil {
+	if err := migrate(ctx, building); err != nil {
 		return err
 	}
 	// Renamed only once complete, so a crash never leaves a half-built template.
@@ -206,8 +236,10 @@ func ensureTemplate(ctx context.Context, conn *sqlx.Conn, name string) error {
 	return err
 }
 
-func migrate(ctx context.Context, u string) error {
-	db, err := pg.Open(ctx, u)
+// migrate applies the schema as the owner and grants the application role
+// its privileges, as `hubd migrate` does.
+func migrate(ctx context.Context, dbName string) error {
+	db, err := pg.Open(ctx, roleURL(OwnerRole(), dbName))
 	if err != nil {
 		return err
 	}
@@ -216,10 +248,14 @@ func migrate(ctx context.Context, u string) error {
 	if err != nil {
 		return err
 	}
-	return m.Up(ctx)
+	if err := m.Up(ctx); err != nil {
+		return err
+	}
+	return pg.GrantApplication(ctx, db, AppRole())
 }
 
-// templateName hashes the migration files, so editing one makes a new template.
+// templateName hashes the migrations and the grants, so editing either
+// makes a new template.
 func templateName() (string, error) {
 	h := sha256.New()
 	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
@@ -234,12 +270,13 @@ func templateName() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dbPrefix + "tpl_" + hex.EncodeToString(h.Sum(nil))[:12], nil
+	h.Write([]byte(pg.ApplicationGrants))
+	return Prefix() + "tpl_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
-func withUserAndDB(raw, user, password, db string) string {
-	u, _ := url.Parse(raw)
-	u.User = url.UserPassword(user, password)
+func roleURL(role, db string) string {
+	u, _ := url.Parse(AdminURL())
+	u.User = url.UserPassword(role, role)
 	u.Path = "/" + db
 	return u.String()
 }
