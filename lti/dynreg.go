@@ -259,7 +259,8 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 	}
 	var reg Registration
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, link.ID, t.Now())
+		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $3
+			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL`, link.TenantID, link.ID, t.Now())
 		if err != nil {
 			return pg.MapError(err)
 		}
@@ -270,7 +271,8 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $2 WHERE id = $1`, link.ID, reg.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $3 WHERE tenant_id = $1 AND id = $2`,
+			link.TenantID, link.ID, reg.ID)
 		return pg.MapError(err)
 	})
 	if apperr.Is(err, apperr.Conflict) {

@@ -135,10 +135,10 @@ const storedQuery = `SELECT i.user_id, i.institution_roles AS user_institution, 
 			r.id AS link_id, r.context_ref AS link_context, r.title AS link_title, r.description AS link_description, r.ags_lineitem AS link_lineitem
 		FROM (SELECT 1) AS one
 		LEFT JOIN lti_identities i ON i.tenant_id = $5 AND i.issuer = $6 AND i.subject = $7
-		LEFT JOIN users u ON u.id = i.user_id
-		LEFT JOIN contexts c ON c.registration_id = $1 AND c.deployment_id = $2 AND c.context_id = $3
-		LEFT JOIN memberships m ON m.context_ref = c.id AND m.user_id = i.user_id
-		LEFT JOIN resource_links r ON r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`
+		LEFT JOIN users u ON u.tenant_id = $5 AND u.id = i.user_id
+		LEFT JOIN contexts c ON c.tenant_id = $5 AND c.registration_id = $1 AND c.deployment_id = $2 AND c.context_id = $3
+		LEFT JOIN memberships m ON m.tenant_id = $5 AND m.context_ref = c.id AND m.user_id = i.user_id
+		LEFT JOIN resource_links r ON r.tenant_id = $5 AND r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`
 
 func storedFrom(sc storedScan) storedRows {
 	st := storedRows{HasContext: sc.CtxID != nil, HasLink: sc.LinkID != nil, Member: sc.Member, Roles: sc.MemberRoles}
@@ -164,14 +164,14 @@ func (t *Tool) adoptDeployment(ctx context.Context, tx *sqlx.Tx, l *Launch) erro
 	reg, deployment := l.Registration, *l.Claims.DeploymentID
 	defer t.forget(reg.ID)
 	res, err := tx.ExecContext(ctx, `UPDATE lti_registrations SET adopt_first_deployment = false
-		WHERE id = $1 AND adopt_first_deployment`, reg.ID)
+		WHERE tenant_id = $1 AND id = $2 AND adopt_first_deployment`, reg.TenantID, reg.ID)
 	if err != nil {
 		return pg.MapError(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		var known bool
-		if err := tx.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM lti_deployments WHERE registration_id = $1 AND deployment_id = $2)`,
-			reg.ID, deployment); err != nil {
+		if err := tx.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM lti_deployments
+			WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3)`, reg.TenantID, reg.ID, deployment); err != nil {
 			return pg.MapError(err)
 		}
 		if !known {
@@ -226,6 +226,7 @@ func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch, stored st
 		ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, users.name),
 			given_name = coalesce(excluded.given_name, users.given_name), family_name = coalesce(excluded.family_name, users.family_name),
 			email = coalesce(excluded.email, users.email), locale = coalesce(excluded.locale, users.locale), updated_at = excluded.updated_at
+			WHERE users.tenant_id = excluded.tenant_id
 		RETURNING id`,
 		reg.TenantID, c.Issuer, *c.Subject, uuid.New(), pq.StringArray(l.Institution), pq.StringArray(l.System), t.Now(),
 		c.Name, c.GivenName, c.FamilyName, c.Email, locale(c))
@@ -297,6 +298,7 @@ func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored
 		ON CONFLICT (registration_id, deployment_id, context_id) DO UPDATE SET label = excluded.label, title = excluded.title,
 			types = excluded.types, nrps_url = excluded.nrps_url, nrps_versions = excluded.nrps_versions,
 			ags_lineitems = excluded.ags_lineitems, ags_scopes = excluded.ags_scopes, updated_at = excluded.updated_at
+			WHERE contexts.tenant_id = excluded.tenant_id
 		RETURNING id`, uuid.New(), l.Registration.TenantID, l.Registration.ID, *c.DeploymentID, c.Context.ID,
 		want.Label, want.Title, want.Types, want.NRPSURL, want.NRPSVersions, want.LineItems, want.AGSScopes, t.Now())
 	return &id, pg.MapError(err)
@@ -354,6 +356,7 @@ func (t *Tool) upsertResourceLink(ctx context.Context, tx *sqlx.Tx, l *Launch, c
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (registration_id, deployment_id, resource_link_id) DO UPDATE SET context_ref = excluded.context_ref,
 			title = excluded.title, description = excluded.description, ags_lineitem = excluded.ags_lineitem, updated_at = excluded.updated_at
+			WHERE resource_links.tenant_id = excluded.tenant_id
 		RETURNING id`, uuid.New(), l.Registration.TenantID, l.Registration.ID, *c.DeploymentID, c.ResourceLink.ID,
 		contextRef, want.Title, want.Description, want.LineItem, t.Now())
 	return &id, pg.MapError(err)
@@ -373,7 +376,8 @@ func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)
 		VALUES ($1, $2, $3, $4, 'launch', $5)
-		ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', updated_at = excluded.updated_at`,
+		ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', updated_at = excluded.updated_at
+			WHERE memberships.tenant_id = excluded.tenant_id`,
 		l.Registration.TenantID, *rec.ContextRef, rec.UserID, pq.StringArray(l.Roles), t.Now())
 	return pg.MapError(err)
 }

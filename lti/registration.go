@@ -160,7 +160,7 @@ func (s *Registrations) Get(ctx context.Context, tenant, id uuid.UUID) (Registra
 // registrationColumns reads a registration with its deployment ids in one
 // row, for every query that returns registrations.
 const registrationColumns = `r.*, array(SELECT d.deployment_id FROM lti_deployments d
-	WHERE d.registration_id = r.id ORDER BY d.created_at, d.deployment_id) AS deployment_ids`
+	WHERE d.tenant_id = r.tenant_id AND d.registration_id = r.id ORDER BY d.created_at, d.deployment_id) AS deployment_ids`
 
 func getRegistration(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Registration, error) {
 	var r Registration
@@ -221,7 +221,8 @@ func (s *Registrations) AddDeployment(ctx context.Context, by audit.Actor, tenan
 // RemoveDeployment stops accepting launches from a deployment.
 func (s *Registrations) RemoveDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
 	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.removed", deployment, func(tx *sqlx.Tx, r Registration) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE registration_id = $1 AND deployment_id = $2`, r.ID, deployment)
+		res, err := tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3`,
+			r.TenantID, r.ID, deployment)
 		if err != nil {
 			return pg.MapError(err)
 		}

@@ -1,0 +1,124 @@
+package lti_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
+)
+
+// TestTwoTenantIsolation runs every store method that takes a tenant as
+// tenant B against tenant A's objects. Each must answer exactly what it
+// answers for an object that does not exist (so B cannot even learn that
+// A's exists) and change nothing of A's.
+func TestTwoTenantIsolation(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db := pgtest.Open(t)
+	ts, regs := tenants.NewStore(db, quiet), lti.NewRegistrations(db, quiet)
+	op := audit.Operator("isolation")
+	mk := func(slug string) tenants.Tenant {
+		tn, err := ts.Create(ctx, op, tenants.NewTenant{Slug: slug, DisplayName: slug, Kind: tenants.Institution})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tn
+	}
+	a, b := mk("tenant-a"), mk("tenant-b")
+	keyA, _, err := ts.CreateKey(ctx, op, a.ID, tenants.NewKey{Name: "a", Scopes: []tenants.Scope{tenants.ScopeRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	regA, err := regs.Create(ctx, op, a.ID, lti.NewRegistration{Issuer: "https://lms.a.example", ClientID: "a-client",
+		AuthLoginURL: "https://lms.a.example/auth", AuthTokenURL: "https://lms.a.example/token",
+		JWKSURL: "https://lms.a.example/jwks", DeploymentIDs: []string{"dep-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "taken"
+
+	// Each case runs as B on A's object and on an id nobody has.
+	cases := map[string]func(id uuid.UUID) error{
+		"get key": func(id uuid.UUID) error { _, err := ts.GetKey(ctx, b.ID, id); return err },
+		"revoke key": func(id uuid.UUID) error {
+			_, err := ts.RevokeKey(ctx, op, b.ID, id)
+			return err
+		},
+		"get registration": func(id uuid.UUID) error { _, err := regs.Get(ctx, b.ID, id); return err },
+		"delete registration": func(id uuid.UUID) error {
+			return regs.Delete(ctx, op, b.ID, id)
+		},
+		"add deployment": func(id uuid.UUID) error {
+			_, err := regs.AddDeployment(ctx, op, b.ID, id, "dep-b")
+			return err
+		},
+		"remove deployment": func(id uuid.UUID) error {
+			_, err := regs.RemoveDeployment(ctx, op, b.ID, id, "dep-a")
+			return err
+		},
+	}
+	ids := map[string]uuid.UUID{"get key": keyA.ID, "revoke key": keyA.ID}
+	for name, run := range cases {
+		t.Run(name, func(t *testing.T) {
+			target, ok := ids[name]
+			if !ok {
+				target = regA.ID
+			}
+			nobody := uuid.New()
+			errA, errNone := run(target), run(nobody)
+			if !apperr.Is(errA, apperr.NotFound) || !apperr.Is(errNone, apperr.NotFound) {
+				t.Fatalf("on A's object: %v; on no object: %v; want both not found", errA, errNone)
+			}
+			if masked(errA.Error(), target) != masked(errNone.Error(), nobody) {
+				t.Fatalf("answers differ, so B learns A's exists: %q vs %q", errA, errNone)
+			}
+		})
+	}
+
+	t.Run("lists show only B's own", func(t *testing.T) {
+		keys, _, err := ts.ListKeys(ctx, b.ID, pg.Page{Limit: 100})
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("B lists keys %v, %v", keys, err)
+		}
+		rs, _, err := regs.List(ctx, b.ID, pg.Page{Limit: 100})
+		if err != nil || len(rs) != 0 {
+			t.Fatalf("B lists registrations %v, %v", rs, err)
+		}
+	})
+
+	t.Run("the operator's tenant methods change only the tenant named", func(t *testing.T) {
+		if _, err := ts.Update(ctx, op, b.ID, tenants.Patch{DisplayName: &name}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ts.BySlug(ctx, "tenant-a")
+		if err != nil || got.DisplayName != "tenant-a" {
+			t.Fatalf("A after B's update: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("A's objects are unchanged", func(t *testing.T) {
+		k, err := ts.GetKey(ctx, a.ID, keyA.ID)
+		if err != nil || k.RevokedAt != nil {
+			t.Fatalf("A's key: %+v, %v", k, err)
+		}
+		r, err := regs.Get(ctx, a.ID, regA.ID)
+		if err != nil || strings.Join(r.DeploymentIDs, ",") != "dep-a" {
+			t.Fatalf("A's registration: %+v, %v", r, err)
+		}
+	})
+}
+
+// masked replaces an id in an error message, so two answers can be compared.
+func masked(msg string, id uuid.UUID) string {
+	return strings.ReplaceAll(msg, id.String(), "ID")
+}
