@@ -32,9 +32,13 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	if err != nil {
 		return Deps{}, err
 	}
+	chain, err := audit.NewKeyring(cfg.SecretKey, cfg.PreviousSecretKeys...)
+	if err != nil {
+		return Deps{}, err
+	}
 	registry := prometheus.NewRegistry()
-	d := Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, log), Audit: audit.NewLog(db, log),
-		Keys: keys.NewStore(db, sealer, log), LTIRegs: lti.NewRegistrations(db, log),
+	d := Deps{DB: db, Migrator: m, Tenants: tenants.NewStore(db, chain, log), Audit: audit.NewLog(db, chain, log),
+		Keys: keys.NewStore(db, sealer, log), LTIRegs: lti.NewRegistrations(db, chain, log),
 		AdminToken: cfg.AdminToken, TrustedProxies: cfg.TrustedProxies, Log: log, Registry: registry}
 	if err := d.Keys.Ensure(ctx); err != nil {
 		if errors.Is(err, secrets.ErrOpen) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +178,63 @@ func TestLogLinesCarryTheRequestID(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no request log line with request_id %s in:\n%s", id, h.logs.String())
+	}
+}
+
+// TestRequestIDsAreTheHubs: a caller's X-Request-ID never becomes the id
+// the hub logs and audits under; a short plain one is kept beside it.
+func TestRequestIDsAreTheHubs(t *testing.T) {
+	h := newHub(t)
+	cases := map[string]struct{ sent, kept string }{
+		"plain id kept beside":  {"caller-42.a:b", "caller-42.a:b"},
+		"forged hub id":         {"000000000000000000000000", "000000000000000000000000"},
+		"too long dropped":      {strings.Repeat("a", 129), ""},
+		"log injection dropped": {"x\",\"request_id\":\"evil", ""},
+		"spaces dropped":        {"a b", ""},
+	}
+	seen := map[string]bool{}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", h.url+"/healthz", nil)
+			req.Header.Set("X-Request-ID", tc.sent)
+			res, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			id := res.Header.Get("X-Request-Id")
+			if id == tc.sent || !regexp.MustCompile(`^[0-9a-f]{24}$`).MatchString(id) || seen[id] {
+				t.Fatalf("response id %q for sent %q: want a fresh id of the hub's own", id, tc.sent)
+			}
+			seen[id] = true
+			line := logLine(t, h, id)
+			hasClient := strings.Contains(line, `"client_request_id":`)
+			if (tc.kept == "") == hasClient || (tc.kept != "" && !strings.Contains(line, `"client_request_id":"`+tc.kept+`"`)) {
+				t.Fatalf("log line %s: want client_request_id %q", line, tc.kept)
+			}
+		})
+	}
+}
+
+func logLine(t *testing.T, h *hub, id string) string {
+	t.Helper()
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"request_id":"`+id+`"`) {
+			return line
+		}
+	}
+	t.Fatalf("no request line for %s", id)
+	return ""
+}
+
+// TestNoSniffEverywhere: every kind of response tells browsers not to
+// guess its type.
+func TestNoSniffEverywhere(t *testing.T) {
+	h := newHub(t)
+	for _, path := range []string{"/healthz", "/api/v1/openapi.json", "/api/v1/tenants", "/nowhere", "/lti/login", "/.well-known/jwks.json"} {
+		r := h.do("GET", path, "", nil)
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s (%d): X-Content-Type-Options = %q", path, r.status, got)
+		}
 	}
 }

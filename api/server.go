@@ -109,13 +109,23 @@ func (s *Server) middleware() error {
 	s.registry.MustRegister(collectors.NewDBStatsCollector(s.db.DB, "hub"),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.echo.Use(
-		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}),
+		assignRequestID,
+		noSniff,
 		s.logRequests,
 		middleware.Recover(),
 		metrics,
 		middleware.BodyLimit("1M"),
 	)
 	return nil
+}
+
+// noSniff stops browsers guessing a response's type from its content: a
+// JSON answer or an error page is never run as a script or page.
+func noSniff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderXContentTypeOptions, "nosniff")
+		return next(c)
+	}
 }
 
 // ipExtractor names the client in the audit log and the failure limiter:
@@ -168,12 +178,14 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if c.Response().Status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.LogAttrs(ctx, level, "request",
-			slog.String("method", c.Request().Method),
+		attrs := []slog.Attr{slog.String("method", c.Request().Method),
 			slog.String("route", c.Path()),
 			slog.Int("status", c.Response().Status),
-			slog.Duration("duration", time.Since(start)),
-		)
+			slog.Duration("duration", time.Since(start))}
+		if cid, _ := c.Get(clientRequestIDKey).(string); cid != "" {
+			attrs = append(attrs, slog.String(clientRequestIDKey, cid))
+		}
+		s.log.LogAttrs(ctx, level, "request", attrs...)
 		return nil
 	}
 }

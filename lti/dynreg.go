@@ -55,7 +55,7 @@ func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenan
 			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(token), l.ExpiresAt, t.Now()); err != nil {
 			return pg.MapError(err)
 		}
-		_, err := audit.Append(ctx, tx, &tenant, by, audit.Event{Action: "lti_registration_link.created",
+		_, err := t.registrations.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "lti_registration_link.created",
 			TargetType: "lti_registration_link", TargetID: l.ID.String()}, t.Now())
 		return err
 	})

@@ -25,7 +25,8 @@ func TestTwoTenantIsolation(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db := pgtest.Open(t)
-	ts, regs := tenants.NewStore(db, quiet), lti.NewRegistrations(db, quiet)
+	keys, _ := audit.NewKeyring(make([]byte, 32))
+	ts, regs := tenants.NewStore(db, keys, quiet), lti.NewRegistrations(db, keys, quiet)
 	op := audit.Operator("isolation")
 	mk := func(slug string) tenants.Tenant {
 		tn, err := ts.Create(ctx, op, tenants.NewTenant{Slug: slug, DisplayName: slug, Kind: tenants.Institution})

@@ -182,7 +182,7 @@ func (t *Tool) adoptDeployment(ctx context.Context, tx *sqlx.Tx, l *Launch) erro
 	if err := addDeployment(ctx, tx, reg, deployment, t.Now()); err != nil {
 		return err
 	}
-	_, err = audit.Append(ctx, tx, &reg.TenantID, audit.System("lti launch"), audit.Event{Action: "lti_deployment.adopted",
+	_, err = t.registrations.chain.Append(ctx, tx, &reg.TenantID, audit.System("lti launch"), audit.Event{Action: "lti_deployment.adopted",
 		TargetType: "lti_registration", TargetID: reg.ID.String(), Details: map[string]string{"deployment_id": deployment}}, t.Now())
 	return err
 }

@@ -72,14 +72,15 @@ func isURL(s string) bool {
 
 // Registrations stores platform registrations.
 type Registrations struct {
-	db  *sqlx.DB
-	log *slog.Logger
-	Now func() time.Time
+	db    *sqlx.DB
+	chain *audit.Keyring
+	log   *slog.Logger
+	Now   func() time.Time
 }
 
-// NewRegistrations returns the store.
-func NewRegistrations(db *sqlx.DB, log *slog.Logger) *Registrations {
-	return &Registrations{db: db, log: log, Now: time.Now}
+// NewRegistrations returns the store; its changes are audited under keys.
+func NewRegistrations(db *sqlx.DB, keys *audit.Keyring, log *slog.Logger) *Registrations {
+	return &Registrations{db: db, chain: keys, log: log, Now: time.Now}
 }
 
 // Create registers a platform for tenant.
@@ -141,7 +142,7 @@ func (s *Registrations) audit(ctx context.Context, tx *sqlx.Tx, by audit.Actor, 
 	for k, v := range extra {
 		details[k] = v
 	}
-	_, err := audit.Append(ctx, tx, &r.TenantID, by, audit.Event{Action: action, TargetType: "lti_registration",
+	_, err := s.chain.Append(ctx, tx, &r.TenantID, by, audit.Event{Action: action, TargetType: "lti_registration",
 		TargetID: r.ID.String(), Details: details}, s.Now())
 	return err
 }

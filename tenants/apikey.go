@@ -136,7 +136,7 @@ func (s *Store) CreateKey(ctx context.Context, by audit.Actor, tenant uuid.UUID,
 }
 
 func (s *Store) auditKey(ctx context.Context, tx *sqlx.Tx, by audit.Actor, action string, k Key) error {
-	_, err := audit.Append(ctx, tx, &k.TenantID, by, audit.Event{
+	_, err := s.chain.Append(ctx, tx, &k.TenantID, by, audit.Event{
 		Action: action, TargetType: "api_key", TargetID: k.ID.String(),
 		Details: map[string]string{"name": k.Name, "prefix": k.Prefix, "scopes": strings.Join(k.Scopes, ",")},
 	}, s.Now())

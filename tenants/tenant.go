@@ -75,14 +75,15 @@ func checkDisplayName(v *apperr.Validator, name string) {
 
 // Store reads and changes tenants and their API keys.
 type Store struct {
-	db  *sqlx.DB
-	log *slog.Logger
-	Now func() time.Time
+	db    *sqlx.DB
+	chain *audit.Keyring
+	log   *slog.Logger
+	Now   func() time.Time
 }
 
-// NewStore returns a Store on db.
-func NewStore(db *sqlx.DB, log *slog.Logger) *Store {
-	return &Store{db: db, log: log, Now: time.Now}
+// NewStore returns a Store on db; its changes are audited under keys.
+func NewStore(db *sqlx.DB, keys *audit.Keyring, log *slog.Logger) *Store {
+	return &Store{db: db, chain: keys, log: log, Now: time.Now}
 }
 
 // Create makes a tenant and its audit chain's first entry together.
@@ -106,7 +107,7 @@ func (s *Store) Create(ctx context.Context, by audit.Actor, in NewTenant) (Tenan
 }
 
 func (s *Store) audit(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, by audit.Actor, action string, t Tenant, details map[string]string) error {
-	_, err := audit.Append(ctx, tx, &tenant, by, audit.Event{
+	_, err := s.chain.Append(ctx, tx, &tenant, by, audit.Event{
 		Action: action, TargetType: "tenant", TargetID: t.ID.String(), Details: details,
 	}, s.Now())
 	return err

@@ -31,7 +31,8 @@ func newStore(t *testing.T) *tenants.Store {
 
 func newStoreAndLog(t *testing.T) (*tenants.Store, *audit.Log) {
 	db := pgtest.Open(t)
-	return tenants.NewStore(db, quiet), audit.NewLog(db, quiet)
+	keys, _ := audit.NewKeyring(make([]byte, 32))
+	return tenants.NewStore(db, keys, quiet), audit.NewLog(db, keys, quiet)
 }
 
 func mustTenant(t *testing.T, s *tenants.Store, slug string) tenants.Tenant {

@@ -62,15 +62,18 @@ type Entry struct {
 	RawDetails []byte            `db:"details" json:"-"`
 	PrevHash   []byte            `db:"prev_hash" json:"prev_hash"`
 	Hash       []byte            `db:"hash" json:"hash"`
+	KeyID      string            `db:"key_id" json:"key_id"` // "" for entries from before keyed chains
 }
 
 // genesis is the previous hash of every chain's first entry.
 var genesis = make([]byte, sha256.Size)
 
-// Append adds ev to tenant's chain (nil: the operator's chain) inside tx.
-// The caller's transaction must see that chain: InTenant for a tenant,
-// CrossTenant for the operator's.
-func Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev Event, at time.Time) (Entry, error) {
+// Append adds ev to tenant's chain (nil: the operator's chain) inside tx,
+// hashed under the keyring's current key, and moves the chain's signed
+// checkpoint to it. The caller's transaction must see that chain: InTenant
+// for a tenant, InTx for the operator's. The entry commits or rolls back
+// with whatever else tx does.
+func (k *Keyring) Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev Event, at time.Time) (Entry, error) {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, chainKey(tenant)); err != nil {
 		return Entry{}, pg.MapError(fmt.Errorf("audit: lock chain: %w", err))
 	}
@@ -82,22 +85,25 @@ func Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev
 		ID: uuid.New(), TenantID: tenant, Seq: seq + 1, At: at.UTC().Truncate(time.Microsecond),
 		ActorType: actor.Type, ActorID: actor.ID, Action: ev.Action,
 		TargetType: ev.TargetType, TargetID: ev.TargetID, RequestID: actor.RequestID,
-		Details: ev.Details, PrevHash: prev,
+		Details: ev.Details, PrevHash: prev, KeyID: k.currentID,
 	}
 	if e.Details == nil {
 		e.Details = map[string]string{}
 	}
-	e.Hash = e.computeHash()
+	e.Hash, _ = k.entryHash(&e)
 	e.RawDetails, _ = json.Marshal(e.Details)
 	// details goes as text: a JSON document, whatever the driver's
 	// parameter format.
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log
-		(id, tenant_id, seq, at, actor_type, actor_id, action, target_type, target_id, request_id, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		(id, tenant_id, seq, at, actor_type, actor_id, action, target_type, target_id, request_id, details, prev_hash, hash, key_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		e.ID, e.TenantID, e.Seq, e.At, e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.RequestID,
-		string(e.RawDetails), e.PrevHash, e.Hash)
+		string(e.RawDetails), e.PrevHash, e.Hash, e.KeyID)
 	if err != nil {
 		return Entry{}, pg.MapError(fmt.Errorf("audit: append %s: %w", ev.Action, err))
+	}
+	if err := k.checkpoint(ctx, tx, tenant, e); err != nil {
+		return Entry{}, err
 	}
 	return e, nil
 }
@@ -130,10 +136,13 @@ func head(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID) (int64, []byte, e
 	return last.Seq, last.Hash, nil
 }
 
-// computeHash is SHA-256 over the previous hash and a canonical JSON of the
-// entry's content. encoding/json writes struct fields in declaration order
-// and map keys sorted, so the encoding is stable.
-func (e *Entry) computeHash() []byte {
+// entryHash is the entry's link in its chain: HMAC-SHA256 under the key
+// named by e.KeyID over the previous hash and a canonical JSON of the
+// entry's content, or plain SHA-256 for entries written before keyed
+// chains (KeyID ""). false when the keyring lacks the entry's key.
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so the encoding is stable.
+func (k *Keyring) entryHash(e *Entry) ([]byte, bool) {
 	content, _ := json.Marshal(struct {
 		ID         uuid.UUID         `json:"id"`
 		TenantID   *uuid.UUID        `json:"tenant_id"`
@@ -148,8 +157,11 @@ func (e *Entry) computeHash() []byte {
 		Details    map[string]string `json:"details"`
 	}{e.ID, e.TenantID, e.Seq, e.At.UTC().Format(time.RFC3339Nano), e.ActorType, e.ActorID,
 		e.Action, e.TargetType, e.TargetID, e.RequestID, e.Details})
-	h := sha256.New()
-	h.Write(e.PrevHash)
-	h.Write(content)
-	return h.Sum(nil)
+	if e.KeyID == "" {
+		h := sha256.New()
+		h.Write(e.PrevHash)
+		h.Write(content)
+		return h.Sum(nil), true
+	}
+	return k.mac(e.KeyID, []byte("entry:"), e.PrevHash, content)
 }

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,7 +19,10 @@ import (
 	"github.com/klasterina/hub/tenants/audit"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var (
+	quiet       = slog.New(slog.NewTextHandler(io.Discard, nil))
+	testKeys, _ = audit.NewKeyring(bytes.Repeat([]byte{7}, 32))
+)
 
 type fixture struct {
 	db    *sqlx.DB
@@ -34,7 +38,7 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return fixture{db: db, owner: pgtest.Connect(t, d.OwnerURL), super: pgtest.Superuser(t, d), log: audit.NewLog(db, quiet)}
+	return fixture{db: db, owner: pgtest.Connect(t, d.OwnerURL), super: pgtest.Superuser(t, d), log: audit.NewLog(db, testKeys, quiet)}
 }
 
 func (f fixture) tenant(t *testing.T, slug string) *uuid.UUID {
@@ -117,6 +121,68 @@ func TestVerifyNamesTamperedEntry(t *testing.T) {
 				t.Fatalf("verify = %+v (broken %+v), want entry %s named with %q", v, v.Broken, target.ID, tc.wantReason)
 			}
 		})
+	}
+}
+
+// TestVerifyDetectsWhatDatabaseAccessAloneCanDo: someone who can write the
+// database but does not hold HUB_SECRET_KEY removes the newest entries or
+// rebuilds the chain; the keyed hashes and the signed checkpoint catch it.
+func TestVerifyDetectsWhatDatabaseAccessAloneCanDo(t *testing.T) {
+	evilKeys, _ := audit.NewKeyring(bytes.Repeat([]byte{8}, 32))
+	cases := map[string]struct {
+		tamper     func(f fixture, a *uuid.UUID)
+		wantReason string
+	}{
+		"newest entries removed": {func(f fixture, a *uuid.UUID) {
+			f.super.MustExec(`DELETE FROM audit_log WHERE tenant_id = $1 AND seq >= 3`, a)
+		}, "entries 3 to 4 were removed"},
+		"checkpoint removed": {func(f fixture, a *uuid.UUID) {
+			f.super.MustExec(`DELETE FROM audit_checkpoints WHERE tenant_id = $1`, a)
+		}, "checkpoint is missing"},
+		"checkpoint moved back with the newest entries": {func(f fixture, a *uuid.UUID) {
+			f.super.MustExec(`DELETE FROM audit_log WHERE tenant_id = $1 AND seq = 4`, a)
+			f.super.MustExec(`UPDATE audit_checkpoints SET seq = 3, hash = (SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = 3)
+				WHERE tenant_id = $1`, a)
+		}, "signature is invalid"},
+		"chain rebuilt under another key": {func(f fixture, a *uuid.UUID) {
+			rebuild(t, f, a, evilKeys)
+		}, "which this hub does not hold"},
+		"chain rebuilt claiming the hub's key": {func(f fixture, a *uuid.UUID) {
+			rebuild(t, f, a, evilKeys)
+			f.super.MustExec(`UPDATE audit_log SET key_id = $2 WHERE tenant_id = $1`, a, testKeys.CurrentID())
+		}, "altered"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			a := f.tenant(t, "a")
+			for i := range 4 {
+				f.record(t, a, fmt.Sprintf("event.%d", i))
+			}
+			if v := f.verify(t, a); !v.Valid || v.Checkpoint == nil || v.Checkpoint.Seq != 4 {
+				t.Fatalf("before tampering: %+v", v)
+			}
+			tc.tamper(f, a)
+			v := f.verify(t, a)
+			if v.Valid || v.Broken == nil || !strings.Contains(v.Broken.Reason, tc.wantReason) {
+				t.Fatalf("verify = %+v (broken %+v), want %q", v, v.Broken, tc.wantReason)
+			}
+		})
+	}
+}
+
+// rebuild replaces a's chain and checkpoint with a new one of three
+// entries written under keys, as someone with database access would.
+func rebuild(t *testing.T, f fixture, a *uuid.UUID, keys *audit.Keyring) {
+	t.Helper()
+	f.super.MustExec(`DELETE FROM audit_log WHERE tenant_id = $1`, a)
+	f.super.MustExec(`DELETE FROM audit_checkpoints WHERE tenant_id = $1`, a)
+	forged := audit.NewLog(f.super, keys, quiet)
+	for i := range 3 {
+		err := forged.Record(context.Background(), a, audit.Operator("forged"), audit.Event{Action: fmt.Sprintf("forged.%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,21 +18,22 @@ import (
 
 // Log reads, verifies and records audit entries in their own transactions.
 type Log struct {
-	db  *sqlx.DB
-	log *slog.Logger
-	Now func() time.Time
+	db   *sqlx.DB
+	keys *Keyring
+	log  *slog.Logger
+	Now  func() time.Time
 }
 
-// NewLog returns a Log on db.
-func NewLog(db *sqlx.DB, log *slog.Logger) *Log {
-	return &Log{db: db, log: log, Now: time.Now}
+// NewLog returns a Log on db whose entries are keyed by keys.
+func NewLog(db *sqlx.DB, keys *Keyring, log *slog.Logger) *Log {
+	return &Log{db: db, keys: keys, log: log, Now: time.Now}
 }
 
 // Record appends one event in a transaction of its own, for events that
 // change nothing else (a failed sign-in, say).
 func (l *Log) Record(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Event) error {
 	return l.inChain(ctx, tenant, "audit record "+ev.Action, func(tx *sqlx.Tx) error {
-		_, err := Append(ctx, tx, tenant, actor, ev, l.Now())
+		_, err := l.keys.Append(ctx, tx, tenant, actor, ev, l.Now())
 		return err
 	})
 }
@@ -115,20 +117,24 @@ func (e *Entry) decodeDetails() error {
 
 // Verification is the outcome of checking one chain.
 type Verification struct {
-	Valid   bool    `json:"valid"`
-	Checked int     `json:"checked"` // entries read, up to and including a broken one
-	Broken  *Broken `json:"first_broken,omitempty"`
+	Valid      bool        `json:"valid"`
+	Checked    int         `json:"checked"` // entries read, up to and including a broken one
+	Broken     *Broken     `json:"first_broken,omitempty"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"` // the signed head it was compared with
 }
 
-// Broken names the first entry at which the chain fails.
+// Broken names the first entry at which the chain fails. For a fault found
+// by the checkpoint (entries removed from the end, a recomputed chain) it
+// names the newest entry left.
 type Broken struct {
 	ID     uuid.UUID `json:"id"`
 	Seq    int64     `json:"seq"`
 	Reason string    `json:"reason"`
 }
 
-// Verify walks tenant's chain oldest first and reports the first entry whose
-// number, link or hash is wrong.
+// Verify walks tenant's chain oldest first, reports the first entry whose
+// number, link or keyed hash is wrong, and then compares the chain's head
+// with its signed checkpoint.
 func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, error) {
 	var v Verification
 	err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
@@ -136,9 +142,19 @@ func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, erro
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		v = walk(rows)
-		return rows.Err()
+		w := walker{keys: l.keys, prev: genesis}
+		v = w.walk(rows)
+		rows.Close()
+		if err := rows.Err(); err != nil || !v.Valid {
+			return err
+		}
+		if v.Checkpoint, err = readCheckpoint(ctx, tx, tenant); err != nil {
+			return err
+		}
+		if reason := l.keys.compare(v.Checkpoint, w.last.Seq, w.last.Hash); reason != "" {
+			v.Valid, v.Broken = false, &Broken{ID: w.last.ID, Seq: w.last.Seq, Reason: reason}
+		}
+		return nil
 	})
 	if err != nil {
 		return Verification{}, pg.MapError(fmt.Errorf("audit: verify: %w", err))
@@ -160,9 +176,16 @@ func chainArgs(tenant *uuid.UUID) []any {
 	return []any{*tenant}
 }
 
-func walk(rows *sqlx.Rows) Verification {
+// walker checks a chain entry by entry, remembering the last good one.
+type walker struct {
+	keys  *Keyring
+	prev  []byte
+	last  Entry
+	keyed bool // a keyed entry was seen: every later one must be keyed
+}
+
+func (w *walker) walk(rows *sqlx.Rows) Verification {
 	v := Verification{Valid: true}
-	prev := genesis
 	for rows.Next() {
 		var e Entry
 		v.Checked++
@@ -170,28 +193,36 @@ func walk(rows *sqlx.Rows) Verification {
 		if err := rows.StructScan(&e); err != nil {
 			reason = "unreadable entry"
 		} else {
-			reason = e.check(int64(v.Checked), prev)
+			reason = w.check(&e, int64(v.Checked))
 		}
 		if reason != "" {
 			v.Valid, v.Broken = false, &Broken{ID: e.ID, Seq: e.Seq, Reason: reason}
 			return v
 		}
-		prev = e.Hash
+		w.prev, w.last = e.Hash, e
 	}
 	return v
 }
 
-// check returns why e does not follow an entry numbered wantSeq-1 whose hash
-// is prev, or "" when it does.
-func (e *Entry) check(wantSeq int64, prev []byte) string {
+// check returns why e does not follow the entries walked so far as entry
+// wantSeq, or "" when it does.
+func (w *walker) check(e *Entry, wantSeq int64) string {
 	switch {
 	case e.Seq != wantSeq:
 		return fmt.Sprintf("sequence gap: expected entry %d, found %d (entries removed)", wantSeq, e.Seq)
-	case !bytes.Equal(e.PrevHash, prev):
+	case !bytes.Equal(e.PrevHash, w.prev):
 		return "previous-hash link does not match the entry before it"
+	case e.KeyID == "" && w.keyed:
+		return "an unkeyed entry follows keyed ones (entry rewritten without the audit key)"
 	case e.decodeDetails() != nil:
 		return "details are not a string map"
-	case !bytes.Equal(e.computeHash(), e.Hash):
+	}
+	w.keyed = w.keyed || e.KeyID != ""
+	want, ok := w.keys.entryHash(e)
+	switch {
+	case !ok:
+		return fmt.Sprintf("entry is keyed with %q, which this hub does not hold (set HUB_SECRET_KEY_PREVIOUS)", e.KeyID)
+	case !hmac.Equal(want, e.Hash):
 		return "content does not match its hash (entry altered)"
 	}
 	return ""
