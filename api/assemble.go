@@ -47,6 +47,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 		return Deps{}, fmt.Errorf("signing keys: %w", err)
 	}
 	client := httpx.New(cfg.OutboundAllowPrivate)
+	d.LTIRegs.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Keysets = keys.NewCache(client)
 	d.LTI = lti.NewTool(db, d.LTIRegs, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
 	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db), d.Keys, client

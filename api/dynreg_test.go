@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/klasterina/hub/internal/config"
+	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
@@ -181,5 +187,67 @@ func TestCanvasStyleRegistrationAdoptsTheFirstDeployment(t *testing.T) {
 	h.expect(h.do("GET", "/api/v1/tenants/uni/audit?action=lti_deployment.adopted", adminToken, nil), 200).json(t, &page)
 	if len(page.Items) != 1 || page.Items[0].Details["deployment_id"] != p.DeploymentID {
 		t.Fatalf("adoption audit: %+v", page.Items)
+	}
+}
+
+// TestDynamicRegistrationRequiresHTTPS: without HUB_OUTBOUND_ALLOW_PRIVATE
+// the platform's OpenID configuration and its registration endpoint must be
+// https; the hub neither fetches nor posts to a plain http one and stores
+// nothing. With the setting, http is accepted. The platform runs on
+// loopback over TLS, and the hub's client is let through to it, so the
+// scheme rule is what is tested, not the address guard.
+func TestDynamicRegistrationRequiresHTTPS(t *testing.T) {
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainHits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"client_id":"dyn-client","https://purl.imsglobal.org/spec/lti-tool-configuration":{"deployment_id":"d1"}}`))
+	}))
+	defer plain.Close()
+	var platform *httptest.Server
+	platform = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"issuer": platform.URL,
+			"authorization_endpoint": platform.URL + "/auth", "token_endpoint": platform.URL + "/token",
+			"jwks_uri": platform.URL + "/jwks", "registration_endpoint": plain.URL + "/register"})
+	}))
+	defer platform.Close()
+
+	tests := []struct {
+		name         string
+		allowPrivate bool
+		config       string
+		refused      bool
+	}{
+		{"http openid configuration refused", false, plain.URL + "/.well-known/openid-configuration", true},
+		{"http registration endpoint refused", false, platform.URL + "/.well-known/openid-configuration", true},
+		{"http registration endpoint accepted with private addresses allowed", true, platform.URL + "/.well-known/openid-configuration", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plainHits.Store(0)
+			d := pgtest.New(t)
+			h := serveHub(t, d, mustOpen(t, d), func(c *config.Config) { c.OutboundAllowPrivate = tc.allowPrivate })
+			client := httpx.New(true)
+			client.Transport.(*http.Transport).TLSClientConfig = platform.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			h.deps.LTI.Client = client
+			h.createTenant("uni", "institution")
+			ph := &platformHub{hub: h, slug: "uni"}
+			link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+			r := ph.get(link + "?" + url.Values{"openid_configuration": {tc.config}, "registration_token": {"tok"}}.Encode())
+			if !tc.refused {
+				if r.status != 200 || plainHits.Load() != 1 || ph.rows("lti_registrations") != 1 {
+					t.Fatalf("status %d, %d calls to the registration endpoint, %d rows\n%s", r.status, plainHits.Load(), ph.rows("lti_registrations"), r.body)
+				}
+				return
+			}
+			ph.refusedWith(r, lti.ReasonPlatformConfig)
+			if n := plainHits.Load(); n != 0 {
+				t.Fatalf("the hub called the plain http platform %d times", n)
+			}
+			if n := ph.rows("lti_registrations"); n != 0 {
+				t.Fatalf("a refused registration stored %d rows", n)
+			}
+		})
 	}
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -13,12 +15,14 @@ import (
 // jwks publishes the hub's public keys: LTI platforms verify our messages
 // and client assertions with them, the learning app our handoff tokens.
 func (s *Server) jwks(c echo.Context) error {
-	b, err := s.keys.PublicJWKS(c.Request().Context())
+	j, err := s.keys.PublishedJWKS(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
-	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
+	// Caches downstream keep it no longer than the hub's own copy lives,
+	// so a new key shows everywhere within one refresh interval.
+	c.Response().Header().Set(echo.HeaderCacheControl, fmt.Sprintf("public, max-age=%d", int(j.MaxAge/time.Second)))
+	return c.Blob(http.StatusOK, "application/jwk-set+json", j.Body)
 }
 
 func (s *Server) listKeys(c echo.Context) error {

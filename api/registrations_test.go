@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klasterina/hub/internal/config"
+	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti/ltitest"
 )
 
@@ -83,4 +85,54 @@ func TestRegistrationsREST(t *testing.T) {
 			t.Fatalf("%d contexts left after the registration went", n)
 		}
 	})
+}
+
+// TestPlatformURLsMustBeHTTPS: without HUB_OUTBOUND_ALLOW_PRIVATE a
+// registration's login, token and keyset URLs must be https; a plain http
+// one answers 400 naming the field and stores nothing. With the setting
+// (a platform on loopback) http is accepted.
+func TestPlatformURLsMustBeHTTPS(t *testing.T) {
+	https := map[string]any{"issuer": "https://lms.example", "client_id": "c",
+		"auth_login_url": "https://lms.example/auth", "auth_token_url": "https://lms.example/token",
+		"jwks_url": "https://lms.example/jwks"}
+	with := func(field, value string) map[string]any {
+		m := map[string]any{}
+		for k, v := range https {
+			m[k] = v
+		}
+		m[field] = value
+		return m
+	}
+	tests := []struct {
+		name         string
+		allowPrivate bool
+		body         map[string]any
+		field        string // "" when accepted
+	}{
+		{"http keyset URL refused", false, with("jwks_url", "http://lms.example/jwks"), "jwks_url"},
+		{"http login URL refused", false, with("auth_login_url", "http://lms.example/auth"), "auth_login_url"},
+		{"http token URL refused", false, with("auth_token_url", "HTTP://lms.example/token"), "auth_token_url"},
+		{"https accepted", false, https, ""},
+		{"http keyset URL accepted with private addresses allowed", true, with("jwks_url", "http://127.0.0.1:9/jwks"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := pgtest.New(t)
+			h := serveHub(t, d, mustOpen(t, d), func(c *config.Config) { c.OutboundAllowPrivate = tc.allowPrivate })
+			h.createTenant("uni", "institution")
+			ph := &platformHub{hub: h, slug: "uni"}
+			r := h.do("POST", "/api/v1/tenants/uni/lti/registrations", adminToken, tc.body)
+			if tc.field == "" {
+				h.expect(r, 201)
+				return
+			}
+			p := h.problem(r, 400, "validation")
+			if len(p.Errors) != 1 || p.Errors[0].Field != tc.field || !strings.Contains(p.Errors[0].Message, "https") {
+				t.Fatalf("errors %+v, want one naming %s", p.Errors, tc.field)
+			}
+			if n := ph.rows("lti_registrations"); n != 0 {
+				t.Fatalf("a refused registration stored %d rows", n)
+			}
+		})
+	}
 }

@@ -143,9 +143,13 @@ type PlatformConfiguration struct {
 // The registration token goes along as a bearer: Canvas requires it here.
 func (t *Tool) platformConfiguration(ctx context.Context, rawURL, token string) (PlatformConfiguration, error) {
 	var cfg PlatformConfiguration
+	allowHTTP := t.registrations.AllowHTTP
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil || !isURL(rawURL) {
 		return cfg, fail(ReasonPlatformConfig, "openid_configuration %q is not a URL", rawURL)
+	}
+	if !isPlatformURL(rawURL, allowHTTP) {
+		return cfg, fail(ReasonPlatformConfig, "openid_configuration %q: %s", rawURL, platformURLMessage(allowHTTP))
 	}
 	body, err := t.getConfiguration(ctx, rawURL, token)
 	if err != nil {
@@ -161,7 +165,21 @@ func (t *Tool) platformConfiguration(ctx context.Context, rawURL, token string) 
 	case !isURL(cfg.AuthorizationEndpoint) || !isURL(cfg.TokenEndpoint) || !isURL(cfg.JWKSURI) || !isURL(cfg.RegistrationEndpoint):
 		return cfg, fail(ReasonPlatformConfig, "authorization, token, jwks and registration endpoints are required")
 	}
-	return cfg, nil
+	return cfg, cfg.checkSchemes(allowHTTP)
+}
+
+// checkSchemes refuses a configuration naming a plain http endpoint unless
+// allowHTTP, before the hub posts anything to it or stores it.
+func (cfg PlatformConfiguration) checkSchemes(allowHTTP bool) error {
+	for _, e := range []struct{ field, url string }{
+		{"authorization_endpoint", cfg.AuthorizationEndpoint}, {"token_endpoint", cfg.TokenEndpoint},
+		{"jwks_uri", cfg.JWKSURI}, {"registration_endpoint", cfg.RegistrationEndpoint},
+	} {
+		if !isPlatformURL(e.url, allowHTTP) {
+			return fail(ReasonPlatformConfig, "%s %q: %s", e.field, e.url, platformURLMessage(allowHTTP))
+		}
+	}
+	return nil
 }
 
 func (t *Tool) getConfiguration(ctx context.Context, rawURL, token string) ([]byte, error) {

@@ -48,15 +48,20 @@ type NewRegistration struct {
 	adoptFirstDeployment bool // set by dynamic registration only
 }
 
-// Validate reports every invalid field at once.
-func (n NewRegistration) Validate() error {
+// Validate reports every invalid field at once. The platform's login, token
+// and keyset URLs must be https; Registrations lets them be plain http when
+// private addresses are allowed.
+func (n NewRegistration) Validate() error { return n.validate(false) }
+
+func (n NewRegistration) validate(allowHTTP bool) error {
 	var v apperr.Validator
+	msg := platformURLMessage(allowHTTP)
 	v.Check(isURL(n.Issuer), "issuer", "must be the platform's issuer URL")
 	v.Check(n.ClientID != "" && len(n.ClientID) <= 255, "client_id", "must be 1–255 characters")
-	v.Check(isURL(n.AuthLoginURL), "auth_login_url", "must be an absolute http(s) URL")
-	v.Check(isURL(n.AuthTokenURL), "auth_token_url", "must be an absolute http(s) URL")
+	v.Check(isPlatformURL(n.AuthLoginURL, allowHTTP), "auth_login_url", msg)
+	v.Check(isPlatformURL(n.AuthTokenURL, allowHTTP), "auth_token_url", msg)
 	v.Check(n.TokenAudience == "" || len(n.TokenAudience) <= 2048, "token_audience", "must be at most 2048 characters")
-	v.Check(isURL(n.JWKSURL), "jwks_url", "must be an absolute http(s) URL")
+	v.Check(isPlatformURL(n.JWKSURL, allowHTTP), "jwks_url", msg)
 	for _, d := range n.DeploymentIDs {
 		v.Check(validDeploymentID(d), "deployment_ids", "each must be 1–255 characters")
 	}
@@ -70,12 +75,31 @@ func isURL(s string) bool {
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && len(s) <= 2048
 }
 
+// isPlatformURL reports whether the hub may call s: an absolute https URL,
+// or http too when allowHTTP (a platform on loopback in tests and the demo).
+// Over plain http anyone on the path could swap the platform's keys.
+func isPlatformURL(s string, allowHTTP bool) bool {
+	u, err := url.Parse(s)
+	return isURL(s) && err == nil && (u.Scheme == "https" || allowHTTP)
+}
+
+func platformURLMessage(allowHTTP bool) string {
+	if allowHTTP {
+		return "must be an absolute http(s) URL"
+	}
+	return "must be an absolute https URL"
+}
+
 // Registrations stores platform registrations.
 type Registrations struct {
 	db    *sqlx.DB
 	chain *audit.Keyring
 	log   *slog.Logger
 	Now   func() time.Time
+	// AllowHTTP lets a platform's URLs be plain http; main sets it from
+	// HUB_OUTBOUND_ALLOW_PRIVATE, with which the hub may call loopback
+	// platforms (tests, the demo). Off, they must be https.
+	AllowHTTP bool
 }
 
 // NewRegistrations returns the store; its changes are audited under keys.
@@ -96,7 +120,7 @@ func (s *Registrations) Create(ctx context.Context, by audit.Actor, tenant uuid.
 
 // create validates and stores a registration inside tx.
 func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant uuid.UUID, in NewRegistration) (Registration, error) {
-	if err := in.Validate(); err != nil {
+	if err := in.validate(s.AllowHTTP); err != nil {
 		return Registration{}, err
 	}
 	now := s.Now()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,7 @@ const (
 // serves. Seeding is idempotent: a rerun keeps the tenant and registration
 // and issues a new key.
 func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	h, err := openHub(ctx, getenv, stderr)
+	h, err := openHub(ctx, demoEnv(getenv), stderr)
 	if err != nil {
 		return err
 	}
@@ -44,6 +45,18 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	return h.serve(ctx, func(h *hub, addr net.Addr) {
 		printWelcome(stdout, h, t, token, addr, lms)
 	})
+}
+
+// demoEnv turns HUB_OUTBOUND_ALLOW_PRIVATE on unless it is set: the demo
+// LMS runs on loopback over plain http, which the hub refuses to register
+// or call otherwise.
+func demoEnv(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		if v := getenv(name); v != "" || name != "HUB_OUTBOUND_ALLOW_PRIVATE" {
+			return v
+		}
+		return "true"
+	}
 }
 
 func (h *hub) seedDemo(ctx context.Context) (tenants.Tenant, string, error) {
@@ -76,6 +89,9 @@ func demoActivities() []lti.Activity {
 
 // startDemoLMS runs the fake LMS and registers it with the demo tenant.
 func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Platform, error) {
+	if !h.cfg.OutboundAllowPrivate {
+		return nil, errors.New("the demo LMS runs on loopback over http: it needs HUB_OUTBOUND_ALLOW_PRIVATE=true")
+	}
 	ln, err := net.Listen("tcp", demoLMSAddr)
 	if err != nil {
 		ln = nil // taken: a port of its own, and a new registration

@@ -2,7 +2,10 @@
 // URLs to call (an LMS's keyset, token and roster endpoints); without a
 // guard, a tenant admin could point one at the hub's own network. The guard
 // checks the address actually dialled, after DNS resolution, so a name that
-// resolves to a private address is refused too.
+// resolves to a private address is refused too. An IPv6 address that
+// carries an IPv4 one (mapped, IPv4-compatible, NAT64, 6to4, Teredo) is
+// judged by the IPv4 address, an address with a zone is never dialled, and
+// a redirect never leaves https for http.
 package httpx
 
 import (
@@ -13,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -20,6 +24,14 @@ import (
 // ErrForbiddenAddress is returned when a URL resolves to an address the hub
 // may not call.
 var ErrForbiddenAddress = errors.New("httpx: destination address not allowed")
+
+// ErrInsecureRedirect is returned when an https request is redirected to a
+// plain http URL: the rest of the exchange (a bearer token, a keyset) would
+// travel unprotected.
+var ErrInsecureRedirect = errors.New("httpx: redirect from https to http refused")
+
+// MaxRedirects is how many redirects one request may follow.
+const MaxRedirects = 3
 
 // blocked are ranges no outbound call may reach unless private addresses are
 // allowed: loopback, RFC 1918, link-local (cloud metadata), CGNAT, unique
@@ -39,54 +51,135 @@ var blocked = []netip.Prefix{
 	netip.MustParsePrefix("fc00::/7"),
 	netip.MustParsePrefix("fe80::/10"),
 	netip.MustParsePrefix("ff00::/8"),
+	// Local-use NAT64 (RFC 8215): the operator chooses where the IPv4
+	// address sits inside the /48, so it cannot be read back; the whole
+	// range is refused.
+	netip.MustParsePrefix("64:ff9b:1::/48"),
 }
 
+// IPv6 ranges that carry an IPv4 address, and so reach whatever that IPv4
+// address is: a translator or relay forwards the packet to it.
+var (
+	ipv4Compatible = netip.MustParsePrefix("::/96")        // ::a.b.c.d, deprecated (RFC 4291)
+	nat64          = netip.MustParsePrefix("64:ff9b::/96") // well-known NAT64 prefix (RFC 6052): the last 32 bits
+	sixToFour      = netip.MustParsePrefix("2002::/16")    // 6to4 (RFC 3056): bits 16..47
+	teredo         = netip.MustParsePrefix("2001::/32")    // Teredo (RFC 4380): server in bits 32..63, client inverted in the last 32
+)
+
 // Allowed reports whether addr may be called when private addresses are not
-// allowed.
+// allowed. An address with a zone is never allowed: the zone names a local
+// interface, and a zoned address matches no prefix. An IPv6 address that
+// embeds an IPv4 one is judged by every IPv4 address it embeds.
 func Allowed(addr netip.Addr) bool {
+	if !addr.IsValid() || addr.Zone() != "" {
+		return false
+	}
 	addr = addr.Unmap()
 	for _, p := range blocked {
 		if p.Contains(addr) {
 			return false
 		}
 	}
+	for _, v4 := range embeddedIPv4(addr) {
+		if !Allowed(v4) {
+			return false
+		}
+	}
 	return true
 }
 
-// New returns a client with timeouts, a redirect limit and, unless
-// allowPrivate, the address guard.
-func New(allowPrivate bool) *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		dialer.Control = guard
+// embeddedIPv4 returns the IPv4 addresses an IPv6 address carries (none for
+// an IPv4 address or an ordinary IPv6 one).
+func embeddedIPv4(addr netip.Addr) []netip.Addr {
+	if !addr.Is6() {
+		return nil
 	}
+	b := addr.As16()
+	v4 := func(i int) netip.Addr { return netip.AddrFrom4([4]byte(b[i : i+4])) }
+	switch {
+	case ipv4Compatible.Contains(addr), nat64.Contains(addr):
+		return []netip.Addr{v4(12)}
+	case sixToFour.Contains(addr):
+		return []netip.Addr{v4(2)}
+	case teredo.Contains(addr):
+		client := [4]byte{^b[12], ^b[13], ^b[14], ^b[15]}
+		return []netip.Addr{v4(4), netip.AddrFrom4(client)}
+	}
+	return nil
+}
+
+// CheckHost reports whether a URL host (a name or a literal address, with
+// or without a port) may be called: a literal address must pass Allowed
+// unless allowPrivate, and a zone is refused either way. A name is left to
+// the dial-time check, which sees the addresses it resolves to.
+func CheckHost(host string, allowPrivate bool) error {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.Contains(host, "%") {
+		return fmt.Errorf("%w: %s (an address with a zone)", ErrForbiddenAddress, host)
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || allowPrivate || Allowed(addr) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrForbiddenAddress, addr)
+}
+
+// New returns a client with timeouts, a redirect limit that never goes from
+// https to http and, unless allowPrivate, the address guard. Zoned addresses
+// are refused even when private addresses are allowed.
+func New(allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second,
+		Control: func(network, address string, c syscall.RawConn) error {
+			return guard(network, address, allowPrivate)
+		}}
 	transport := &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us, past the guard
-		DialContext:           dialer.DialContext,
+		Proxy: nil, // a proxy would dial for us, past the guard
+		// The address asked for is checked before resolution, so a zone in
+		// the URL's host never reaches the resolver; the guard then checks
+		// each address actually dialled (DNS rebinding).
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			if err := CheckHost(address, allowPrivate); err != nil {
+				return nil, err
+			}
+			return dialer.DialContext(ctx, network, address)
+		},
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &http.Client{
-		Transport: transport,
-		Timeout:   15 * time.Second,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 3 {
-				return errors.New("httpx: too many redirects")
-			}
-			return nil
-		},
-	}
+	return &http.Client{Transport: transport, Timeout: 15 * time.Second, CheckRedirect: checkRedirect}
 }
 
-func guard(network, address string, _ syscall.RawConn) error {
+// checkRedirect bounds the redirects a request follows and refuses one
+// that would leave https for http anywhere along the way.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return fmt.Errorf("httpx: stopped after %d redirects", MaxRedirects)
+	}
+	for _, prev := range via {
+		if prev.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("%w: %s to %s", ErrInsecureRedirect, prev.URL.Redacted(), req.URL.Redacted())
+		}
+	}
+	return nil
+}
+
+// guard checks an address about to be dialled: never a zone, and, unless
+// allowPrivate, only addresses Allowed accepts.
+func guard(_, address string, allowPrivate bool) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("%w: %s", ErrForbiddenAddress, address)
 	}
-	if !Allowed(ap.Addr()) {
+	if ap.Addr().Zone() != "" {
+		return fmt.Errorf("%w: %s (an address with a zone)", ErrForbiddenAddress, ap.Addr())
+	}
+	if !allowPrivate && !Allowed(ap.Addr()) {
 		return fmt.Errorf("%w: %s", ErrForbiddenAddress, ap.Addr())
 	}
 	return nil

@@ -65,16 +65,25 @@ type Store struct {
 	log     *slog.Logger
 	Now     func() time.Time
 	Overlap time.Duration // how long a retired key stays published
+	// JWKSTTL is how long the published keyset is served from memory
+	// before the database is read again (a rotation on another replica
+	// shows within it); JWKSWait how long a request waits for that read
+	// before it is served the previous copy.
+	JWKSTTL  time.Duration
+	JWKSWait time.Duration
 
 	mu     sync.Mutex
 	active map[Purpose]signer
 	loaded time.Time
 	reload time.Duration
+
+	published published
 }
 
 // NewStore returns a Store; call Ensure before signing.
 func NewStore(db *sqlx.DB, sealer *secrets.Sealer, log *slog.Logger) *Store {
 	return &Store{db: db, sealer: sealer, log: log, Now: time.Now, Overlap: 7 * 24 * time.Hour,
+		JWKSTTL: 30 * time.Second, JWKSWait: 500 * time.Millisecond,
 		active: map[Purpose]signer{}, reload: 30 * time.Second}
 }
 
@@ -88,6 +97,7 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if err := s.ensure(ctx); err != nil {
 		return err
 	}
+	s.published.invalidate()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.loadActive(ctx)
@@ -144,6 +154,7 @@ func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
 	s.mu.Lock()
 	s.loaded = time.Time{} // sign with the new key from now on
 	s.mu.Unlock()
+	s.published.invalidate() // publish the new next key at once
 	return active, nil
 }
 
@@ -200,21 +211,6 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 	err := s.db.SelectContext(ctx, &infos, `SELECT kid, purpose, alg, state, created_at, activated_at, retired_at
 		FROM tool_keys ORDER BY created_at DESC`)
 	return infos, pg.MapError(err)
-}
-
-// PublicJWKS is the keyset published at /.well-known/jwks.json: active and
-// next keys of every purpose, and keys retired less than Overlap ago.
-func (s *Store) PublicJWKS(ctx context.Context) ([]byte, error) {
-	var jwks []json.RawMessage
-	err := s.db.SelectContext(ctx, &jwks, `SELECT public_jwk FROM tool_keys
-		WHERE state <> 'retired' OR retired_at > $1 ORDER BY purpose, created_at`, s.Now().Add(-s.Overlap))
-	if err != nil {
-		return nil, pg.MapError(fmt.Errorf("keys: jwks: %w", err))
-	}
-	if jwks == nil {
-		jwks = []json.RawMessage{}
-	}
-	return json.Marshal(map[string]any{"keys": jwks})
 }
 
 // Sign signs payload (JSON claims) with the active key of purpose, naming
