@@ -363,7 +363,7 @@ func (s *Store) touch(ctx context.Context, k Key) {
 		return
 	}
 	err := pg.InTenant(ctx, s.db, k.TenantID, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, k.ID, now)
+		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2`, k.TenantID, k.ID, now)
 		return err
 	})
 	if err != nil {
