@@ -1,8 +1,13 @@
 package api
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
@@ -17,7 +22,7 @@ func (s *Server) jwks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
+	c.Response().Header().Set(echo.HeaderCacheControl, fmt.Sprintf("public, max-age=%d", int(keys.JWKSMaxAge.Seconds())))
 	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
 }
 
@@ -34,6 +39,8 @@ func (s *Server) listKeys(c echo.Context) error {
 
 // rotateKey promotes the next key of a purpose; the retired one stays
 // published for the overlap, so nothing signed before the rotation fails.
+// The audit entry commits with the rotation. A rotation within the JWKS
+// cache lifetime of the last one answers 409 with Retry-After.
 func (s *Server) rotateKey(c echo.Context) error {
 	if err := requireOperator(c); err != nil {
 		return err
@@ -42,13 +49,18 @@ func (s *Server) rotateKey(c echo.Context) error {
 	if p != keys.LTI && p != keys.Handoff {
 		return apperr.New(apperr.NotFound, "no key purpose %q (lti, handoff)", p)
 	}
-	info, err := s.keys.Rotate(c.Request().Context(), p)
-	if err != nil {
+	ctx := c.Request().Context()
+	info, err := s.keys.Rotate(ctx, p, func(tx *sqlx.Tx, info keys.Info) error {
+		_, err := audit.Append(ctx, tx, nil, actor(c), audit.Event{
+			Action: "tool_key.rotated", TargetType: "tool_key", TargetID: info.KID, Details: map[string]string{"purpose": string(p)},
+		}, s.audit.Now())
 		return err
+	})
+	var soon *keys.TooSoonError
+	if errors.As(err, &soon) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(soon.Wait.Seconds()))))
 	}
-	if err := s.audit.Record(c.Request().Context(), nil, actor(c), audit.Event{
-		Action: "tool_key.rotated", TargetType: "tool_key", TargetID: info.KID, Details: map[string]string{"purpose": string(p)},
-	}); err != nil {
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, info)
