@@ -33,7 +33,7 @@ func keyStates(t *testing.T, s *keys.Store) []string {
 // have never seen; it is refused until the cache lifetime has passed.
 func TestRotationWaitsForTheJWKSCacheLifetime(t *testing.T) {
 	s := newStore(t)
-	now := time.Now()
+	now := time.Now().Truncate(time.Second) // PostgreSQL keeps microseconds: times round-trip exactly
 	s.Now = func() time.Time { return now }
 	if _, err := s.Rotate(ctx, keys.LTI, nil); err != nil {
 		t.Fatalf("first rotation: %v", err)
