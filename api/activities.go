@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/lti"
-	"github.com/klasterina/hub/tenants/audit"
 )
 
 // The activity catalog: the operator curates it; any tenant admin may read
@@ -20,12 +19,8 @@ func (s *Server) createActivity(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	a, err := s.catalog.Create(c.Request().Context(), in)
+	a, err := s.catalog.Create(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return err
-	}
-	if err := s.audit.Record(c.Request().Context(), nil, actor(c), audit.Event{
-		Action: "activity.created", TargetType: "activity", TargetID: a.ID}); err != nil {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/activities/"+a.ID)
@@ -52,11 +47,7 @@ func (s *Server) deleteActivity(c echo.Context) error {
 	if err := requireOperator(c); err != nil {
 		return err
 	}
-	if err := s.catalog.Delete(c.Request().Context(), c.Param("activity")); err != nil {
-		return err
-	}
-	if err := s.audit.Record(c.Request().Context(), nil, actor(c), audit.Event{
-		Action: "activity.deleted", TargetType: "activity", TargetID: c.Param("activity")}); err != nil {
+	if err := s.catalog.Delete(c.Request().Context(), actor(c), c.Param("activity")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -25,13 +25,23 @@ func (s *Server) createAPIKey(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	k, token, err := s.tenants.CreateKey(c.Request().Context(), actor(c), t.ID, in)
+	k, token, err := s.mintKey(c, t, in)
 	if err != nil {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/tenants/"+t.Slug+"/api-keys/"+k.ID.String())
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusCreated, createdKey{Key: k, Token: token})
+}
+
+// mintKey issues the key: the operator's may be open-ended; one minted by a
+// key is that key's child, bound by its expiry and revoked with it.
+func (s *Server) mintKey(c echo.Context, t tenants.Tenant, in tenants.NewKey) (tenants.Key, string, error) {
+	ctx := c.Request().Context()
+	if cl := callerOf(c); cl.key != nil {
+		return s.tenants.CreateChildKey(ctx, actor(c), t.ID, cl.key.Key.ID, in)
+	}
+	return s.tenants.CreateKey(ctx, actor(c), t.ID, in)
 }
 
 func (s *Server) listAPIKeys(c echo.Context) error {

@@ -91,3 +91,41 @@ func TestAuthentication(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysMintedByKeys: a key a key mints is bound by its parent's expiry
+// and revoked with it; the operator's keys may be open-ended.
+func TestKeysMintedByKeys(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("uni", "institution")
+	parentExp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	r := h.expect(h.do("POST", "/api/v1/tenants/uni/api-keys", adminToken,
+		map[string]any{"name": "admin tool", "scopes": []string{"write"}, "expires_at": parentExp}), 201)
+	parentID, parent := r.field(t, "id"), r.field(t, "token")
+	_, open := h.createKey("uni", "write") // the operator's, no expiry
+	if r.field(t, "parent_id") != "" {
+		t.Fatalf("the operator's key has a parent: %s", r.body)
+	}
+
+	r = h.expect(h.do("POST", "/api/v1/tenants/uni/api-keys", parent, map[string]any{"name": "child", "scopes": []string{"write"}}), 201)
+	if got, _ := time.Parse(time.RFC3339, r.field(t, "expires_at")); !got.Equal(parentExp) || r.field(t, "parent_id") != parentID {
+		t.Fatalf("a child asking no expiry: %s; want expires_at %s and parent_id %s", r.body, parentExp, parentID)
+	}
+	child := r.field(t, "token")
+	r = h.expect(h.do("POST", "/api/v1/tenants/uni/api-keys", child, map[string]any{"name": "grandchild", "scopes": []string{"read"}}), 201)
+	grandchild := r.field(t, "token")
+
+	p := h.problem(h.do("POST", "/api/v1/tenants/uni/api-keys", parent,
+		map[string]any{"name": "forever", "scopes": []string{"read"}, "expires_at": parentExp.Add(time.Minute)}), 400, "validation")
+	if len(p.Errors) != 1 || p.Errors[0].Field != "expires_at" {
+		t.Fatalf("a later expiry: %+v", p)
+	}
+
+	h.expect(h.do("DELETE", "/api/v1/tenants/uni/api-keys/"+parentID, adminToken, nil), 204)
+	for name, token := range map[string]string{"parent": parent, "child": child, "grandchild": grandchild} {
+		h.t = t
+		if r := h.do("GET", "/api/v1/tenants/uni", token, nil); r.status != 401 {
+			t.Errorf("%s after the parent's revocation: %d", name, r.status)
+		}
+	}
+	h.expect(h.do("GET", "/api/v1/tenants/uni", open, nil), 200)
+}

@@ -50,7 +50,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.LTIRegs.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Keysets = keys.NewCache(client)
 	d.LTI = lti.NewTool(db, d.LTIRegs, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
-	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db), d.Keys, client
+	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db, chain, log), d.Keys, client
 	d.LTI.Leeway = cfg.LTILeeway
 	d.Catalog = d.LTI.Catalog
 	if cfg.AppURL != nil {

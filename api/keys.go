@@ -1,10 +1,14 @@
 package api
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
@@ -38,6 +42,8 @@ func (s *Server) listKeys(c echo.Context) error {
 
 // rotateKey promotes the next key of a purpose; the retired one stays
 // published for the overlap, so nothing signed before the rotation fails.
+// The audit entry commits with the rotation. A rotation within the JWKS
+// cache lifetime of the last one answers 409 with Retry-After.
 func (s *Server) rotateKey(c echo.Context) error {
 	if err := requireOperator(c); err != nil {
 		return err
@@ -46,13 +52,18 @@ func (s *Server) rotateKey(c echo.Context) error {
 	if p != keys.LTI && p != keys.Handoff {
 		return apperr.New(apperr.NotFound, "no key purpose %q (lti, handoff)", p)
 	}
-	info, err := s.keys.Rotate(c.Request().Context(), p)
-	if err != nil {
+	ctx := c.Request().Context()
+	info, err := s.keys.Rotate(ctx, p, func(tx *sqlx.Tx, info keys.Info) error {
+		_, err := s.audit.Append(ctx, tx, nil, actor(c), audit.Event{
+			Action: "tool_key.rotated", TargetType: "tool_key", TargetID: info.KID, Details: map[string]string{"purpose": string(p)},
+		})
 		return err
+	})
+	var soon *keys.TooSoonError
+	if errors.As(err, &soon) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(soon.Wait.Seconds()))))
 	}
-	if err := s.audit.Record(c.Request().Context(), nil, actor(c), audit.Event{
-		Action: "tool_key.rotated", TargetType: "tool_key", TargetID: info.KID, Details: map[string]string{"purpose": string(p)},
-	}); err != nil {
+	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, info)

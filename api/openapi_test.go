@@ -81,3 +81,22 @@ func TestOpenAPIIsServed(t *testing.T) {
 		t.Fatalf("GET openapi.json: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
+
+// TestOpenAPILicense: the document names the licence the repository's
+// LICENSE file grants.
+func TestOpenAPILicense(t *testing.T) {
+	var doc struct {
+		Info struct {
+			License struct {
+				Name       string `json:"name"`
+				Identifier string `json:"identifier"`
+			} `json:"license"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if l := doc.Info.License; l.Identifier != "Apache-2.0" || l.Name != "Apache-2.0" {
+		t.Fatalf("info.license = %+v, want Apache-2.0", l)
+	}
+}

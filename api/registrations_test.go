@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,10 +34,22 @@ func TestRegistrationsREST(t *testing.T) {
 	t.Run("tool configuration", func(t *testing.T) {
 		ph.t = t
 		r := ph.expect(ph.do("GET", base+"/tool-configuration", keyUni, nil), 200)
-		for _, want := range []string{ph.url + "/lti/login", ph.url + "/.well-known/jwks.json", "canvas.instructure.com", "LtiDeepLinkingRequest", "contextmembership.readonly"} {
+		for _, want := range []string{ph.url + "/lti/login", ph.url + "/.well-known/jwks.json", "canvas.instructure.com", "LtiDeepLinkingRequest"} {
 			if !strings.Contains(string(r.body), want) {
 				t.Errorf("tool configuration lacks %s", want)
 			}
+		}
+		var conf struct {
+			Scopes []string `json:"scopes"`
+			Canvas struct {
+				Scopes []string `json:"scopes"`
+			} `json:"canvas"`
+		}
+		if err := json.Unmarshal(r.body, &conf); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(conf.Scopes, advantageScopes) || !slices.Equal(conf.Canvas.Scopes, advantageScopes) {
+			t.Errorf("tool configuration scopes %v, Canvas scopes %v; want %v", conf.Scopes, conf.Canvas.Scopes, advantageScopes)
 		}
 	})
 	t.Run("deployments", func(t *testing.T) {
@@ -135,4 +149,14 @@ func TestPlatformURLsMustBeHTTPS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// advantageScopes are the LTI Advantage scopes the hub requests: roster
+// reads (NRPS) and grade passback (AGS), for the features that use them.
+var advantageScopes = []string{
+	"https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+	"https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+	"https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+	"https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+	"https://purl.imsglobal.org/spec/lti-ags/scope/score",
 }

@@ -2,6 +2,7 @@ package lti
 
 import (
 	"context"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/audit"
 )
 
 // Activity is an entry of the hub's catalog that instructors link to.
@@ -37,40 +39,63 @@ func (a Activity) Validate() error {
 	return v.Err()
 }
 
-// Catalog stores the activity catalog.
+// Catalog stores the activity catalog. Every change commits in one
+// transaction with its entry in the operator's audit chain.
 type Catalog struct {
-	db  *sqlx.DB
-	Now func() time.Time
+	db    *sqlx.DB
+	chain *audit.Keyring
+	log   *slog.Logger
+	Now   func() time.Time
 }
 
-// NewCatalog returns the catalog store.
-func NewCatalog(db *sqlx.DB) *Catalog { return &Catalog{db: db, Now: time.Now} }
+// NewCatalog returns the catalog store; its changes are audited under keys.
+func NewCatalog(db *sqlx.DB, keys *audit.Keyring, log *slog.Logger) *Catalog {
+	return &Catalog{db: db, chain: keys, log: log, Now: time.Now}
+}
 
 // Create adds an activity.
-func (c *Catalog) Create(ctx context.Context, a Activity) (Activity, error) {
+func (c *Catalog) Create(ctx context.Context, by audit.Actor, a Activity) (Activity, error) {
 	if err := a.Validate(); err != nil {
 		return Activity{}, err
 	}
 	a.CreatedAt = c.Now()
-	_, err := c.db.NamedExecContext(ctx, `INSERT INTO activities (id, title, description, gradable, max_score, created_at)
-		VALUES (:id, :title, :description, :gradable, :max_score, :created_at)`, a)
-	if err = pg.MapError(err); apperr.Is(err, apperr.Conflict) {
+	err := c.change(ctx, by, "activity.created", a.ID, func(tx *sqlx.Tx) error {
+		_, err := tx.NamedExecContext(ctx, `INSERT INTO activities (id, title, description, gradable, max_score, created_at)
+			VALUES (:id, :title, :description, :gradable, :max_score, :created_at)`, a)
+		return pg.MapError(err)
+	})
+	if apperr.Is(err, apperr.Conflict) {
 		return Activity{}, apperr.Wrap(apperr.Conflict, err, "an activity with this id already exists")
 	}
 	return a, err
 }
 
 // Upsert creates or replaces an activity (for seeding).
-func (c *Catalog) Upsert(ctx context.Context, a Activity) error {
+func (c *Catalog) Upsert(ctx context.Context, by audit.Actor, a Activity) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	a.CreatedAt = c.Now()
-	_, err := c.db.NamedExecContext(ctx, `INSERT INTO activities (id, title, description, gradable, max_score, created_at)
-		VALUES (:id, :title, :description, :gradable, :max_score, :created_at)
-		ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
-			gradable = excluded.gradable, max_score = excluded.max_score`, a)
-	return pg.MapError(err)
+	return c.change(ctx, by, "activity.upserted", a.ID, func(tx *sqlx.Tx) error {
+		_, err := tx.NamedExecContext(ctx, `INSERT INTO activities (id, title, description, gradable, max_score, created_at)
+			VALUES (:id, :title, :description, :gradable, :max_score, :created_at)
+			ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
+				gradable = excluded.gradable, max_score = excluded.max_score`, a)
+		return pg.MapError(err)
+	})
+}
+
+// change runs fn and appends its audit entry in one transaction. The
+// catalog belongs to no tenant: its entries go to the operator's chain,
+// seen only in a transaction with no tenant set.
+func (c *Catalog) change(ctx context.Context, by audit.Actor, action, id string, fn func(*sqlx.Tx) error) error {
+	return pg.InTx(ctx, c.db, func(tx *sqlx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := c.chain.Append(ctx, tx, nil, by, audit.Event{Action: action, TargetType: "activity", TargetID: id}, c.Now())
+		return err
+	})
 }
 
 // List returns the whole catalog by title.
@@ -91,13 +116,15 @@ func (c *Catalog) Get(ctx context.Context, id string) (Activity, error) {
 }
 
 // Delete removes an activity; links already made keep working as links.
-func (c *Catalog) Delete(ctx context.Context, id string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM activities WHERE id = $1`, id)
-	if err != nil {
-		return pg.MapError(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return apperr.New(apperr.NotFound, "activity %q not found", id)
-	}
-	return nil
+func (c *Catalog) Delete(ctx context.Context, by audit.Actor, id string) error {
+	return c.change(ctx, by, "activity.deleted", id, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM activities WHERE id = $1`, id)
+		if err != nil {
+			return pg.MapError(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apperr.New(apperr.NotFound, "activity %q not found", id)
+		}
+		return nil
+	})
 }

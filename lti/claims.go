@@ -30,10 +30,11 @@ const (
 	MessageDeepLinkResponse   = "LtiDeepLinkingResponse"
 	Version                   = "1.3.0"
 
-	ScopeNRPS          = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
-	ScopeAGSLineItem   = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
-	ScopeAGSResultRead = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
-	ScopeAGSScore      = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+	ScopeNRPS            = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+	ScopeAGSLineItem     = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+	ScopeAGSLineItemRead = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+	ScopeAGSResultRead   = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+	ScopeAGSScore        = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 )
 
 // Audience is the aud claim: a string, or an array (Schoology sends one).

@@ -13,8 +13,12 @@ type ToolConfiguration struct {
 	Canvas               any      `json:"canvas"`
 }
 
-// Scopes are the LTI Advantage services the hub asks for.
-var Scopes = []string{ScopeNRPS, ScopeAGSLineItem, ScopeAGSResultRead, ScopeAGSScore}
+// Scopes are the LTI Advantage services the hub asks for, in the tool
+// configuration and in dynamic registration. The hub does not call these
+// services yet: roster sync (NRPS) and grade passback (AGS) are the next
+// features, and asking now spares every LMS admin a second registration
+// when they arrive. An LMS grants scopes at registration time only.
+var Scopes = []string{ScopeNRPS, ScopeAGSLineItem, ScopeAGSLineItemRead, ScopeAGSResultRead, ScopeAGSScore}
 
 // Configuration returns the tool configuration of reg.
 func (t *Tool) Configuration(reg Registration) ToolConfiguration {

@@ -42,7 +42,11 @@ SQL
   export HUB_MIGRATE_DATABASE_URL="postgres://hub_owner:hub_owner@${hostport}/hub?sslmode=disable"
 fi
 
-export HUB_ADMIN_TOKEN="${HUB_ADMIN_TOKEN:-$(keep_secret admin-token | tr '+/' '-_' | tr -d '=')}"
+# The file holds the token exactly as the hub takes it: copy it as it is.
+if [ -z "${HUB_ADMIN_TOKEN:-}" ]; then
+  HUB_ADMIN_TOKEN=$(./scripts/admin-token.sh .data/admin-token)
+fi
+export HUB_ADMIN_TOKEN
 export HUB_SECRET_KEY="${HUB_SECRET_KEY:-$(keep_secret secret-key)}"
 export HUB_ADDR="${HUB_ADDR:-:8080}"
 export HUB_AUTO_MIGRATE="${HUB_AUTO_MIGRATE:-true}"

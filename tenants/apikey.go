@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/base32"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -31,9 +33,12 @@ const (
 )
 
 // Key is a tenant API key as listed; the token itself is never kept.
+// ParentID names the key that minted it (nil: the operator did): such a key
+// expires no later than its parent and is revoked with it.
 type Key struct {
 	ID         uuid.UUID      `db:"id" json:"id"`
 	TenantID   uuid.UUID      `db:"tenant_id" json:"tenant_id"`
+	ParentID   *uuid.UUID     `db:"parent_id" json:"parent_id"`
 	Name       string         `db:"name" json:"name"`
 	Prefix     string         `db:"prefix" json:"prefix"`
 	TokenHash  []byte         `db:"token_hash" json:"-"`
@@ -105,9 +110,22 @@ func hashToken(token string) []byte {
 	return h[:]
 }
 
-// CreateKey issues a key for tenant and returns it with the token, which
-// is shown this once.
+// CreateKey issues a key for tenant on the operator's behalf and returns it
+// with the token, which is shown this once. Its expiry is whatever in asks,
+// none included.
 func (s *Store) CreateKey(ctx context.Context, by audit.Actor, tenant uuid.UUID, in NewKey) (Key, string, error) {
+	return s.createKey(ctx, by, tenant, nil, in)
+}
+
+// CreateChildKey issues a key minted by parent, another key of tenant, so
+// that no key outlives the key that made it: the child expires no later
+// than its parent (at the parent's expiry when in names none; a later one
+// is refused, naming expires_at) and is revoked with it.
+func (s *Store) CreateChildKey(ctx context.Context, by audit.Actor, tenant, parent uuid.UUID, in NewKey) (Key, string, error) {
+	return s.createKey(ctx, by, tenant, &parent, in)
+}
+
+func (s *Store) createKey(ctx context.Context, by audit.Actor, tenant uuid.UUID, parent *uuid.UUID, in NewKey) (Key, string, error) {
 	now := s.Now()
 	if err := in.validate(now); err != nil {
 		return Key{}, "", err
@@ -124,21 +142,64 @@ func (s *Store) CreateKey(ctx context.Context, by audit.Actor, tenant uuid.UUID,
 	}
 	var k Key
 	err = pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &k, `INSERT INTO api_keys (id, tenant_id, name, prefix, token_hash, scopes, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
-			uuid.New(), tenant, in.Name, prefix, hashToken(token), scopes, in.ExpiresAt, now)
+		expires := in.ExpiresAt
+		if parent != nil {
+			var err error
+			if expires, err = s.childExpiry(ctx, tx, tenant, *parent, in.ExpiresAt, now); err != nil {
+				return err
+			}
+		}
+		err := tx.GetContext(ctx, &k, `INSERT INTO api_keys (id, tenant_id, parent_id, name, prefix, token_hash, scopes, expires_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+			uuid.New(), tenant, parent, in.Name, prefix, hashToken(token), scopes, expires, now)
 		if err != nil {
 			return pg.MapError(fmt.Errorf("tenants: create key: %w", err))
 		}
-		return s.auditKey(ctx, tx, by, "api_key.created", k)
+		return s.auditKey(ctx, tx, by, "api_key.created", k, nil)
 	})
 	return k, token, err
 }
 
-func (s *Store) auditKey(ctx context.Context, tx *sqlx.Tx, by audit.Actor, action string, k Key) error {
+// childExpiry is when a key minted by parent expires, given the expiry
+// asked for. It holds the tenant's key-tree lock until the transaction
+// ends, so the parent cannot be revoked before its child is written.
+func (s *Store) childExpiry(ctx context.Context, tx *sqlx.Tx, tenant, parent uuid.UUID, asked *time.Time, now time.Time) (*time.Time, error) {
+	if err := lockKeyTree(ctx, tx, tenant); err != nil {
+		return nil, err
+	}
+	p, err := s.getKeyTx(ctx, tx, tenant, parent)
+	if err != nil {
+		return nil, err
+	}
+	if p.RevokedAt != nil || (p.ExpiresAt != nil && !now.Before(*p.ExpiresAt)) {
+		return nil, apperr.New(apperr.Unauthorized, "the API key minting this one is revoked or expired")
+	}
+	switch {
+	case asked == nil:
+		return p.ExpiresAt, nil
+	case p.ExpiresAt != nil && asked.After(*p.ExpiresAt):
+		return nil, apperr.InvalidFields(apperr.FieldError{Field: "expires_at",
+			Message: "must be no later than the expiry of the key minting it, " + p.ExpiresAt.UTC().Format(time.RFC3339)})
+	}
+	return asked, nil
+}
+
+// lockKeyTree serialises minting by a key and revocation within tenant, so
+// a revocation sees every child committed before it and no child is minted
+// under a key being revoked.
+func lockKeyTree(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "api_keys:"+tenant.String())
+	return pg.MapError(err)
+}
+
+func (s *Store) auditKey(ctx context.Context, tx *sqlx.Tx, by audit.Actor, action string, k Key, extra map[string]string) error {
+	details := map[string]string{"name": k.Name, "prefix": k.Prefix, "scopes": strings.Join(k.Scopes, ",")}
+	if k.ParentID != nil {
+		details["parent_id"] = k.ParentID.String()
+	}
+	maps.Copy(details, extra)
 	_, err := s.chain.Append(ctx, tx, &k.TenantID, by, audit.Event{
-		Action: action, TargetType: "api_key", TargetID: k.ID.String(),
-		Details: map[string]string{"name": k.Name, "prefix": k.Prefix, "scopes": strings.Join(k.Scopes, ",")},
+		Action: action, TargetType: "api_key", TargetID: k.ID.String(), Details: details,
 	}, s.Now())
 	return err
 }
@@ -169,22 +230,56 @@ func (s *Store) GetKey(ctx context.Context, tenant, id uuid.UUID) (Key, error) {
 	return k, notFound(err, "api key", id.String())
 }
 
-// RevokeKey ends a key for good. Revoking a revoked key changes nothing.
+// RevokeKey ends a key for good, and with it every key it minted, their
+// children and so on, in one transaction, each revocation audited.
+// Revoking a revoked key changes nothing.
 func (s *Store) RevokeKey(ctx context.Context, by audit.Actor, tenant, id uuid.UUID) (Key, error) {
 	var k Key
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		err := tx.GetContext(ctx, &k, `UPDATE api_keys SET revoked_at = $3
-			WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL RETURNING *`, tenant, id, s.Now())
-		if pg.IsNoRows(err) {
-			k, err = s.getKeyTx(ctx, tx, tenant, id)
-			return err // already revoked, or not found
+		if err := lockKeyTree(ctx, tx, tenant); err != nil {
+			return err
 		}
+		var revoked []Key
+		err := tx.SelectContext(ctx, &revoked, `WITH RECURSIVE tree (id) AS (
+				SELECT id FROM api_keys WHERE tenant_id = $1 AND id = $2
+				UNION
+				SELECT c.id FROM api_keys c JOIN tree ON c.parent_id = tree.id WHERE c.tenant_id = $1)
+			UPDATE api_keys SET revoked_at = $3 FROM tree
+			WHERE api_keys.tenant_id = $1 AND api_keys.id = tree.id AND api_keys.revoked_at IS NULL
+			RETURNING api_keys.*`, tenant, id, s.Now())
 		if err != nil {
-			return pg.MapError(err)
+			return pg.MapError(fmt.Errorf("tenants: revoke key: %w", err))
 		}
-		return s.auditKey(ctx, tx, by, "api_key.revoked", k)
+		if k, err = s.getKeyTx(ctx, tx, tenant, id); err != nil {
+			return err // not found
+		}
+		return s.auditRevocations(ctx, tx, by, id, revoked)
 	})
 	return k, err
+}
+
+// auditRevocations records the revoked key first, then its descendants
+// oldest first, each naming the key whose revocation took it.
+func (s *Store) auditRevocations(ctx context.Context, tx *sqlx.Tx, by audit.Actor, root uuid.UUID, revoked []Key) error {
+	rank := func(k Key) int {
+		if k.ID == root {
+			return 0
+		}
+		return 1
+	}
+	slices.SortFunc(revoked, func(a, b Key) int {
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), a.CreatedAt.Compare(b.CreatedAt))
+	})
+	for _, r := range revoked {
+		var extra map[string]string
+		if r.ID != root {
+			extra = map[string]string{"revoked_with": root.String()}
+		}
+		if err := s.auditKey(ctx, tx, by, "api_key.revoked", r, extra); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) getKeyTx(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Key, error) {

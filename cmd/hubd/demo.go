@@ -69,7 +69,7 @@ func (h *hub) seedDemo(ctx context.Context) (tenants.Tenant, string, error) {
 		return t, "", err
 	}
 	for _, a := range demoActivities() {
-		if err := h.deps.Catalog.Upsert(ctx, a); err != nil {
+		if err := h.deps.Catalog.Upsert(ctx, by, a); err != nil {
 			return t, "", err
 		}
 	}

@@ -5,8 +5,9 @@
 // with internal/secrets. Each purpose (LTI: RS256, as LTI requires; handoff:
 // ES256, about twenty times cheaper to sign) has an active key that signs, a
 // next key already published, and retired keys published for an overlap
-// period. Rotation promotes next to active and generates a new next, so a
-// verifier that caches our JWKS never meets an unknown kid. The published
-// JWKS is served from memory (published.go): anyone may ask for it, so
-// asking must not cost a database query.
+// period. Rotation promotes next to active and generates a new next, and
+// waits a JWKS cache lifetime (JWKSMaxAge) after the last rotation before
+// the next one, so a verifier that caches our JWKS never meets an unknown
+// kid. The published JWKS is served from memory (published.go): anyone may
+// ask for it, so asking must not cost a database query.
 package keys

@@ -110,7 +110,7 @@ func TestRotationKeepsOldSignaturesVerifiableThroughTheOverlap(t *testing.T) {
 	s.Now = func() time.Time { return now }
 	before, _ := s.Sign(ctx, keys.LTI, []byte(`{"n":1}`))
 
-	if _, err := s.Rotate(ctx, keys.LTI); err != nil {
+	if _, err := s.Rotate(ctx, keys.LTI, nil); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := s.Sign(ctx, keys.LTI, []byte(`{"n":2}`))

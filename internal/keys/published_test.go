@@ -169,7 +169,7 @@ func TestPublishedJWKSReadsTheDatabaseOncePerInterval(t *testing.T) {
 func TestPublishedJWKSShowsARotationAtOnce(t *testing.T) {
 	s, w, _ := newWatchedStore(t)
 	before, _ := s.PublishedJWKS(ctx)
-	if _, err := s.Rotate(ctx, keys.LTI); err != nil {
+	if _, err := s.Rotate(ctx, keys.LTI, nil); err != nil {
 		t.Fatal(err)
 	}
 	after := burst(t, s, 50)[0]

@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/secrets"
 )
@@ -127,9 +128,35 @@ func (s *Store) ensure(ctx context.Context) error {
 	return pg.MapError(err)
 }
 
+// JWKSMaxAge is how long a verifier may cache the keyset PublicJWKS
+// returns: the JWKS endpoint says so in its Cache-Control max-age. A next
+// key first published less than this long ago may be missing from a cached
+// keyset, so Rotate does not promote it yet.
+const JWKSMaxAge = 5 * time.Minute
+
+// TooSoonError refuses a rotation that would promote a next key some
+// verifiers may not have fetched: the last rotation of the purpose, which
+// published that key, was less than JWKSMaxAge ago.
+type TooSoonError struct {
+	Purpose   Purpose
+	RotatedAt time.Time     // the last rotation, when the next key was published
+	NotBefore time.Time     // the first moment a rotation is possible
+	Wait      time.Duration // from now until NotBefore
+}
+
+func (e *TooSoonError) Error() string {
+	return fmt.Sprintf("keys: %s key rotated at %s; next rotation from %s", e.Purpose,
+		e.RotatedAt.UTC().Format(time.RFC3339), e.NotBefore.UTC().Format(time.RFC3339))
+}
+
 // Rotate retires the active key of purpose, promotes the next one and
-// generates a new next key, in one transaction.
-func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
+// generates a new next key, in one transaction. It refuses (Conflict, with
+// a *TooSoonError) while the next key is younger than JWKSMaxAge. record,
+// when not nil, runs in the same transaction with the new active key, so the
+// caller's record of the rotation (its audit entry) commits with it or the
+// rotation does not happen. No tenant is set in the transaction: it sees
+// the hub-wide tables and the operator's audit chain.
+func (s *Store) Rotate(ctx context.Context, p Purpose, record func(*sqlx.Tx, Info) error) (Info, error) {
 	if _, ok := algs[p]; !ok {
 		return Info{}, fmt.Errorf("keys: unknown purpose %q", p)
 	}
@@ -139,6 +166,9 @@ func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
 			return err
 		}
 		now := s.Now()
+		if err := s.checkRotatable(ctx, tx, p, now); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tool_keys SET state = 'retired', retired_at = $2 WHERE purpose = $1 AND state = 'active'`, p, now); err != nil {
 			return err
 		}
@@ -146,7 +176,13 @@ func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
 			WHERE purpose = $1 AND state = 'next' RETURNING kid, purpose, alg, state, created_at, activated_at, retired_at`, p, now); err != nil {
 			return fmt.Errorf("keys: no next key to promote: %w", err)
 		}
-		return s.generate(ctx, tx, p, "next")
+		if err := s.generate(ctx, tx, p, "next"); err != nil {
+			return err
+		}
+		if record == nil {
+			return nil
+		}
+		return record(tx, active)
 	})
 	if err != nil {
 		return Info{}, pg.MapError(fmt.Errorf("keys: rotate %s: %w", p, err))
@@ -156,6 +192,25 @@ func (s *Store) Rotate(ctx context.Context, p Purpose) (Info, error) {
 	s.mu.Unlock()
 	s.published.invalidate() // publish the new next key at once
 	return active, nil
+}
+
+// checkRotatable refuses a rotation within JWKSMaxAge of the last one. A
+// rotation generates the next key in the transaction that retires the
+// active one, so the last retirement is when today's next key was first
+// published. Keys never rotated were published together at first start.
+func (s *Store) checkRotatable(ctx context.Context, tx *sqlx.Tx, p Purpose, now time.Time) error {
+	var last *time.Time
+	if err := tx.GetContext(ctx, &last, `SELECT max(retired_at) FROM tool_keys WHERE purpose = $1`, p); err != nil {
+		return fmt.Errorf("keys: last rotation: %w", err)
+	}
+	if last == nil || !now.Before(last.Add(JWKSMaxAge)) {
+		return nil
+	}
+	e := &TooSoonError{Purpose: p, RotatedAt: *last, NotBefore: last.Add(JWKSMaxAge)}
+	e.Wait = e.NotBefore.Sub(now)
+	return apperr.Wrap(apperr.Conflict, e, fmt.Sprintf(
+		"the %s key was rotated at %s and verifiers may cache the published keys for %s, so the next rotation is possible from %s",
+		p, e.RotatedAt.UTC().Format(time.RFC3339), JWKSMaxAge, e.NotBefore.UTC().Format(time.RFC3339)))
 }
 
 func (s *Store) generate(ctx context.Context, tx *sqlx.Tx, p Purpose, state string) error {

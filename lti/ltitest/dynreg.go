@@ -30,7 +30,7 @@ func (p *Platform) openIDConfiguration(w http.ResponseWriter, _ *http.Request) {
 		"jwks_uri": p.JWKSURL(), "registration_endpoint": p.Server.URL + "/register",
 		"token_endpoint_auth_methods_supported":            []string{"private_key_jwt"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256"},
-		"scopes_supported":                                 []string{"openid", lti.ScopeNRPS, lti.ScopeAGSLineItem, lti.ScopeAGSScore},
+		"scopes_supported":                                 []string{"openid", lti.ScopeNRPS, lti.ScopeAGSLineItem, lti.ScopeAGSLineItemRead, lti.ScopeAGSResultRead, lti.ScopeAGSScore},
 		"response_types_supported":                         []string{"id_token"},
 		"id_token_signing_alg_values_supported":            []string{"RS256"},
 		"claims_supported":                                 []string{"iss", "sub", "name", "email"},

@@ -38,6 +38,12 @@ func (l *Log) Record(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Eve
 	})
 }
 
+// Append adds ev to tenant's chain inside the caller's transaction tx,
+// stamped with the Log's clock; see Keyring.Append.
+func (l *Log) Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev Event) (Entry, error) {
+	return l.keys.Append(ctx, tx, tenant, actor, ev, l.Now())
+}
+
 // inChain runs fn in a transaction that sees tenant's chain.
 func (l *Log) inChain(ctx context.Context, tenant *uuid.UUID, purpose string, fn func(*sqlx.Tx) error) error {
 	if tenant == nil {
