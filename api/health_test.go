@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -94,6 +93,34 @@ type proxy struct {
 	ln      net.Listener
 	conns   []net.Conn
 	stopped bool
+	frozen  bool
+}
+
+// freeze holds every byte in both directions while keeping connections
+// open, as a stalled network path or a hung server does; thaw releases.
+func (p *proxy) freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
+func (p *proxy) thaw()   { p.mu.Lock(); p.frozen = false; p.mu.Unlock() }
+
+func (p *proxy) isFrozen() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.frozen }
+
+// pipe copies src to dst, holding data while the proxy is frozen.
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for n > 0 && p.isFrozen() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -128,8 +155,8 @@ func (p *proxy) accept(ln net.Listener) {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
+		go p.pipe(up, c)
+		go p.pipe(c, up)
 	}
 }
 

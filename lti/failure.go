@@ -42,6 +42,9 @@ const (
 	ReasonMissingDeepLinking  Reason = "missing_deep_linking_settings"
 	ReasonTargetLinkMismatch  Reason = "target_link_uri_mismatch"
 	ReasonMissingTargetLink   Reason = "missing_target_link_uri"
+	// ReasonUnavailable is no fault of the launch: the hub's database did
+	// not answer in time. The page says to try again; the status is 503.
+	ReasonUnavailable Reason = "temporarily_unavailable"
 )
 
 // Failure is a refused login or launch. Detail is for the log only; the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/handoff"
 )
 
@@ -114,9 +115,13 @@ func origin(raw string) string {
 func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	reason, status := ReasonBadRequest, http.StatusBadRequest
 	var f *Failure
-	if errors.As(err, &f) {
+	switch {
+	case apperr.Is(err, apperr.Unavailable):
+		reason, status = ReasonUnavailable, http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "30")
+	case errors.As(err, &f):
 		reason = f.Reason
-	} else {
+	default:
 		reason, status = "internal", http.StatusInternalServerError
 	}
 	if reason == ReasonKeysetUnavailable {
@@ -135,6 +140,7 @@ var messages = map[Reason]string{
 	ReasonTenantSuspended:     "Access for your organisation is suspended.",
 	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",
+	ReasonUnavailable:         "The service is temporarily unavailable. Please try again in a minute.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }

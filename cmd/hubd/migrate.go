@@ -41,7 +41,7 @@ func migrationStatus(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if url == "" {
 		url = cfg.DatabaseURL
 	}
-	db, err := pg.Open(ctx, url)
+	db, err := pg.OpenWith(ctx, url, pg.MigrateLimits)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func migrateAndGrant(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("application role: %w", err)
 	}
-	owner, err := pg.Open(ctx, cfg.MigrateDatabaseURL)
+	owner, err := pg.OpenWith(ctx, cfg.MigrateDatabaseURL, pg.MigrateLimits)
 	if err != nil {
 		return fmt.Errorf("owner role: %w", err)
 	}

@@ -15,15 +15,23 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 )
 
-// Open connects to url and checks the connection. The pool is sized for a
-// two-core replica; PostgreSQL, not the pool, is where the hub scales out.
+// Open connects to url as hubd serves: with ServeLimits, so a slow or
+// silent database answers errors (mapped to Unavailable) instead of hanging
+// requests. The pool is sized for a two-core replica; PostgreSQL, not the
+// pool, is where the hub scales out.
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	db, err := sqlx.Open("postgres", withOneRoundTrip(url))
+	return OpenWith(ctx, url, ServeLimits)
+}
+
+// OpenWith connects to url with limits; MigrateLimits for the owner.
+func OpenWith(ctx context.Context, url string, limits Limits) (*sqlx.DB, error) {
+	cfg, err := pq.NewConfig(withSettings(url, limits))
 	if err != nil {
 		return nil, fmt.Errorf("pg: open: %w", err)
 	}
-	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(20) // as many as open: a closed idle connection costs PostgreSQL a new backend
+	db := sqlx.NewDb(sql.OpenDB(&guardedConnector{cfg: cfg, limits: limits}), "postgres")
+	db.SetMaxOpenConns(MaxConns)
+	db.SetMaxIdleConns(MaxConns) // as many as open: a closed idle connection costs PostgreSQL a new backend
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -35,31 +43,57 @@ func Open(ctx context.Context, url string) (*sqlx.DB, error) {
 	return db, nil
 }
 
-// withOneRoundTrip asks lib/pq to send each parameterized query in one
-// round trip (bind and execute with the parse) instead of two (a separate
-// prepare first): it halves the hub's round trips to PostgreSQL on every
-// request. An operator's explicit setting wins.
-func withOneRoundTrip(raw string) string {
+// MaxConns is the pool's size per replica.
+const MaxConns = 20
+
+// withSettings adds to url what the hub needs unless the operator set it:
+// one round trip per parameterized query (bind and execute with the parse,
+// instead of a separate prepare first: half the round trips on every
+// request), and the server-side timeouts of limits, sent as run-time
+// parameters.
+func withSettings(raw string, limits Limits) string {
 	u, err := neturl.Parse(raw)
-	if err != nil || u.Query().Has("binary_parameters") {
+	if err != nil || u.Scheme == "" {
 		return raw
 	}
 	q := u.Query()
-	q.Set("binary_parameters", "yes")
+	set := func(k, v string) {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	set("binary_parameters", "yes")
+	if limits.StatementTimeout > 0 {
+		set("statement_timeout", fmt.Sprint(limits.StatementTimeout.Milliseconds()))
+	}
+	if limits.IdleInTxTimeout > 0 {
+		set("idle_in_transaction_session_timeout", fmt.Sprint(limits.IdleInTxTimeout.Milliseconds()))
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
 // InTenant runs fn in a transaction whose row-level security admits only
-// tenant's rows. fn's error rolls the transaction back.
+// tenant's rows. fn's error rolls the transaction back. The transaction
+// ends within TxTimeout, and waits its turn when the tenant already holds
+// its TenantShare of the pool; either failing is Unavailable.
 func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.Tx) error) error {
 	if tenant == uuid.Nil {
 		return errors.New("pg: InTenant with no tenant")
 	}
+	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
+	defer cancel()
+	release, err := acquireShare(ctx, db, tenant)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
 }
 
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
+	defer cancel()
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return MapError(fmt.Errorf("pg: begin: %w", err))
@@ -108,7 +142,12 @@ func MapError(err error) error {
 		case codeCheckViolation:
 			return apperr.Wrap(apperr.Invalid, err, "a value is out of range")
 		}
-		if pqErr.Code.Class() == "08" || pqErr.Code.Class() == "57" {
+		// 08: connection, 57: cancelled (statement_timeout) or shutting
+		// down, 53: out of resources, 25P03: idle-in-transaction timeout,
+		// 55P03: lock not available in time.
+		switch {
+		case pqErr.Code.Class() == "08", pqErr.Code.Class() == "57", pqErr.Code.Class() == "53",
+			pqErr.Code == "25P03", pqErr.Code == "55P03":
 			return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 		}
 		return err
@@ -116,7 +155,17 @@ func MapError(err error) error {
 	if isConnectionError(err) {
 		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 	}
+	if isTimeout(err) {
+		return apperr.Wrap(apperr.Unavailable, err, "the database did not answer in time")
+	}
 	return err
+}
+
+// isTimeout reports a deadline that ended the work: the transaction's or
+// request's context, or a transaction database/sql rolled back because of
+// one.
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone)
 }
 
 // IsNoRows reports a query that found nothing.

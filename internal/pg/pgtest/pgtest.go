@@ -239,7 +239,7 @@ func ensureTemplate(ctx context.Context, conn *sqlx.Conn, name string) error {
 // migrate applies the schema as the owner and grants the application role
 // its privileges, as `hubd migrate` does.
 func migrate(ctx context.Context, dbName string) error {
-	db, err := pg.Open(ctx, roleURL(OwnerRole(), dbName))
+	db, err := pg.OpenWith(ctx, roleURL(OwnerRole(), dbName), pg.MigrateLimits)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,114 @@
+package api_test
+
+import (
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/pg/pgtest"
+)
+
+// TestFrozenDatabaseAnswers503: with every byte between the hub and
+// PostgreSQL held (a stalled path, a hung server), requests end with 503
+// within their database deadline instead of hanging, /readyz answers
+// within its own 2 s, and the hub recovers by itself once the path thaws.
+func TestFrozenDatabaseAnswers503(t *testing.T) {
+	d := pgtest.New(t)
+	u, _ := url.Parse(d.URL)
+	proxy := startProxy(t, u.Host)
+	u.Host = proxy.addr
+	h := newHubOn(t, d, u.String())
+	h.createTenant("uni", "institution")
+	_, key := h.createKey("uni", "read")
+	h.expect(h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil), 200)
+
+	proxy.freeze()
+	var wg sync.WaitGroup
+	check := func(name string, limit time.Duration, req func() response, want func(response) bool) {
+		wg.Go(func() {
+			start := time.Now()
+			r := req()
+			if took := time.Since(start); !want(r) || took > limit {
+				t.Errorf("%s while frozen: %d after %s (limit %s): %s", name, r.status, took, limit, r.body)
+			}
+		})
+	}
+	reqLimit := pg.TxTimeout + 2*time.Second // the deadline, and the time to answer
+	problem503 := func(r response) bool {
+		return r.status == 503 && strings.Contains(r.header.Get("Content-Type"), "problem+json")
+	}
+	for range 25 { // more than the pool holds
+		check("an API read", reqLimit, func() response { return h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil) }, problem503)
+	}
+	check("an operator write", reqLimit, func() response {
+		return h.do("POST", "/api/v1/tenants", adminToken, map[string]string{"slug": "acme", "display_name": "Acme", "kind": "employer"})
+	}, problem503)
+	check("an LTI login", reqLimit, func() response {
+		return h.do("GET", "/lti/login?iss=https://lms.example&login_hint=x&target_link_uri="+url.QueryEscape(h.url+"/lti/launch"), "", nil)
+	}, func(r response) bool { return r.status == 503 && strings.Contains(string(r.body), "temporarily_unavailable") })
+	check("readyz", 3*time.Second, func() response { return h.do("GET", "/readyz", "", nil) },
+		func(r response) bool { return r.status == 503 })
+	wg.Wait()
+
+	proxy.thaw()
+	deadline := time.Now().Add(15 * time.Second)
+	for h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil).status != 200 || h.do("GET", "/readyz", "", nil).status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub did not recover after the database path thawed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestOneTenantCannotHoldThePool: tenant A's writes all wait on a lock
+// (a slow database for A); tenant B's reads still find connections, because
+// A may hold only its share of the pool.
+func TestOneTenantCannotHoldThePool(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("tenant-a", "institution")
+	h.createTenant("tenant-b", "institution")
+	_, keyB := h.createKey("tenant-b", "read")
+	super := pgtest.Superuser(t, h.dbt)
+	tx := super.MustBegin()
+	tx.MustExec(`LOCK TABLE lti_registrations IN EXCLUSIVE MODE`) // writes wait; reads do not
+	var finished atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 2 * pg.MaxConns {
+		wg.Go(func() {
+			h.do("POST", "/api/v1/tenants/tenant-a/lti/registrations", adminToken, map[string]any{
+				"issuer": "https://lms.a.example", "client_id": "c" + string(rune('a'+i)),
+				"auth_login_url": "https://lms.a.example/auth", "auth_token_url": "https://lms.a.example/token",
+				"jwks_url": "https://lms.a.example/jwks"})
+			finished.Add(1)
+		})
+	}
+	waitForLockWaiters(t, super, pg.TenantShare)
+	r := h.do("GET", "/api/v1/tenants/tenant-b/lti/registrations", keyB, nil)
+	if r.status != 200 || finished.Load() != 0 {
+		t.Fatalf("B's read: %d with %d of A's writes finished; want 200 while A's still wait", r.status, finished.Load())
+	}
+	tx.Rollback()
+	wg.Wait()
+}
+
+func waitForLockWaiters(t *testing.T, super interface {
+	Get(any, string, ...any) error
+}, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		var waiting int
+		if err := super.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d of A's requests reached the lock", n)
+}
