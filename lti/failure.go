@@ -42,6 +42,11 @@ const (
 	ReasonMissingDeepLinking  Reason = "missing_deep_linking_settings"
 	ReasonTargetLinkMismatch  Reason = "target_link_uri_mismatch"
 	ReasonMissingTargetLink   Reason = "missing_target_link_uri"
+	// ReasonInvalidIdentifier: an identifier claim (sub, iss, aud,
+	// deployment_id, context or resource link id, nonce, roles, service
+	// URLs) holds a NUL character or bytes that were not UTF-8. The hub
+	// cannot store it, and changing it would make it name someone else.
+	ReasonInvalidIdentifier Reason = "invalid_identifier"
 )
 
 // Failure is a refused login or launch. Detail is for the log only; the

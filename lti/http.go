@@ -135,6 +135,7 @@ var messages = map[Reason]string{
 	ReasonTenantSuspended:     "Access for your organisation is suspended.",
 	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",
+	ReasonInvalidIdentifier:   "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }

@@ -68,7 +68,7 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 		return nil, failErr(ReasonMalformedClaims, err)
 	}
 	steps := []func(context.Context, *Launch) error{
-		t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
+		checkText, t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
 		checkVersionAndType, checkMessageClaims, checkTargetLink,
 	}
 	for _, step := range steps {
