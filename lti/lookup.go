@@ -75,7 +75,7 @@ func (t *Tool) lookup(ctx context.Context, key targetKey, source string) ([]targ
 	}
 	if source != "" && t.LoginLimiter != nil {
 		if ok, wait := t.LoginLimiter.Allow(source, now); !ok {
-			return nil, &Failure{Reason: ReasonRateLimited, Detail: "source " + source + " is over its lookup limit", RetryAfter: wait}
+			return nil, &Failure{Reason: ReasonRateLimited, Detail: "the source is over its login lookup limit", RetryAfter: wait}
 		}
 	}
 	var found []target
