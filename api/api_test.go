@@ -36,6 +36,9 @@ type hub struct {
 	// and does not follow redirects by itself.
 	client *http.Client
 	deps   api.Deps
+	// handler is the server without the network in front, for requests
+	// net/http would refuse to carry.
+	handler http.Handler
 }
 
 // lockedBuffer collects the server's log lines while its goroutines write.
@@ -64,6 +67,13 @@ func newHub(t testing.TB) *hub {
 
 func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB, configure ...func(*config.Config)) *hub {
 	t.Helper()
+	return serveHubWith(t, d, db, nil, configure...)
+}
+
+// serveHubWith is serveHub with a chance to change the assembled parts
+// (limits, clocks) before the server starts.
+func serveHubWith(t testing.TB, d pgtest.DB, db *sqlx.DB, adjust func(*api.Deps), configure ...func(*config.Config)) *hub {
+	t.Helper()
 	logs := &lockedBuffer{}
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
 	// The hub serves TLS on loopback, as browsers require for the
@@ -81,6 +91,9 @@ func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB, configure ...func(*config.
 	if err != nil {
 		t.Fatal(err)
 	}
+	if adjust != nil {
+		adjust(&deps)
+	}
 	srv, err := api.New(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +105,7 @@ func serveHub(t testing.TB, d pgtest.DB, db *sqlx.DB, configure ...func(*config.
 	client := ts.Client()
 	client.Jar, _ = cookiejar.New(nil)
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs, client: client, deps: deps}
+	return &hub{t: t, url: ts.URL, db: db, dbt: d, logs: logs, client: client, deps: deps, handler: srv.Handler()}
 }
 
 func mustOpen(t testing.TB, d pgtest.DB) *sqlx.DB {

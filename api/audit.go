@@ -76,6 +76,7 @@ func (s *Server) verifyAudit(c echo.Context, tenant *uuid.UUID) error {
 func auditFilter(c echo.Context) (audit.Filter, error) {
 	var v apperr.Validator
 	f := audit.Filter{Action: c.QueryParam("action")}
+	v.CheckText("action", f.Action, 0, 100)
 	var err error
 	f.Limit, err = limitParam(c)
 	if err != nil {

@@ -49,7 +49,9 @@ func TestFrozenDatabaseAnswers503(t *testing.T) {
 	}, problem503)
 	check("an LTI login", reqLimit, func() response {
 		return h.do("GET", "/lti/login?iss=https://lms.example&login_hint=x&target_link_uri="+url.QueryEscape(h.url+"/lti/launch"), "", nil)
-	}, func(r response) bool { return r.status == 503 && strings.Contains(string(r.body), "temporarily_unavailable") })
+	}, func(r response) bool {
+		return r.status == 503 && strings.Contains(string(r.body), "temporarily_unavailable")
+	})
 	check("readyz", 3*time.Second, func() response { return h.do("GET", "/readyz", "", nil) },
 		func(r response) bool { return r.status == 503 })
 	wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,71 @@ func decodeJSON(c echo.Context, v any) error {
 	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
 		return bodyError("must hold one JSON object and nothing after it")
 	}
+	if field, ok := notText(reflect.ValueOf(v), ""); ok {
+		return apperr.InvalidFields(apperr.FieldError{Field: field, Message: "must be UTF-8 text without NUL characters"})
+	}
 	return nil
+}
+
+// notText finds a decoded string PostgreSQL could not store ("\u0000"; the
+// decoder already turned invalid UTF-8 into U+FFFD) and names its field, as
+// the JSON spells it, with dots for nested objects.
+func notText(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return notText(v.Elem(), path)
+		}
+	case reflect.String:
+		return path, !apperr.IsText(v.String())
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if f, bad := notText(v.Index(i), path); bad {
+				return f, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			key := joinField(path, fmt.Sprint(it.Key().Interface()))
+			if it.Key().Kind() == reflect.String && !apperr.IsText(it.Key().String()) {
+				return path, true
+			}
+			if f, bad := notText(it.Value(), key); bad {
+				return f, true
+			}
+		}
+	case reflect.Struct:
+		return structNotText(v, path)
+	}
+	return "", false
+}
+
+func structNotText(v reflect.Value, path string) (string, bool) {
+	for i := range v.NumField() {
+		sf := v.Type().Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if !sf.IsExported() || name == "-" {
+			continue
+		}
+		field := path
+		if !sf.Anonymous {
+			if name == "" {
+				name = sf.Name
+			}
+			field = joinField(path, name)
+		}
+		if f, bad := notText(v.Field(i), field); bad {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+func joinField(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 func bodyError(message string) error {

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,6 +25,8 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"name":"k","scopes":["read"],"expires_at":"2030-01-01T00:00:00Z"}`,
 		`{"name":"k","expires_at":"soon"}`,
 		`[`, `null`, `"str"`, `{"slug":1e999}`,
+		`{"slug":"uni","display_name":"U\u0000","kind":"institution"}`,
+		`{"name":"k","scopes":["read","\u0000"]}`,
 	} {
 		f.Add(seed)
 	}
@@ -33,6 +37,10 @@ func FuzzDecodeJSON(f *testing.F) {
 			req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 			err := decodeJSON(e.NewContext(req, httptest.NewRecorder()), v)
 			if err == nil {
+				// What decodes is text PostgreSQL can store.
+				if b, _ := json.Marshal(v); strings.Contains(string(b), `\u0000`) || !utf8.Valid(b) {
+					t.Fatalf("body %q decoded to %s", body, b)
+				}
 				continue
 			}
 			var ae *apperr.Error
@@ -46,7 +54,7 @@ func FuzzDecodeJSON(f *testing.F) {
 // FuzzBearerToken checks the Authorization header parser never panics and
 // never returns a token with surrounding space.
 func FuzzBearerToken(f *testing.F) {
-	for _, seed := range []string{"Bearer abc", "bearer  x ", "Basic abc", "Bearer", "", "Bearer \t"} {
+	for _, seed := range []string{"Bearer abc", "bearer  x ", "Basic abc", "Bearer", "", "Bearer \t", "Bearer hubk_\x00", "Bearer \xff\xfe"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, header string) {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,4 +252,74 @@ func TestDynamicRegistrationRequiresHTTPS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistrationLinkOpenedManyTimesAtOnce: an LMS admin double-clicking,
+// or a page opened in ten tabs, registers the hub at the platform once and
+// stores one registration; the other openings are refused.
+func TestRegistrationLinkOpenedManyTimesAtOnce(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	p.RegisterDelay = 200 * time.Millisecond
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	u := link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()
+
+	const opens = 10
+	pages := make([]response, opens)
+	var wg sync.WaitGroup
+	for i := range opens {
+		wg.Go(func() {
+			res, err := h.client.Get(u)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			pages[i] = readResponse(res)
+		})
+	}
+	wg.Wait()
+	registered := 0
+	for _, page := range pages {
+		if page.status == 200 && strings.Contains(string(page.body), "org.imsglobal.lti.close") {
+			registered++
+			continue
+		}
+		ph.refusedWith(page, lti.ReasonRegistrationLink)
+	}
+	if registered != 1 || p.Clients() != 1 || ph.rows("lti_registrations") != 1 {
+		t.Fatalf("%d pages said registered, the platform made %d clients, the hub stored %d registrations",
+			registered, p.Clients(), ph.rows("lti_registrations"))
+	}
+	ph.refusedWith(ph.get(u), lti.ReasonRegistrationLink)
+	if p.Clients() != 1 {
+		t.Fatalf("the used link registered again: %d clients", p.Clients())
+	}
+}
+
+// TestFailedRegistrationGivesTheLinkBack: a link whose registration failed
+// (here the platform refused the token) can be used again.
+func TestFailedRegistrationGivesTheLinkBack(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	p.RegistrationToken = "right"
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	open := func(token string) response {
+		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}, "registration_token": {token}}.Encode())
+	}
+	ph.refusedWith(open("wrong"), lti.ReasonPlatformRegistration)
+	if r := open("right"); r.status != 200 {
+		t.Fatalf("the link after a failed registration: %d\n%s", r.status, r.body)
+	}
+	if n := ph.rows("lti_registrations"); n != 1 {
+		t.Fatalf("%d registrations", n)
+	}
+	ph.refusedWith(open("right"), lti.ReasonRegistrationLink)
 }

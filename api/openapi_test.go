@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/tenants"
 )
 
 type openAPIDoc struct {
@@ -98,5 +100,50 @@ func TestOpenAPILicense(t *testing.T) {
 	}
 	if l := doc.Info.License; l.Identifier != "Apache-2.0" || l.Name != "Apache-2.0" {
 		t.Fatalf("info.license = %+v, want Apache-2.0", l)
+	}
+}
+
+// TestOpenAPIDocumentsTheBounds keeps the document's maxItems and
+// maxLength equal to the bounds the code enforces.
+func TestOpenAPIDocumentsTheBounds(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					MaxLength int `json:"maxLength"`
+					MaxItems  int `json:"maxItems"`
+					Items     struct {
+						MaxLength int `json:"maxLength"`
+					} `json:"items"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	s := doc.Components.Schemas
+	for _, tc := range []struct {
+		name      string
+		got, want int
+	}{
+		{"NewRegistration.deployment_ids maxItems", s["NewRegistration"].Properties["deployment_ids"].MaxItems, lti.MaxDeploymentsPerRequest},
+		{"NewRegistration.deployment_ids[] maxLength", s["NewRegistration"].Properties["deployment_ids"].Items.MaxLength, lti.MaxIDLength},
+		{"NewRegistration.client_id maxLength", s["NewRegistration"].Properties["client_id"].MaxLength, lti.MaxIDLength},
+		{"NewRegistration.issuer maxLength", s["NewRegistration"].Properties["issuer"].MaxLength, lti.MaxURLLength},
+		{"NewRegistration.auth_login_url maxLength", s["NewRegistration"].Properties["auth_login_url"].MaxLength, lti.MaxURLLength},
+		{"NewRegistration.auth_token_url maxLength", s["NewRegistration"].Properties["auth_token_url"].MaxLength, lti.MaxURLLength},
+		{"NewRegistration.jwks_url maxLength", s["NewRegistration"].Properties["jwks_url"].MaxLength, lti.MaxURLLength},
+		{"NewRegistration.token_audience maxLength", s["NewRegistration"].Properties["token_audience"].MaxLength, lti.MaxURLLength},
+		{"NewTenant.display_name maxLength", s["NewTenant"].Properties["display_name"].MaxLength, tenants.MaxDisplayName},
+		{"TenantPatch.display_name maxLength", s["TenantPatch"].Properties["display_name"].MaxLength, tenants.MaxDisplayName},
+		{"NewAPIKey.name maxLength", s["NewAPIKey"].Properties["name"].MaxLength, tenants.MaxKeyName},
+		{"NewAPIKey.scopes maxItems", s["NewAPIKey"].Properties["scopes"].MaxItems, tenants.MaxKeyScopes},
+		{"Activity.title maxLength", s["Activity"].Properties["title"].MaxLength, lti.MaxActivityTitle},
+		{"Activity.description maxLength", s["Activity"].Properties["description"].MaxLength, lti.MaxActivityDescription},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %d, the code's bound is %d", tc.name, tc.got, tc.want)
+		}
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -27,13 +25,18 @@ type Activity struct {
 
 var activityID = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// Bounds of an activity, in characters, documented in the OpenAPI document.
+const (
+	MaxActivityTitle       = 200
+	MaxActivityDescription = 2000
+)
+
 // Validate reports every invalid field.
 func (a Activity) Validate() error {
 	var v apperr.Validator
 	v.Check(activityID.MatchString(a.ID), "id", "must be 1–63 lowercase letters, digits or inner hyphens")
-	n := utf8.RuneCountInString(a.Title)
-	v.Check(n >= 1 && n <= 200 && strings.TrimSpace(a.Title) != "", "title", "must be 1–200 characters, not blank")
-	v.Check(utf8.RuneCountInString(a.Description) <= 2000, "description", "must be at most 2000 characters")
+	v.CheckName("title", a.Title, MaxActivityTitle)
+	v.CheckText("description", a.Description, 0, MaxActivityDescription)
 	v.Check(!a.Gradable || (a.MaxScore != nil && *a.MaxScore > 0), "max_score", "a gradable activity needs a positive max_score")
 	v.Check(a.MaxScore == nil || *a.MaxScore > 0, "max_score", "must be positive")
 	return v.Err()
@@ -108,6 +111,9 @@ func (c *Catalog) List(ctx context.Context) ([]Activity, error) {
 // Get returns one activity.
 func (c *Catalog) Get(ctx context.Context, id string) (Activity, error) {
 	var a Activity
+	if !activityID.MatchString(id) {
+		return a, apperr.New(apperr.NotFound, "activity %q not found", id)
+	}
 	err := c.db.GetContext(ctx, &a, `SELECT * FROM activities WHERE id = $1`, id)
 	if pg.IsNoRows(err) {
 		return a, apperr.New(apperr.NotFound, "activity %q not found", id)
@@ -117,6 +123,9 @@ func (c *Catalog) Get(ctx context.Context, id string) (Activity, error) {
 
 // Delete removes an activity; links already made keep working as links.
 func (c *Catalog) Delete(ctx context.Context, by audit.Actor, id string) error {
+	if !activityID.MatchString(id) {
+		return apperr.New(apperr.NotFound, "activity %q not found", id)
+	}
 	return c.change(ctx, by, "activity.deleted", id, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM activities WHERE id = $1`, id)
 		if err != nil {

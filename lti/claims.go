@@ -1,8 +1,13 @@
 package lti
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/klasterina/hub/internal/apperr"
 )
 
 // Claim names of the LTI 1.3 core, Deep Linking, NRPS and AGS
@@ -179,4 +184,91 @@ func Roles(raw []string) (context, institution, system []string) {
 		}
 	}
 	return context, institution, system
+}
+
+// checkText is the launch step for text the hub stores. An identifier
+// holding a NUL character, or U+FFFD (what the JSON decoder makes of bytes
+// that were not UTF-8, so two different identifiers could become one),
+// refuses the launch. Personal display fields are cleaned instead, so a
+// learner whose name in the LMS holds a stray NUL can still launch.
+func checkText(_ context.Context, l *Launch) error {
+	if claim, ok := l.Claims.invalidIdentifier(); ok {
+		return fail(ReasonInvalidIdentifier, "%s holds a NUL character or bytes that are not UTF-8", claim)
+	}
+	l.Claims.cleanDisplay()
+	return nil
+}
+
+func validIdentifier(s string) bool {
+	return apperr.IsText(s) && !strings.ContainsRune(s, utf8.RuneError)
+}
+
+// invalidIdentifier names the first identifier claim that is not valid.
+func (c *Claims) invalidIdentifier() (string, bool) {
+	for _, id := range c.identifiers() {
+		if slices.ContainsFunc(id.values, func(s string) bool { return !validIdentifier(s) }) {
+			return id.claim, true
+		}
+	}
+	return "", false
+}
+
+type identifier struct {
+	claim  string
+	values []string
+}
+
+// identifiers are the claims that name something or are compared and
+// stored as sent, in the order a refusal names them.
+func (c *Claims) identifiers() []identifier {
+	ids := []identifier{{"iss", []string{c.Issuer}}, {"sub", deref(c.Subject)}, {"aud", c.Audience},
+		{"azp", []string{c.AuthorizedParty}}, {"nonce", []string{c.Nonce}}, {"deployment_id", deref(c.DeploymentID)},
+		{"message_type", deref(c.MessageType)}, {"version", deref(c.Version)}, {"target_link_uri", []string{c.TargetLinkURI}}}
+	if c.Roles != nil {
+		ids = append(ids, identifier{"roles", *c.Roles})
+	}
+	if c.Context != nil {
+		ids = append(ids, identifier{"context.id", []string{c.Context.ID}}, identifier{"context.type", c.Context.Type})
+	}
+	if c.ResourceLink != nil {
+		ids = append(ids, identifier{"resource_link.id", []string{c.ResourceLink.ID}})
+	}
+	if c.NRPS != nil {
+		ids = append(ids, identifier{"namesroleservice", append([]string{c.NRPS.URL}, c.NRPS.Versions...)})
+	}
+	if c.AGS != nil {
+		ids = append(ids, identifier{"endpoint", append([]string{c.AGS.LineItems, c.AGS.LineItem}, c.AGS.Scope...)})
+	}
+	if c.DeepLinking != nil {
+		ids = append(ids, identifier{"deep_link_return_url", []string{c.DeepLinking.ReturnURL}})
+	}
+	return ids
+}
+
+func deref(s *string) []string {
+	if s == nil {
+		return nil
+	}
+	return []string{*s}
+}
+
+// cleanDisplay drops NUL characters from the fields shown to people and
+// stored with them; the JSON decoder already replaced bytes that were not
+// UTF-8.
+func (c *Claims) cleanDisplay() {
+	for _, s := range []*string{&c.Name, &c.GivenName, &c.FamilyName, &c.Email, &c.Locale} {
+		*s = apperr.CleanText(*s)
+	}
+	if c.Presentation != nil {
+		c.Presentation.Locale = apperr.CleanText(c.Presentation.Locale)
+	}
+	if c.Context != nil {
+		c.Context.Title, c.Context.Label = apperr.CleanText(c.Context.Title), apperr.CleanText(c.Context.Label)
+	}
+	if c.ResourceLink != nil {
+		c.ResourceLink.Title, c.ResourceLink.Description = apperr.CleanText(c.ResourceLink.Title), apperr.CleanText(c.ResourceLink.Description)
+	}
+	if c.DeepLinking != nil {
+		c.DeepLinking.Title, c.DeepLinking.Text = apperr.CleanText(c.DeepLinking.Title), apperr.CleanText(c.DeepLinking.Text)
+	}
 }

@@ -80,7 +80,7 @@ func (t *Tool) HandleDeepLink(c echo.Context) error {
 	if (!sess.Multiple && len(chosen) > 1) || (!sess.LinksOK && len(chosen) > 0) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingSession, "choice not acceptable to the platform"))
 	}
-	reg, err := t.targetByID(ctx, sess.Registration)
+	reg, err := t.targetByID(ctx, sess.Registration, "")
 	if err != nil {
 		return t.refuse(c, "deep_linking", err)
 	}

@@ -75,24 +75,80 @@ type registrationLink struct {
 }
 
 // HandleRegister answers /lti/register/:token, opened by the LMS admin.
+// The link is claimed before the hub talks to the platform, so a link
+// opened several times at once registers the hub at the platform once;
+// the other openings are refused. A registration that fails gives the
+// link back, for another try.
 func (t *Tool) HandleRegister(c echo.Context) error {
 	ctx := c.Request().Context()
 	link, err := t.findLink(ctx, c.Param("token"))
+	if err == nil {
+		err = t.claimLink(ctx, &link)
+	}
 	if err != nil {
 		return t.refuse(c, "registration", err)
 	}
-	cfg, err := t.platformConfiguration(ctx, c.QueryParam("openid_configuration"), c.QueryParam("registration_token"))
+	platform, err := t.registerDynamically(ctx, link, c.QueryParam("openid_configuration"), c.QueryParam("registration_token"))
 	if err != nil {
+		t.releaseLink(ctx, link)
 		return t.refuse(c, "registration", err)
 	}
-	answer, err := t.registerWith(ctx, cfg, c.QueryParam("registration_token"))
+	return t.page(c, http.StatusOK, "registered", map[string]any{"Platform": platform})
+}
+
+// registerDynamically reads the platform's configuration, registers the
+// hub there and stores the registration, returning the platform's issuer.
+func (t *Tool) registerDynamically(ctx context.Context, link registrationLink, configURL, token string) (string, error) {
+	cfg, err := t.platformConfiguration(ctx, configURL, token)
 	if err != nil {
-		return t.refuse(c, "registration", err)
+		return "", err
 	}
-	if _, err := t.storeDynamic(ctx, link, cfg, answer); err != nil {
-		return t.refuse(c, "registration", err)
+	answer, err := t.registerWith(ctx, cfg, token)
+	if err != nil {
+		return "", err
 	}
-	return t.page(c, http.StatusOK, "registered", map[string]any{"Platform": cfg.Issuer})
+	_, err = t.storeDynamic(ctx, link, cfg, answer)
+	return cfg.Issuer, err
+}
+
+// claimLink marks the link used, if no one did first, in a transaction
+// of its own: no connection is held while the platform is called.
+func (t *Tool) claimLink(ctx context.Context, link *registrationLink) error {
+	now := t.Now().Truncate(time.Microsecond) // as PostgreSQL stores it
+	var claimed bool
+	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $3
+			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > $3`, link.TenantID, link.ID, now)
+		if err != nil {
+			return pg.MapError(fmt.Errorf("lti: claim registration link: %w", err))
+		}
+		n, _ := res.RowsAffected()
+		claimed = n == 1
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case !claimed:
+		return fail(ReasonRegistrationLink, "link in use or used by another request")
+	}
+	link.UsedAt = &now
+	return nil
+}
+
+// releaseLink gives back a claimed link whose registration failed. It runs
+// even when the request was cancelled, so the link is not left claimed.
+func (t *Tool) releaseLink(ctx context.Context, link registrationLink) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = NULL
+			WHERE tenant_id = $1 AND id = $2 AND used_at = $3 AND registration_id IS NULL`, link.TenantID, link.ID, link.UsedAt)
+		return err
+	})
+	if err != nil {
+		t.log.ErrorContext(ctx, "release registration link", "link_id", link.ID, "err", err)
+	}
 }
 
 func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, error) {
@@ -262,8 +318,8 @@ func (t *Tool) registerWith(ctx context.Context, cfg PlatformConfiguration, toke
 	return a, nil
 }
 
-// storeDynamic uses the link and stores the registration in one
-// transaction, so a link can make one registration only.
+// storeDynamic stores the registration and records it on the link the
+// request claimed, in one transaction.
 func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg PlatformConfiguration, a registrationAnswer) (Registration, error) {
 	in := NewRegistration{Issuer: cfg.Issuer, ClientID: a.ClientID, AuthLoginURL: cfg.AuthorizationEndpoint,
 		AuthTokenURL: cfg.TokenEndpoint, JWKSURL: cfg.JWKSURI}
@@ -277,21 +333,20 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 	}
 	var reg Registration
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $3
-			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL`, link.TenantID, link.ID, t.Now())
-		if err != nil {
-			return pg.MapError(err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fail(ReasonRegistrationLink, "link already used")
-		}
+		var err error
 		reg, err = t.registrations.create(ctx, tx, audit.System("lti dynamic registration"), link.TenantID, in)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $3 WHERE tenant_id = $1 AND id = $2`,
-			link.TenantID, link.ID, reg.ID)
-		return pg.MapError(err)
+		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $3
+			WHERE tenant_id = $1 AND id = $2 AND used_at = $4 AND registration_id IS NULL`, link.TenantID, link.ID, reg.ID, link.UsedAt)
+		if err != nil {
+			return pg.MapError(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fail(ReasonRegistrationLink, "the link's claim was lost")
+		}
+		return nil
 	})
 	if apperr.Is(err, apperr.Conflict) {
 		return reg, fail(ReasonPlatformRegistration, "this platform and client are already registered")

@@ -1,6 +1,9 @@
 package lti
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Reason is a stable code for why a login or launch was refused; it is
 // shown on the error page, counted in metrics and logged.
@@ -45,6 +48,15 @@ const (
 	// ReasonUnavailable is no fault of the launch: the hub's database did
 	// not answer in time. The page says to try again; the status is 503.
 	ReasonUnavailable Reason = "temporarily_unavailable"
+	// ReasonInvalidIdentifier: an identifier claim (sub, iss, aud,
+	// deployment_id, context or resource link id, nonce, roles, service
+	// URLs) holds a NUL character or bytes that were not UTF-8. The hub
+	// cannot store it, and changing it would make it name someone else.
+	ReasonInvalidIdentifier Reason = "invalid_identifier"
+	// ReasonInvalidParameter: a login parameter is not text, or too long.
+	ReasonInvalidParameter Reason = "invalid_parameter"
+	// ReasonRateLimited: the source sent more logins than the hub looks up.
+	ReasonRateLimited Reason = "rate_limited"
 )
 
 // Failure is a refused login or launch. Detail is for the log only; the
@@ -53,6 +65,8 @@ type Failure struct {
 	Reason Reason
 	Detail string
 	Err    error
+	// RetryAfter, for ReasonRateLimited, is when the client may try again.
+	RetryAfter time.Duration
 }
 
 func (f *Failure) Error() string {

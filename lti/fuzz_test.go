@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/secrets"
@@ -95,13 +96,15 @@ func FuzzClaimChecks(f *testing.F) {
 	f.Add([]byte(`{"aud":7}`))
 	f.Add([]byte(`{"exp":"soon","iat":null}`))
 	f.Add([]byte(`{"https://purl.imsglobal.org/spec/lti/claim/roles":"Learner"}`))
+	f.Add(bytes.Replace(valid, []byte(`"sub":"u"`), []byte(`"sub":"u\u0000"`), 1))
+	f.Add(bytes.Replace(valid, []byte(`"sub":"u"`), []byte(`"sub":"u","name":"Ada\u0000 Lovelace"`), 1))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		l := &Launch{Registration: reg, state: st}
 		if json.Unmarshal(payload, &l.Claims) != nil {
 			return // refused as malformed_claims before these steps
 		}
 		for _, step := range []func(context.Context, *Launch) error{
-			tool.checkIssuerAudience, tool.checkTimes, checkNonce, checkVersionAndType, checkMessageClaims, checkTargetLink,
+			checkText, tool.checkIssuerAudience, tool.checkTimes, checkNonce, checkVersionAndType, checkMessageClaims, checkTargetLink,
 		} {
 			if err := step(context.Background(), l); err != nil {
 				wantFailure(t, err)
@@ -111,6 +114,10 @@ func FuzzClaimChecks(f *testing.F) {
 		// Everything passed: what Validate then reads must be there.
 		if l.Claims.Roles == nil || l.Claims.Subject == nil || l.Claims.ExpiresAt == nil {
 			t.Fatalf("passed without roles, sub or exp: %s", payload)
+		}
+		// ... and be text the database can store.
+		if _, bad := l.Claims.invalidIdentifier(); bad || !apperr.IsText(l.Claims.Name+l.Claims.GivenName+l.Claims.FamilyName+l.Claims.Email+l.Claims.Locale) {
+			t.Fatalf("passed with a claim that is not text: %s", payload)
 		}
 		Roles(*l.Claims.Roles)
 	})

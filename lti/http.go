@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -25,7 +28,7 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 		Issuer: c.FormValue("iss"), ClientID: c.FormValue("client_id"), LoginHint: c.FormValue("login_hint"),
 		MessageHint: c.FormValue("lti_message_hint"), TargetLinkURI: c.FormValue("target_link_uri"),
 		DeploymentID: c.FormValue("lti_deployment_id"), StorageTarget: c.FormValue("lti_storage_target"),
-		RegistrationID: c.Param("registration"),
+		RegistrationID: c.Param("registration"), Source: c.RealIP(),
 	}
 	res, err := t.Login(c.Request().Context(), in)
 	if err != nil {
@@ -82,7 +85,7 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	if err != nil {
 		return t.refuse(c, "launch", failErr(ReasonInvalidState, err))
 	}
-	reg, err := t.targetByID(c.Request().Context(), st.Registration)
+	reg, err := t.targetByID(c.Request().Context(), st.Registration, "")
 	if err != nil {
 		return t.refuse(c, "launch", err)
 	}
@@ -124,8 +127,12 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	default:
 		reason, status = "internal", http.StatusInternalServerError
 	}
-	if reason == ReasonKeysetUnavailable {
+	switch reason {
+	case ReasonKeysetUnavailable:
 		status = http.StatusBadGateway
+	case ReasonRateLimited:
+		status = http.StatusTooManyRequests
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
 	}
 	t.Metrics.refused.WithLabelValues(stage, string(reason)).Inc()
 	t.log.WarnContext(c.Request().Context(), "lti "+stage+" refused", "reason", reason, "err", err)
@@ -141,6 +148,10 @@ var messages = map[Reason]string{
 	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",
 	ReasonUnavailable:         "The service is temporarily unavailable. Please try again in a minute.",
+	ReasonInvalidIdentifier:   "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
+	ReasonInvalidParameter:    "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
+	ReasonRateLimited:         "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
+	ReasonRegistrationLink:    "This registration link is unknown, has expired, or is being used or was used already. Ask for a new link.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }

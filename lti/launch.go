@@ -53,7 +53,7 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 		return nil, err
 	}
 	l := &Launch{state: st}
-	if l.target, err = t.targetByID(ctx, st.Registration); err != nil {
+	if l.target, err = t.targetByID(ctx, st.Registration, ""); err != nil {
 		return nil, err
 	}
 	l.Registration = l.target.Registration
@@ -68,7 +68,7 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 		return nil, failErr(ReasonMalformedClaims, err)
 	}
 	steps := []func(context.Context, *Launch) error{
-		t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
+		checkText, t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
 		checkVersionAndType, checkMessageClaims, checkTargetLink,
 	}
 	for _, step := range steps {

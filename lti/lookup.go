@@ -64,14 +64,20 @@ const targetQuery = `SELECT ` + registrationColumns + `, t.slug AS tenant_slug, 
 	t.status AS tenant_status FROM lti_registrations r JOIN tenants t ON t.id = r.tenant_id `
 
 // lookup finds the targets for key: by id, by issuer and client_id, or by
-// issuer alone (at most two, to tell "one" from "several").
-func (t *Tool) lookup(ctx context.Context, key targetKey) ([]target, error) {
+// issuer alone (at most two, to tell "one" from "several"). A lookup the
+// cache cannot answer counts against source's limit, when one is named.
+func (t *Tool) lookup(ctx context.Context, key targetKey, source string) ([]target, error) {
 	now := t.Now()
 	t.targets.mu.Lock()
 	c, ok := t.targets.entries[key]
 	t.targets.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.targets, nil
+	}
+	if source != "" && t.LoginLimiter != nil {
+		if ok, wait := t.LoginLimiter.Allow(source, now); !ok {
+			return nil, &Failure{Reason: ReasonRateLimited, Detail: "the source is over its login lookup limit", RetryAfter: wait}
+		}
 	}
 	found, err := t.findTargets(ctx, key)
 	if err != nil {
@@ -123,9 +129,10 @@ func (t *Tool) findTargets(ctx context.Context, key targetKey) ([]target, error)
 	return found, nil
 }
 
-// targetByID is the registration a state names.
-func (t *Tool) targetByID(ctx context.Context, id uuid.UUID) (target, error) {
-	found, err := t.lookup(ctx, targetKey{id: id})
+// targetByID is the registration a state or a login URL names; source is
+// the client of a login ("" for a state, which the hub sealed).
+func (t *Tool) targetByID(ctx context.Context, id uuid.UUID, source string) (target, error) {
+	found, err := t.lookup(ctx, targetKey{id: id}, source)
 	if err != nil {
 		return target{}, err
 	}
@@ -137,8 +144,8 @@ func (t *Tool) targetByID(ctx context.Context, id uuid.UUID) (target, error) {
 
 // targetFor finds a login's registration; with no client_id the issuer
 // must have exactly one.
-func (t *Tool) targetFor(ctx context.Context, issuer, clientID string) (target, error) {
-	found, err := t.lookup(ctx, targetKey{issuer: issuer, clientID: clientID})
+func (t *Tool) targetFor(ctx context.Context, issuer, clientID, source string) (target, error) {
+	found, err := t.lookup(ctx, targetKey{issuer: issuer, clientID: clientID}, source)
 	switch {
 	case err != nil:
 		return target{}, err

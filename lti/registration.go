@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -48,6 +49,17 @@ type NewRegistration struct {
 	adoptFirstDeployment bool // set by dynamic registration only
 }
 
+// Bounds of a registration, documented in the OpenAPI document. They keep
+// one request short: a registration is written in one transaction, and a
+// request naming tens of thousands of deployments held a pooled connection
+// for half a minute.
+const (
+	MaxIDLength              = 255  // client_id and each deployment id, in characters
+	MaxURLLength             = 2048 // issuer, the platform's endpoints and the token audience
+	MaxDeploymentsPerRequest = 100  // deployment_ids of one new registration
+	MaxDeployments           = 1000 // deployments of one registration, however added
+)
+
 // Validate reports every invalid field at once. The platform's login, token
 // and keyset URLs must be https; Registrations lets them be plain http when
 // private addresses are allowed.
@@ -56,23 +68,44 @@ func (n NewRegistration) Validate() error { return n.validate(false) }
 func (n NewRegistration) validate(allowHTTP bool) error {
 	var v apperr.Validator
 	msg := platformURLMessage(allowHTTP)
-	v.Check(isURL(n.Issuer), "issuer", "must be the platform's issuer URL")
-	v.Check(n.ClientID != "" && len(n.ClientID) <= 255, "client_id", "must be 1–255 characters")
+	v.Check(isURL(n.Issuer), "issuer", fmt.Sprintf("must be the platform's issuer URL, at most %d characters", MaxURLLength))
+	v.CheckText("client_id", n.ClientID, 1, MaxIDLength)
 	v.Check(isPlatformURL(n.AuthLoginURL, allowHTTP), "auth_login_url", msg)
 	v.Check(isPlatformURL(n.AuthTokenURL, allowHTTP), "auth_token_url", msg)
-	v.Check(n.TokenAudience == "" || len(n.TokenAudience) <= 2048, "token_audience", "must be at most 2048 characters")
+	v.CheckText("token_audience", n.TokenAudience, 0, MaxURLLength)
 	v.Check(isPlatformURL(n.JWKSURL, allowHTTP), "jwks_url", msg)
-	for _, d := range n.DeploymentIDs {
-		v.Check(validDeploymentID(d), "deployment_ids", "each must be 1–255 characters")
-	}
+	checkDeploymentIDs(&v, n.DeploymentIDs)
 	return v.Err()
 }
 
-func validDeploymentID(d string) bool { return d != "" && len(d) <= 255 }
+// checkDeploymentIDs reports the list once, however many of its ids are
+// wrong, so a refusal stays as small as the request should have been.
+func checkDeploymentIDs(v *apperr.Validator, ids []string) {
+	if len(ids) > MaxDeploymentsPerRequest {
+		v.Check(false, "deployment_ids", fmt.Sprintf("must hold at most %d deployment ids; add more one at a time, up to %d per registration",
+			MaxDeploymentsPerRequest, MaxDeployments))
+		return
+	}
+	for _, d := range ids {
+		if !validDeploymentID(d) {
+			v.Check(false, "deployment_ids", deploymentIDMessage)
+			return
+		}
+	}
+}
+
+var deploymentIDMessage = fmt.Sprintf("each must be 1–%d characters of UTF-8 text without NUL characters", MaxIDLength)
+
+func validDeploymentID(d string) bool {
+	return apperr.IsText(d) && d != "" && utf8.RuneCountInString(d) <= MaxIDLength
+}
 
 func isURL(s string) bool {
+	if len(s) > MaxURLLength*utf8.UTFMax || utf8.RuneCountInString(s) > MaxURLLength || !apperr.IsText(s) {
+		return false
+	}
 	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && len(s) <= 2048
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 // isPlatformURL reports whether the hub may call s: an absolute https URL,
@@ -85,9 +118,9 @@ func isPlatformURL(s string, allowHTTP bool) bool {
 
 func platformURLMessage(allowHTTP bool) string {
 	if allowHTTP {
-		return "must be an absolute http(s) URL"
+		return fmt.Sprintf("must be an absolute http(s) URL of at most %d characters", MaxURLLength)
 	}
-	return "must be an absolute https URL"
+	return fmt.Sprintf("must be an absolute https URL of at most %d characters", MaxURLLength)
 }
 
 // Registrations stores platform registrations.
@@ -137,9 +170,11 @@ func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 	if err != nil {
 		return Registration{}, err
 	}
-	for _, d := range r.DeploymentIDs {
-		if err := addDeployment(ctx, tx, r, d, now); err != nil {
-			return Registration{}, err
+	if len(r.DeploymentIDs) > 0 {
+		_, err := tx.ExecContext(ctx, `INSERT INTO lti_deployments (tenant_id, registration_id, deployment_id, created_at)
+			SELECT $1, $2, d, $4 FROM unnest($3::text[]) AS d`, r.TenantID, r.ID, pq.StringArray(r.DeploymentIDs), now)
+		if err != nil {
+			return Registration{}, pg.MapError(fmt.Errorf("lti: add deployments: %w", err))
 		}
 	}
 	return r, s.audit(ctx, tx, by, "lti_registration.created", r, nil)
@@ -232,9 +267,13 @@ func (s *Registrations) Delete(ctx context.Context, by audit.Actor, tenant, id u
 // one per installation).
 func (s *Registrations) AddDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
 	if !validDeploymentID(deployment) {
-		return Registration{}, apperr.InvalidFields(apperr.FieldError{Field: "deployment_id", Message: "must be 1–255 characters"})
+		return Registration{}, apperr.InvalidFields(apperr.FieldError{Field: "deployment_id",
+			Message: fmt.Sprintf("must be 1–%d characters of UTF-8 text without NUL characters", MaxIDLength)})
 	}
 	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.added", deployment, func(tx *sqlx.Tx, r Registration) error {
+		if err := roomForDeployment(ctx, tx, r); err != nil {
+			return err
+		}
 		err := addDeployment(ctx, tx, r, deployment, s.Now())
 		if apperr.Is(err, apperr.Conflict) {
 			return apperr.Wrap(apperr.Conflict, err, "the deployment id is already registered")
@@ -243,8 +282,28 @@ func (s *Registrations) AddDeployment(ctx context.Context, by audit.Actor, tenan
 	})
 }
 
+// roomForDeployment refuses a deployment past MaxDeployments. The
+// registration's row stays locked to the end of the transaction, so two
+// additions at once cannot both take the last place.
+func roomForDeployment(ctx context.Context, tx *sqlx.Tx, r Registration) error {
+	var n int
+	err := tx.GetContext(ctx, &n, `SELECT (SELECT count(*) FROM lti_deployments d WHERE d.registration_id = r.id)
+		FROM lti_registrations r WHERE r.id = $1 FOR UPDATE`, r.ID)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("lti: count deployments: %w", err))
+	}
+	if n >= MaxDeployments {
+		return apperr.InvalidFields(apperr.FieldError{Field: "deployment_id",
+			Message: fmt.Sprintf("cannot be added: a registration holds at most %d deployments", MaxDeployments)})
+	}
+	return nil
+}
+
 // RemoveDeployment stops accepting launches from a deployment.
 func (s *Registrations) RemoveDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
+	if !validDeploymentID(deployment) {
+		return Registration{}, apperr.New(apperr.NotFound, "deployment %q not found", deployment)
+	}
 	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.removed", deployment, func(tx *sqlx.Tx, r Registration) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3`,
 			r.TenantID, r.ID, deployment)

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -32,6 +34,10 @@ type Tool struct {
 	Client  *http.Client    // outbound, guarded (internal/httpx)
 	Handoff *handoff.Signer // nil: show the hub's landing page
 
+	// LoginLimiter bounds, per source, the registration lookups of logins
+	// (the only database reads anonymous callers can cause at will).
+	LoginLimiter *SourceLimiter
+
 	Now      func() time.Time
 	Leeway   time.Duration // allowed clock skew on exp, iat and nbf
 	StateTTL time.Duration // how long a login may take to come back
@@ -47,7 +53,7 @@ func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secr
 	publicURL *url.URL, metrics *Metrics, log *slog.Logger) *Tool {
 	return &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
 		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second,
-		prepared: pg.NewPrepared(db)}
+		LoginLimiter: NewSourceLimiter(DefaultLoginRate, DefaultLoginBurst, DefaultLoginSources), prepared: pg.NewPrepared(db)}
 }
 
 // LaunchURL is the redirect_uri the platform posts id_tokens to.
@@ -73,6 +79,44 @@ type LoginRequest struct {
 	DeploymentID   string
 	StorageTarget  string
 	RegistrationID string // from a per-registration login URL
+	// Source is the client's address: its registration lookups are rate
+	// limited (LoginLimiter).
+	Source string
+}
+
+// Bounds of a login's parameters, in bytes. The hints come back in the
+// redirect and, with the target link, in the sealed state, so these bound
+// the response too; maxLoginHeader bounds what they add up to.
+const (
+	maxLoginHint   = 4096 // login_hint, lti_message_hint: opaque, often a JWT
+	maxLoginHeader = 32 << 10
+)
+
+// check refuses parameters that are too long, or not printable text, before
+// anything is looked up or echoed.
+func (in LoginRequest) check() error {
+	for _, p := range []struct {
+		name, value string
+		max         int
+	}{
+		{"iss", in.Issuer, MaxURLLength}, {"client_id", in.ClientID, MaxIDLength}, {"login_hint", in.LoginHint, maxLoginHint},
+		{"lti_message_hint", in.MessageHint, maxLoginHint}, {"target_link_uri", in.TargetLinkURI, MaxURLLength},
+		{"lti_deployment_id", in.DeploymentID, MaxIDLength}, {"lti_storage_target", in.StorageTarget, MaxIDLength},
+	} {
+		if len(p.value) > p.max {
+			return fail(ReasonInvalidParameter, "%s is %d bytes, at most %d", p.name, len(p.value), p.max)
+		}
+		if !printable(p.value) {
+			return fail(ReasonInvalidParameter, "%s is not printable UTF-8 text", p.name)
+		}
+	}
+	return nil
+}
+
+// printable reports valid UTF-8 without control characters (NUL, line
+// breaks), which no login parameter has reason to hold.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // LoginResult says where to send the browser and what to bind it with.
@@ -86,6 +130,9 @@ type LoginResult struct {
 
 // Login checks a login initiation and prepares the authentication request.
 func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) {
+	if err := in.check(); err != nil {
+		return LoginResult{}, err
+	}
 	if in.Issuer == "" || in.LoginHint == "" || in.TargetLinkURI == "" {
 		return LoginResult{}, fail(ReasonBadRequest, "iss, login_hint and target_link_uri are required")
 	}
@@ -113,8 +160,12 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 	if in.MessageHint != "" {
 		q.Set("lti_message_hint", in.MessageHint)
 	}
-	return LoginResult{RedirectURL: withQuery(reg.AuthLoginURL, q), CookieName: st.cookieName(),
-		CookieValue: secret, State: state, StorageTarget: in.StorageTarget}, nil
+	res := LoginResult{RedirectURL: withQuery(reg.AuthLoginURL, q), CookieName: st.cookieName(),
+		CookieValue: secret, State: state, StorageTarget: in.StorageTarget}
+	if n := len(res.RedirectURL) + len(res.CookieName) + len(res.CookieValue); n > maxLoginHeader {
+		return LoginResult{}, fail(ReasonInvalidParameter, "the redirect would be %d bytes, at most %d", n, maxLoginHeader)
+	}
+	return res, nil
 }
 
 func withQuery(base string, q url.Values) string {
@@ -127,13 +178,13 @@ func withQuery(base string, q url.Values) string {
 
 func (t *Tool) findTarget(ctx context.Context, in LoginRequest) (target, error) {
 	if in.RegistrationID == "" {
-		return t.targetFor(ctx, in.Issuer, in.ClientID)
+		return t.targetFor(ctx, in.Issuer, in.ClientID, in.Source)
 	}
 	id, err := uuid.Parse(in.RegistrationID)
 	if err != nil {
 		return target{}, failErr(ReasonUnknownRegistration, err)
 	}
-	tg, err := t.targetByID(ctx, id)
+	tg, err := t.targetByID(ctx, id, in.Source)
 	if err == nil && (tg.Issuer != in.Issuer || (in.ClientID != "" && in.ClientID != tg.ClientID)) {
 		return tg, fail(ReasonUnknownRegistration, "the login URL's registration does not match iss/client_id")
 	}

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -62,16 +61,36 @@ type NewKey struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
+// Bounds of a new key, documented in the OpenAPI document.
+const (
+	MaxKeyName   = 100 // characters
+	MaxKeyScopes = 2   // read and write, each once
+)
+
 func (n NewKey) validate(now time.Time) error {
 	var v apperr.Validator
-	l := utf8.RuneCountInString(n.Name)
-	v.Check(l >= 1 && l <= 100 && strings.TrimSpace(n.Name) != "", "name", "must be 1–100 characters, not blank")
-	v.Check(len(n.Scopes) > 0, "scopes", "must name at least one of read, write")
-	for _, s := range n.Scopes {
-		v.Check(s == ScopeRead || s == ScopeWrite, "scopes", fmt.Sprintf("unknown scope %q (read, write)", s))
-	}
+	v.CheckName("name", n.Name, MaxKeyName)
+	checkScopes(&v, n.Scopes)
 	v.Check(n.ExpiresAt == nil || n.ExpiresAt.After(now), "expires_at", "must be in the future")
 	return v.Err()
+}
+
+// checkScopes reports the list once, whatever is wrong with it.
+func checkScopes(v *apperr.Validator, scopes []Scope) {
+	switch {
+	case len(scopes) == 0:
+		v.Check(false, "scopes", "must name at least one of read, write")
+		return
+	case len(scopes) > MaxKeyScopes:
+		v.Check(false, "scopes", fmt.Sprintf("must name at most %d scopes: read, write", MaxKeyScopes))
+		return
+	}
+	for _, s := range scopes {
+		if s != ScopeRead && s != ScopeWrite {
+			v.Check(false, "scopes", fmt.Sprintf("unknown scope %q (read, write)", apperr.CleanText(string(s))))
+			return
+		}
+	}
 }
 
 const (
@@ -93,17 +112,22 @@ func newToken() (token, prefix string, err error) {
 }
 
 // prefixOf returns a token's visible prefix, or "" if it is not shaped
-// like one of ours.
+// like one of ours. Only the lookup alphabet passes, so whatever a client
+// sends (NUL characters, bytes that are not UTF-8) never reaches a query.
 func prefixOf(token string) string {
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) < len(tokenPrefix)+lookupLen+2 {
 		return ""
 	}
 	p := token[:len(tokenPrefix)+lookupLen]
-	if token[len(p)] != '_' {
+	if token[len(p)] != '_' || strings.IndexFunc(p[len(tokenPrefix):], notLookup) >= 0 {
 		return ""
 	}
 	return p
 }
+
+// notLookup reports a rune outside the lowercase base32 alphabet of
+// lookups.
+func notLookup(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }
 
 func hashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))

@@ -28,7 +28,7 @@ func FuzzPrefixOf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p := prefixOf(s)
-		if p != "" && (!strings.HasPrefix(s, p+"_") || len(p) != len(tokenPrefix)+lookupLen) {
+		if p != "" && (!strings.HasPrefix(s, p+"_") || len(p) != len(tokenPrefix)+lookupLen || strings.IndexFunc(p[len(tokenPrefix):], notLookup) >= 0) {
 			t.Fatalf("prefixOf(%q) = %q", s, p)
 		}
 	})

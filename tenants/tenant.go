@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -68,9 +66,11 @@ func (n NewTenant) Validate() error {
 	return v.Err()
 }
 
+// MaxDisplayName bounds a tenant's display name, in characters.
+const MaxDisplayName = 200
+
 func checkDisplayName(v *apperr.Validator, name string) {
-	n := utf8.RuneCountInString(name)
-	v.Check(n >= 1 && n <= 200 && strings.TrimSpace(name) != "", "display_name", "must be 1–200 characters, not blank")
+	v.CheckName("display_name", name, MaxDisplayName)
 }
 
 // Store reads and changes tenants and their API keys.
@@ -133,6 +133,9 @@ func (s *Store) List(ctx context.Context, page pg.Page) ([]Tenant, *pg.Cursor, e
 // is known.
 func (s *Store) BySlug(ctx context.Context, slug string) (Tenant, error) {
 	var t Tenant
+	if !slugPattern.MatchString(slug) {
+		return t, apperr.New(apperr.NotFound, "tenant %q not found", slug) // no query can find it
+	}
 	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		return tx.GetContext(ctx, &t, `SELECT * FROM hub_tenant_by_slug($1)`, slug)
 	})

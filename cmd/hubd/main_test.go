@@ -31,10 +31,10 @@ func baseEnv(d pgtest.DB) env {
 	return env{
 		"HUB_DATABASE_URL":         d.URL,
 		"HUB_MIGRATE_DATABASE_URL": d.OwnerURL,
-		"HUB_ADDR":         freeAddr(),
-		"HUB_ADMIN_TOKEN":  testAdminToken,
-		"HUB_SECRET_KEY":   testSecretKey,
-		"HUB_LOG_LEVEL":    "warn",
+		"HUB_ADDR":                 freeAddr(),
+		"HUB_ADMIN_TOKEN":          testAdminToken,
+		"HUB_SECRET_KEY":           testSecretKey,
+		"HUB_LOG_LEVEL":            "warn",
 	}
 }
 

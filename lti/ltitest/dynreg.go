@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klasterina/hub/lti"
 )
@@ -41,6 +42,14 @@ func (p *Platform) openIDConfiguration(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
+// Clients is how many tools registered dynamically: each registration
+// makes a client, as at a real platform, even with the same metadata.
+func (p *Platform) Clients() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clients
+}
+
 // register checks the registration token and the tool's metadata as a
 // platform does, records the tool configuration and answers.
 func (p *Platform) register(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +84,10 @@ func (p *Platform) register(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.Registered = append(p.Registered, strings.Fields(m.Scope)...)
 	p.ToolJWKSURL = m.JWKSURI
+	p.clients++
+	delay := p.RegisterDelay
 	p.mu.Unlock()
+	time.Sleep(delay)
 	config := map[string]any{"domain": m.Tool.Domain, "deployment_id": p.DeploymentID, "target_link_uri": m.Tool.Target}
 	if p.RegisterWithoutDeployment {
 		delete(config, "deployment_id")

@@ -50,6 +50,9 @@ type Platform struct {
 	// registration requests; Registered collects the scopes tools asked for.
 	RegistrationToken string
 	Registered        []string
+	// RegisterDelay holds each registration answer this long, as a slow
+	// platform does, so a test can open a link several times at once.
+	RegisterDelay time.Duration
 	// RegisterWithoutDeployment answers a dynamic registration without a
 	// deployment id, as Canvas does.
 	RegisterWithoutDeployment bool
@@ -60,6 +63,7 @@ type Platform struct {
 	DeepLinks []DeepLinkResponse
 
 	mu      sync.Mutex
+	clients int           // tools registered dynamically
 	keys    []*signingKey // the first signs; all are published
 	pending map[string]Launch
 	now     func() time.Time
