@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -126,12 +129,24 @@ func decodeError(err error) error {
 		return apperr.InvalidFields(apperr.FieldError{Field: field, Message: "is not a known field"})
 	case isMaxBytes(err):
 		return echo.ErrStatusRequestEntityTooLarge
+	case isReadTimeout(err):
+		// The body did not arrive in time: nothing is wrong with it, so the
+		// answer must not say it is invalid.
+		return echo.ErrRequestTimeout
 	}
 	var parse *time.ParseError
 	if errors.As(err, &parse) {
 		return bodyError("holds a time that is not RFC 3339 (2026-01-31T12:00:00Z)")
 	}
 	return bodyError("cannot be decoded")
+}
+
+// isReadTimeout reports a body cut off by the server's read deadline or a
+// cancelled request rather than malformed by the client.
+func isReadTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 func isMaxBytes(err error) bool {

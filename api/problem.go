@@ -47,6 +47,7 @@ var httpKinds = map[int]problemKind{
 	http.StatusRequestEntityTooLarge: {http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large"},
 	http.StatusUnsupportedMediaType:  {http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"},
 	http.StatusTooManyRequests:       {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
+	http.StatusRequestTimeout:        {http.StatusRequestTimeout, "request-timeout", "The request body did not arrive in time"},
 }
 
 var internalKind = problemKind{http.StatusInternalServerError, "internal", "Internal server error"}
