@@ -6,8 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -337,17 +337,14 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 		return Principal{}, refused(&AuthFailure{Reason: "unknown"})
 	}
 	var p Principal
-	tenant, err := s.keyTenant(ctx, prefix)
-	if err == nil {
-		err = pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-			err := tx.GetContext(ctx, &p.Key, `SELECT * FROM api_keys WHERE tenant_id = $1 AND prefix = $2`, tenant, prefix)
-			if err != nil {
-				return err
-			}
-			return tx.GetContext(ctx, &p.Tenant, `SELECT * FROM tenants WHERE id = $1`, tenant)
-		})
-	}
-	if pg.IsNoRows(err) {
+	err := pg.InFoundTenant(ctx, s.db, "hub_api_key_tenant", prefix, func(tx *sqlx.Tx, tenant uuid.UUID) error {
+		err := tx.GetContext(ctx, &p.Key, `SELECT * FROM api_keys WHERE tenant_id = $1 AND prefix = $2`, tenant, prefix)
+		if err != nil {
+			return err
+		}
+		return tx.GetContext(ctx, &p.Tenant, `SELECT * FROM tenants WHERE id = $1`, tenant)
+	})
+	if pg.IsNoRows(err) || errors.Is(err, pg.ErrNoTenant) {
 		return Principal{}, refused(&AuthFailure{Reason: "unknown"})
 	}
 	if err != nil {
@@ -358,22 +355,6 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Principal, erro
 	}
 	s.touch(ctx, p.Key)
 	return p, nil
-}
-
-// keyTenant finds which tenant holds the key with prefix, through the one
-// cross-tenant lookup authentication needs (hub_api_key_tenant).
-func (s *Store) keyTenant(ctx context.Context, prefix string) (uuid.UUID, error) {
-	var tenant *uuid.UUID
-	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &tenant, `SELECT hub_api_key_tenant($1)`, prefix)
-	})
-	if err == nil && tenant == nil {
-		err = sql.ErrNoRows
-	}
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return *tenant, nil
 }
 
 func (s *Store) check(p Principal, token string) *AuthFailure {

@@ -91,6 +91,30 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
 }
 
+// ErrNoTenant is returned by InFoundTenant when the lookup finds none.
+var ErrNoTenant = errors.New("pg: the lookup found no tenant")
+
+// InFoundTenant runs fn in one transaction whose tenant is the one lookup
+// finds for arg. lookup names a SECURITY DEFINER function of one argument
+// returning a tenant id (hub_api_key_tenant, hub_registration_link_tenant);
+// it must be a constant of the caller's, never input. Finding the tenant and
+// setting it is one statement, so a hot path such as authentication pays no
+// extra round trip for the lookup. ErrNoTenant when it finds none.
+func InFoundTenant(ctx context.Context, db *sqlx.DB, lookup string, arg any, fn func(*sqlx.Tx, uuid.UUID) error) error {
+	q := fmt.Sprintf(`SELECT set_config('hub.tenant_id', coalesce(%s($1)::text, ''), true)`, pq.QuoteIdentifier(lookup))
+	return inTx(ctx, db, "", "", func(tx *sqlx.Tx) error {
+		var found string
+		if err := tx.GetContext(ctx, &found, q, arg); err != nil {
+			return MapError(fmt.Errorf("pg: %s: %w", lookup, err))
+		}
+		tenant, err := uuid.Parse(found)
+		if err != nil {
+			return ErrNoTenant
+		}
+		return fn(tx, tenant)
+	})
+}
+
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
 	defer cancel()
