@@ -96,10 +96,10 @@ func newRefusalAuditor(cfg RefusalAudit, log *audit.Log, unaudited prometheus.Co
 }
 
 // record audits ev, a token refused for a client at address ip, in
-// tenant's chain (nil: the operator's) when the bounds
-// allow and a writer is free; otherwise it counts it. The write does not
-// end with the request (a client hanging up must not erase its trace) but
-// has cfg.Timeout to finish.
+// tenant's chain (nil: the operator's) when the bounds allow and a writer
+// is free; otherwise it counts it. The write does not end with the request
+// (a client hanging up must not erase its trace) but has cfg.Timeout to
+// finish.
 func (r *refusalAuditor) record(ctx context.Context, ip string, tenant *uuid.UUID, who audit.Actor, ev audit.Event) {
 	source := sourceKey(ip)
 	if over := r.limits.admit(source, r.now()); over != "" {
