@@ -82,17 +82,10 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 	if !errors.As(err, &f) {
 		return // the database failed, not the caller
 	}
-	if !s.failures.allow(c.RealIP()) {
-		s.unaudited.Inc()
-		s.log.WarnContext(c.Request().Context(), "refused token not audited: source over its limit", "reason", f.Reason)
-		return
-	}
 	ev := audit.Event{Action: "auth.failed", TargetType: "api_key", TargetID: f.KeyID,
 		Details: map[string]string{"reason": f.Reason, "method": c.Request().Method, "route": c.Path()}}
 	who := audit.Actor{Type: audit.ActorAnonymous, ID: c.RealIP(), RequestID: requestID(c)}
-	if err := s.audit.Record(c.Request().Context(), f.Tenant, who, ev); err != nil {
-		s.log.ErrorContext(c.Request().Context(), "audit failed authentication", "err", err)
-	}
+	s.refusals.record(c.Request().Context(), c.RealIP(), f.Tenant, who, ev)
 }
 
 // wwwAuthenticate is the RFC 6750 challenge for a 401.

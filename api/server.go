@@ -41,6 +41,7 @@ type Deps struct {
 	TrustedProxies []*net.IPNet
 	Log            *slog.Logger
 	Registry       *prometheus.Registry // nil: a fresh one
+	RefusalAudit   RefusalAudit         // zero fields: the defaults it documents
 }
 
 // Server is the hub's HTTP server.
@@ -57,8 +58,7 @@ type Server struct {
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
-	failures      *failureLimiter    // bounds audited token refusals per source
-	unaudited     prometheus.Counter // refusals over that bound
+	refusals      *refusalAuditor // audits refused tokens within bounds
 }
 
 // New builds the server with every route registered.
@@ -70,10 +70,10 @@ func New(d Deps) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	s.failures = newFailureLimiter(20, 20)
-	s.unaudited = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hub", Name: "auth_failures_unaudited_total",
-		Help: "Refused bearer tokens not written to the audit log because their source was over its limit."})
-	s.registry.MustRegister(s.unaudited)
+	unaudited := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hub", Name: "auth_failures_unaudited_total",
+		Help: "Refused bearer tokens not written to the audit log one by one (over a bound, writers busy, or the write failed); audited as counts."})
+	s.registry.MustRegister(unaudited)
+	s.refusals = newRefusalAuditor(d.RefusalAudit, d.Audit, unaudited, d.Log)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.IPExtractor = ipExtractor(d.TrustedProxies)

@@ -114,6 +114,7 @@ func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
 		return nil
 	})
 	g.Go(func() error { return deps.LTI.RunHousekeeping(gctx, time.Minute) })
+	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		h.log.Info("shutting down: draining requests", "grace", shutdownGrace)

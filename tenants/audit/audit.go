@@ -74,8 +74,8 @@ var genesis = make([]byte, sha256.Size)
 // for a tenant, InTx for the operator's. The entry commits or rolls back
 // with whatever else tx does.
 func (k *Keyring) Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor Actor, ev Event, at time.Time) (Entry, error) {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, chainKey(tenant)); err != nil {
-		return Entry{}, pg.MapError(fmt.Errorf("audit: lock chain: %w", err))
+	if err := lockChain(ctx, tx, tenant); err != nil {
+		return Entry{}, err
 	}
 	seq, prev, err := head(ctx, tx, tenant)
 	if err != nil {
@@ -106,6 +106,15 @@ func (k *Keyring) Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, ac
 		return Entry{}, err
 	}
 	return e, nil
+}
+
+// lockChain serialises writers of tenant's chain until tx ends, on every
+// replica. Taking it again in the same transaction is harmless.
+func lockChain(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, chainKey(tenant)); err != nil {
+		return pg.MapError(fmt.Errorf("audit: lock chain: %w", err))
+	}
+	return nil
 }
 
 func chainKey(tenant *uuid.UUID) string {

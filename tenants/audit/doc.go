@@ -10,5 +10,8 @@
 // Appends to one chain are serialised with a transaction-scoped advisory
 // lock, so concurrent writers on any number of replicas never fork a chain.
 // Domain stores call Append inside their own transaction, so the entry
-// commits or rolls back with the change it records.
+// commits or rolls back with the change it records. Events an outsider can
+// cause at will (refused bearer tokens) are written with RecordBounded,
+// which counts the chain's recent entries of that action under the same
+// lock and writes nothing past the bound, whichever replica asks.
 package audit
