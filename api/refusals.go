@@ -25,6 +25,7 @@ type RefusalAudit struct {
 	PerSource   int           // per source (IPv4 address, IPv6 /64), per replica, within Window [20]
 	PerReplica  int           // all sources together, per replica, within Window [100]
 	PerDatabase int           // per audit chain, all replicas together, within Window [600]
+	PerHub      int           // every chain and replica together, within Window [1,200]
 	Window      time.Duration // the sliding window the three bounds count over [1m]
 	Sources     int           // sources a replica remembers, least recently seen forgotten first [10,000]
 	Writers     int           // audit writes of refusals in flight per replica [2]
@@ -35,7 +36,7 @@ type RefusalAudit struct {
 }
 
 // defaultRefusalAudit is the bounds a hub runs with unless told otherwise.
-var defaultRefusalAudit = RefusalAudit{PerSource: 20, PerReplica: 100, PerDatabase: 600, Window: time.Minute,
+var defaultRefusalAudit = RefusalAudit{PerSource: 20, PerReplica: 100, PerDatabase: 600, PerHub: 1200, Window: time.Minute,
 	Sources: 10000, Writers: 2, Timeout: 2 * time.Second, SummaryEvery: time.Minute}
 
 func (r RefusalAudit) withDefaults() RefusalAudit {
@@ -53,6 +54,7 @@ func (r RefusalAudit) withDefaults() RefusalAudit {
 	pick(&r.PerSource, d.PerSource)
 	pick(&r.PerReplica, d.PerReplica)
 	pick(&r.PerDatabase, d.PerDatabase)
+	pick(&r.PerHub, d.PerHub)
 	pick(&r.Sources, d.Sources)
 	pick(&r.Writers, d.Writers)
 	pickDur(&r.Window, d.Window)
@@ -115,7 +117,7 @@ func (r *refusalAuditor) record(ctx context.Context, ip string, tenant *uuid.UUI
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
 	defer cancel()
-	wrote, err := r.audit.RecordBounded(wctx, tenant, who, ev, audit.Bound{Max: r.cfg.PerDatabase, Window: r.cfg.Window})
+	wrote, err := r.audit.RecordBounded(wctx, tenant, who, ev, audit.Bound{Max: r.cfg.PerDatabase, HubMax: r.cfg.PerHub, Window: r.cfg.Window})
 	switch {
 	case err != nil:
 		r.log.ErrorContext(ctx, "audit failed authentication", "err", err)

@@ -15,8 +15,9 @@ import (
 // window. It is counted in the database, so the writes of every replica
 // count against it.
 type Bound struct {
-	Max    int
-	Window time.Duration
+	Max    int           // entries of the action in this chain within Window
+	HubMax int           // entries of the action in every chain together within Window; 0: no such bound
+	Window time.Duration // sliding
 }
 
 // RecordBounded appends ev to tenant's chain in a transaction of its own,
@@ -28,10 +29,16 @@ type Bound struct {
 func (l *Log) RecordBounded(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Event, b Bound) (bool, error) {
 	wrote := false
 	err := l.inChain(ctx, tenant, "audit record "+ev.Action, func(tx *sqlx.Tx) error {
+		now := l.Now()
+		if b.HubMax > 0 {
+			under, err := underHubBound(ctx, tx, ev.Action, now.Add(-b.Window), b.HubMax)
+			if err != nil || !under {
+				return err
+			}
+		}
 		if err := lockChain(ctx, tx, tenant); err != nil {
 			return err
 		}
-		now := l.Now()
 		n, err := countRecent(ctx, tx, tenant, ev.Action, now.Add(-b.Window), b.Max)
 		if err != nil || n >= b.Max {
 			return err
@@ -46,6 +53,20 @@ func (l *Log) RecordBounded(ctx context.Context, tenant *uuid.UUID, actor Actor,
 		return false, err
 	}
 	return wrote, nil
+}
+
+// underHubBound takes the action's hub-wide lock (before any chain's, so
+// writers never wait on each other in a circle) and reports whether every
+// chain together holds fewer than max entries of action since since.
+func underHubBound(ctx context.Context, tx *sqlx.Tx, action string, since time.Time, max int) (bool, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "audit-bound:"+action); err != nil {
+		return false, pg.MapError(fmt.Errorf("audit: lock bound of %s: %w", action, err))
+	}
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT hub_recent_audit_count($1, $2, $3)`, action, since, max); err != nil {
+		return false, pg.MapError(fmt.Errorf("audit: count recent %s everywhere: %w", action, err))
+	}
+	return n < max, nil
 }
 
 // countRecent counts, up to max, the entries of action in tenant's chain

@@ -97,3 +97,36 @@ func TestRecordBoundedAcrossReplicas(t *testing.T) {
 		t.Fatalf("chain broken: %+v", v)
 	}
 }
+
+// TestRecordBoundedAcrossChains: refusals that name several tenants' keys
+// land in several chains; HubMax bounds them all together.
+func TestRecordBoundedAcrossChains(t *testing.T) {
+	f := newFixture(t)
+	chains := []*uuid.UUID{nil, f.tenant(t, "a"), f.tenant(t, "b"), f.tenant(t, "c")}
+	bound := audit.Bound{Max: 5, HubMax: 7, Window: time.Minute}
+	var wrote atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			ok, err := f.log.RecordBounded(context.Background(), chains[i%len(chains)],
+				audit.Actor{Type: audit.ActorAnonymous, ID: "192.0.2.1"}, refusal(), bound)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				wrote.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	var rows int
+	f.super.Get(&rows, `SELECT count(*) FROM audit_log WHERE action = 'auth.failed'`)
+	if wrote.Load() != 7 || rows != 7 {
+		t.Fatalf("%d reported written, %d rows; want 7 across the four chains", wrote.Load(), rows)
+	}
+	for _, c := range chains {
+		if v := f.verify(t, c); !v.Valid {
+			t.Fatalf("chain %v: %+v", c, v)
+		}
+	}
+}
