@@ -56,7 +56,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(callerKey, caller{key: &p})
-		return next(c)
+		return s.limitTenant(c, p.Tenant.ID, next)
 	}
 }
 

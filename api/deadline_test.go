@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klasterina/hub/api"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 )
@@ -113,4 +115,45 @@ func waitForLockWaiters(t *testing.T, super interface {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("fewer than %d of A's requests reached the lock", n)
+}
+
+// TestTenantInFlightAllowance: a tenant's key may have TenantInFlight
+// requests in progress; one more is refused at once with 429 (its body is
+// never read), while another tenant is served.
+func TestTenantInFlightAllowance(t *testing.T) {
+	h := newHub(t)
+	h.createTenant("tenant-a", "institution")
+	h.createTenant("tenant-b", "institution")
+	_, keyA := h.createKey("tenant-a", "write")
+	_, keyB := h.createKey("tenant-b", "read")
+	super := pgtest.Superuser(t, h.dbt)
+	tx := super.MustBegin()
+	tx.MustExec(`LOCK TABLE lti_registrations IN EXCLUSIVE MODE`)
+	var wg sync.WaitGroup
+	for i := range api.TenantInFlight {
+		wg.Go(func() {
+			h.do("POST", "/api/v1/tenants/tenant-a/lti/registrations", keyA, map[string]any{
+				"issuer": "https://lms.a.example", "client_id": fmt.Sprint("c", i),
+				"auth_login_url": "https://lms.a.example/auth", "auth_token_url": "https://lms.a.example/token",
+				"jwks_url": "https://lms.a.example/jwks"})
+		})
+	}
+	waitForLockWaiters(t, super, pg.TenantShare)
+	deadline := time.Now().Add(5 * time.Second)
+	var r response
+	for {
+		r = h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil)
+		if r.status == 429 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the last of A's writes may still be on its way in
+	}
+	h.problem(r, 429, "rate-limited")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	h.expect(h.do("GET", "/api/v1/tenants/tenant-b/lti/registrations", keyB, nil), 200)
+	tx.Rollback()
+	wg.Wait()
+	h.expect(h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil), 200)
 }

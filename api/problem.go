@@ -37,6 +37,7 @@ var kinds = map[apperr.Code]problemKind{
 	apperr.Unauthorized: {http.StatusUnauthorized, "unauthorized", "Authentication required"},
 	apperr.Forbidden:    {http.StatusForbidden, "forbidden", "Forbidden"},
 	apperr.Unavailable:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	apperr.RateLimited:  {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 }
 
 // httpKinds covers errors Echo raises itself (no route, wrong method,

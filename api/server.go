@@ -59,6 +59,7 @@ type Server struct {
 	log           *slog.Logger
 	registry      *prometheus.Registry
 	refusals      *refusalAuditor // audits refused tokens within bounds
+	inFlight      *inFlight       // each tenant's API-key requests in progress
 }
 
 // New builds the server with every route registered.
@@ -74,6 +75,7 @@ func New(d Deps) (*Server, error) {
 		Help: "Refused bearer tokens not written to the audit log one by one (over a bound, writers busy, or the write failed); audited as counts."})
 	s.registry.MustRegister(unaudited)
 	s.refusals = newRefusalAuditor(d.RefusalAudit, d.Audit, unaudited, d.Log)
+	s.inFlight = newInFlight(TenantInFlight)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.IPExtractor = ipExtractor(d.TrustedProxies)

@@ -18,6 +18,7 @@ const (
 	Unauthorized Code = "unauthorized" // no valid credential
 	Forbidden    Code = "forbidden"    // the credential is valid but may not do this
 	Unavailable  Code = "unavailable"  // a dependency is down; retrying may help
+	RateLimited  Code = "rate_limited" // the caller is over an allowance; retry after a pause
 )
 
 // FieldError names one offending input field.
