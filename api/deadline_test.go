@@ -59,12 +59,20 @@ func TestFrozenDatabaseAnswers503(t *testing.T) {
 	wg.Wait()
 
 	proxy.thaw()
-	deadline := time.Now().Add(15 * time.Second)
-	for h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil).status != 200 || h.do("GET", "/readyz", "", nil).status != 200 {
+	eventually(t, 15*time.Second, "the hub recovers after the database path thawed", func() bool {
+		return h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil).status == 200 && h.do("GET", "/readyz", "", nil).status == 200
+	})
+}
+
+// eventually polls cond until it holds, failing t with what after limit.
+func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("the hub did not recover after the database path thawed")
+			t.Fatalf("not within %s: %s", limit, what)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -50,13 +50,9 @@ func TestReadinessFollowsTheDatabase(t *testing.T) {
 	proxy.start()
 	// Connections broken by the cut are discarded as they are tried; the
 	// hub must be ready again within a few probes, without a restart.
-	deadline := time.Now().Add(5 * time.Second)
-	for h.do("GET", "/readyz", "", nil).status != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("readyz did not recover after the database came back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, 5*time.Second, "readyz recovers after the database came back", func() bool {
+		return h.do("GET", "/readyz", "", nil).status == 200
+	})
 }
 
 func TestMetrics(t *testing.T) {
