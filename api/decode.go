@@ -150,6 +150,10 @@ func isReadTimeout(err error) bool {
 }
 
 func isMaxBytes(err error) bool {
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+		return true // echo's body limit, which counts a chunked body as it arrives
+	}
 	var mb *http.MaxBytesError
 	return errors.As(err, &mb)
 }

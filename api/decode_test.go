@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,4 +63,26 @@ func TestOversizedBodyIsRefused(t *testing.T) {
 func TestUnknownRouteIsAProblem(t *testing.T) {
 	h := newHub(t)
 	h.problem(h.do("GET", "/api/v1/nothing-here", adminToken, nil), 404, "not-found")
+}
+
+// TestChunkedBodyOverTheLimit: a body over 1 MiB answers 413 whether its
+// length was announced or it arrived in chunks.
+func TestChunkedBodyOverTheLimit(t *testing.T) {
+	h := newHub(t)
+	big := `{"slug":"uni","display_name":"` + strings.Repeat("x", 2<<20) + `","kind":"institution"}`
+	for name, chunked := range map[string]bool{"with a length": false, "chunked": true} {
+		t.Run(name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(big)
+			if chunked {
+				body = io.MultiReader(strings.NewReader(big)) // no length known: sent chunked
+			}
+			req, _ := http.NewRequest("POST", h.url+"/api/v1/tenants", body)
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			req.Header.Set("Content-Type", "application/json")
+			if chunked != (req.ContentLength == 0) {
+				t.Fatalf("content length %d", req.ContentLength)
+			}
+			h.problem(h.send(req), 413, "body-too-large")
+		})
+	}
 }

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"net"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,10 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 		return nil, err
 	}
 	dc := &deadlineConn{Conn: c, readTimeout: d.readTimeout}
-	d.conn.CompareAndSwap(nil, dc) // the first dial is the session; later ones send cancel requests
+	// lib/pq may dial more than once while connecting (another host, a
+	// retry without SSL): the last dial is the session. Dials after Connect
+	// returned send cancel requests; guardedConn holds its own.
+	d.conn.Store(dc)
 	return dc, nil
 }
 
@@ -114,18 +118,31 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 type deadlineConn struct {
 	net.Conn
 	readTimeout time.Duration
+	interrupted atomic.Bool
 }
 
+// errInterrupted ends reads on a connection whose caller gave up.
+var errInterrupted = errors.New("pg: connection interrupted: the caller's deadline passed")
+
 func (c *deadlineConn) Read(b []byte) (int, error) {
+	if c.interrupted.Load() {
+		return 0, errInterrupted
+	}
 	if c.readTimeout > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
+	}
+	if c.interrupted.Load() { // interrupted while the deadline was set: keep it so
+		return 0, errInterrupted
 	}
 	return c.Conn.Read(b)
 }
 
-// interrupt makes a blocked read or write fail now; lib/pq then marks the
-// connection bad and the pool discards it.
-func (c *deadlineConn) interrupt() { _ = c.Conn.SetDeadline(time.Now()) }
+// interrupt makes a blocked read or write fail now, and every later read;
+// lib/pq then marks the connection bad and the pool discards it.
+func (c *deadlineConn) interrupt() {
+	c.interrupted.Store(true)
+	_ = c.Conn.SetDeadline(time.Now())
+}
 
 // guardedConn forwards to lib/pq's connection, interrupting the network
 // when a call's context ends before the call does.
@@ -145,7 +162,9 @@ func (c *guardedConn) watch(ctx context.Context) (stop func() bool) {
 
 func (c *guardedConn) Prepare(q string) (driver.Stmt, error) { return c.conn.Prepare(q) }
 func (c *guardedConn) Close() error                          { return c.conn.Close() }
-func (c *guardedConn) Begin() (driver.Tx, error)             { return c.conn.Begin() } //nolint:staticcheck // driver.Conn requires it
+
+//lint:ignore SA1019 driver.Conn requires Begin; database/sql calls BeginTx.
+func (c *guardedConn) Begin() (driver.Tx, error) { return c.conn.Begin() }
 
 func (c *guardedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	defer c.watch(ctx)()

@@ -299,3 +299,33 @@ func TestListFiltersAndPages(t *testing.T) {
 		t.Fatalf("cursor on the last page = %d, want 0", next)
 	}
 }
+
+// TestVerifyWhileAppending: appends committing while a verify runs never
+// make it report tampering.
+func TestVerifyWhileAppending(t *testing.T) {
+	f := newFixture(t)
+	a := f.tenant(t, "a")
+	f.record(t, a, "first")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f.record(t, a, fmt.Sprintf("event.%d", i))
+		}
+	}()
+	for range 100 {
+		if v := f.verify(t, a); !v.Valid {
+			close(stop)
+			<-done
+			t.Fatalf("verify during appends: %+v (%+v)", v, v.Broken)
+		}
+	}
+	close(stop)
+	<-done
+}

@@ -144,6 +144,11 @@ type Broken struct {
 func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, error) {
 	var v Verification
 	err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
+		// Under the chain's lock no append can commit between reading the
+		// entries and reading the checkpoint.
+		if err := lockChain(ctx, tx, tenant); err != nil {
+			return err
+		}
 		rows, err := tx.QueryxContext(ctx, verifyQuery(tenant), chainArgs(tenant)...)
 		if err != nil {
 			return err
