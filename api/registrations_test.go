@@ -124,6 +124,12 @@ func TestPlatformURLsMustBeHTTPS(t *testing.T) {
 		field        string // "" when accepted
 	}{
 		{"http keyset URL refused", false, with("jwks_url", "http://lms.example/jwks"), "jwks_url"},
+		{"credentials in a URL refused", false, with("auth_token_url", "https://user:pass@lms.example/token"), "auth_token_url"},
+		{"fragment refused", false, with("jwks_url", "https://lms.example/jwks#x"), "jwks_url"},
+		{"port out of range refused", false, with("jwks_url", "https://lms.example:99999/jwks"), "jwks_url"},
+		{"zoned address refused", false, with("auth_login_url", "https://[fe80::1%25eth0]/auth"), "auth_login_url"},
+		{"metadata address refused", false, with("jwks_url", "https://169.254.169.254/jwks"), "jwks_url"},
+		{"zoned address refused even with private addresses allowed", true, with("jwks_url", "http://[fe80::1%25eth0]/jwks"), "jwks_url"},
 		{"http login URL refused", false, with("auth_login_url", "http://lms.example/auth"), "auth_login_url"},
 		{"http token URL refused", false, with("auth_token_url", "HTTP://lms.example/token"), "auth_token_url"},
 		{"https accepted", false, https, ""},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -14,6 +15,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -111,16 +113,30 @@ func isURL(s string) bool {
 // isPlatformURL reports whether the hub may call s: an absolute https URL,
 // or http too when allowHTTP (a platform on loopback in tests and the demo).
 // Over plain http anyone on the path could swap the platform's keys.
+//
+// It also refuses what the hub would never call, so a tenant learns at once
+// rather than at the first launch: credentials or a fragment in the URL, a
+// port out of range, an address with a zone, and (unless allowHTTP, which
+// follows HUB_OUTBOUND_ALLOW_PRIVATE) a literal loopback, private or
+// link-local address, as the outbound guard judges them.
 func isPlatformURL(s string, allowHTTP bool) bool {
 	u, err := url.Parse(s)
-	return isURL(s) && err == nil && (u.Scheme == "https" || allowHTTP)
+	if !isURL(s) || err != nil || (u.Scheme != "https" && !allowHTTP) || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	return httpx.CheckHost(u.Host, allowHTTP) == nil
 }
 
 func platformURLMessage(allowHTTP bool) string {
 	if allowHTTP {
-		return fmt.Sprintf("must be an absolute http(s) URL of at most %d characters", MaxURLLength)
+		return fmt.Sprintf("must be an absolute https or http URL of at most %d characters, without credentials or fragment", MaxURLLength)
 	}
-	return fmt.Sprintf("must be an absolute https URL of at most %d characters", MaxURLLength)
+	return fmt.Sprintf("must be an absolute https URL of at most %d characters, without credentials or fragment, to a public address", MaxURLLength)
 }
 
 // Registrations stores platform registrations.

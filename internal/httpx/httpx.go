@@ -50,6 +50,7 @@ var blocked = []netip.Prefix{
 	netip.MustParsePrefix("::/127"),
 	netip.MustParsePrefix("fc00::/7"),
 	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("fec0::/10"), // site-local (deprecated by RFC 3879, still routed inside some networks)
 	netip.MustParsePrefix("ff00::/8"),
 	// Local-use NAT64 (RFC 8215): the operator chooses where the IPv4
 	// address sits inside the /48, so it cannot be read back; the whole
@@ -60,10 +61,11 @@ var blocked = []netip.Prefix{
 // IPv6 ranges that carry an IPv4 address, and so reach whatever that IPv4
 // address is: a translator or relay forwards the packet to it.
 var (
-	ipv4Compatible = netip.MustParsePrefix("::/96")        // ::a.b.c.d, deprecated (RFC 4291)
-	nat64          = netip.MustParsePrefix("64:ff9b::/96") // well-known NAT64 prefix (RFC 6052): the last 32 bits
-	sixToFour      = netip.MustParsePrefix("2002::/16")    // 6to4 (RFC 3056): bits 16..47
-	teredo         = netip.MustParsePrefix("2001::/32")    // Teredo (RFC 4380): server in bits 32..63, client inverted in the last 32
+	ipv4Compatible = netip.MustParsePrefix("::/96")           // ::a.b.c.d, deprecated (RFC 4291)
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")    // well-known NAT64 prefix (RFC 6052): the last 32 bits
+	sixToFour      = netip.MustParsePrefix("2002::/16")       // 6to4 (RFC 3056): bits 16..47
+	teredo         = netip.MustParsePrefix("2001::/32")       // Teredo (RFC 4380): server in bits 32..63, client inverted in the last 32
+	siit           = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated (RFC 2765): the last 32 bits
 )
 
 // Allowed reports whether addr may be called when private addresses are not
@@ -97,7 +99,7 @@ func embeddedIPv4(addr netip.Addr) []netip.Addr {
 	b := addr.As16()
 	v4 := func(i int) netip.Addr { return netip.AddrFrom4([4]byte(b[i : i+4])) }
 	switch {
-	case ipv4Compatible.Contains(addr), nat64.Contains(addr):
+	case ipv4Compatible.Contains(addr), nat64.Contains(addr), siit.Contains(addr), isISATAP(b):
 		return []netip.Addr{v4(12)}
 	case sixToFour.Contains(addr):
 		return []netip.Addr{v4(2)}
@@ -106,6 +108,12 @@ func embeddedIPv4(addr netip.Addr) []netip.Addr {
 		return []netip.Addr{v4(4), netip.AddrFrom4(client)}
 	}
 	return nil
+}
+
+// isISATAP reports an ISATAP interface identifier (RFC 5214), ::0:5efe:a.b.c.d
+// or ::200:5efe:a.b.c.d under any prefix: the last 32 bits are an IPv4 address.
+func isISATAP(b [16]byte) bool {
+	return (b[8]|0x02) == 0x02 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe
 }
 
 // CheckHost reports whether a URL host (a name or a literal address, with

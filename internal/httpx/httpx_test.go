@@ -19,6 +19,13 @@ func TestAllowed(t *testing.T) {
 		want bool
 	}{
 		{"loopback", "127.0.0.1", false},
+		{"IPv4-translated metadata", "::ffff:0:169.254.169.254", false},
+		{"IPv4-translated loopback", "::ffff:0:127.0.0.1", false},
+		{"IPv4-translated public", "::ffff:0:8.8.8.8", true},
+		{"ISATAP loopback", "2001:db8::5efe:127.0.0.1", false},
+		{"ISATAP global-bit loopback", "2001:db8::200:5efe:127.0.0.1", false},
+		{"ISATAP public", "2a00:1450::5efe:8.8.8.8", true},
+		{"site-local", "fec0::1", false},
 		{"RFC 1918 10/8", "10.1.2.3", false},
 		{"RFC 1918 172.16/12", "172.20.0.1", false},
 		{"RFC 1918 192.168/16", "192.168.1.1", false},
