@@ -82,7 +82,7 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 	if !errors.As(err, &f) {
 		return // the database failed, not the caller
 	}
-	ev := audit.Event{Action: "auth.failed", TargetType: "api_key", TargetID: f.KeyID,
+	ev := audit.Event{Action: audit.RefusalAction, TargetType: "api_key", TargetID: f.KeyID,
 		Details: map[string]string{"reason": f.Reason, "method": c.Request().Method, "route": c.Path()}}
 	who := audit.Actor{Type: audit.ActorAnonymous, ID: c.RealIP(), RequestID: requestID(c)}
 	s.refusals.record(c.Request().Context(), c.RealIP(), f.Tenant, who, ev)

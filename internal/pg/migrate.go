@@ -30,7 +30,10 @@ func NewMigrator(db *sqlx.DB, log *slog.Logger) (*Migrator, error) {
 		return nil, fmt.Errorf("pg: migration lock: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db.DB, migrations.FS,
-		goose.WithSessionLocker(locker), goose.WithSlog(log), goose.WithDisableGlobalRegistry(true))
+		goose.WithSessionLocker(locker), goose.WithSlog(log), goose.WithDisableGlobalRegistry(true),
+		// Work lands from several branches: a migration numbered below one
+		// already applied is applied, not refused.
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("pg: migrations: %w", err)
 	}

@@ -165,6 +165,24 @@ func TestRowLevelSecurity(t *testing.T) {
 		}
 	})
 
+	t.Run("the nonce purge deletes only expired nonces, whatever the caller says", func(t *testing.T) {
+		err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+			reg := uuid.New()
+			tx.MustExec(`INSERT INTO lti_registrations (id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, jwks_url, created_at, updated_at)
+				VALUES ($1, $2, 'https://lms.example', 'c', 'https://lms.example/a', 'https://lms.example/t', 'https://lms.example/j', now(), now())`, reg, a)
+			_, err := tx.Exec(`INSERT INTO lti_nonces (tenant_id, registration_id, nonce, expires_at) VALUES
+				($1, $2, 'live', now() + interval '1 hour'), ($1, $2, 'spent', now() - interval '1 hour')`, a, reg)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if err := db.Get(&n, `SELECT hub_purge_expired_nonces('infinity')`); err != nil || n != 1 {
+			t.Fatalf("purge with an infinite cutoff deleted %d, %v; want only the expired one", n, err)
+		}
+	})
+
 	t.Run("the definer lookups cross tenants, and only for their one answer", func(t *testing.T) {
 		var got uuid.UUID
 		if err := db.Get(&got, `SELECT hub_api_key_tenant('hub_tenant-b')`); err != nil || got != b {

@@ -13,10 +13,13 @@ import (
 // ApplicationGrants is every privilege the application role holds: data
 // access to the schema owner's tables and nothing that changes the schema.
 // The audit log is append-only for it, the migrations' own table read-only.
+// PUBLIC loses CREATE on the schema, as PostgreSQL 15 does by default (13
+// and 14 granted it).
 // %[1]s is the quoted role. The functions include the few SECURITY
 // DEFINER lookups that cross tenants (see the migrations); their EXECUTE
 // was revoked from PUBLIC when they were made.
 const ApplicationGrants = `
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO %[1]s;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;
 REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_log FROM %[1]s;

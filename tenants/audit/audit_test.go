@@ -204,10 +204,18 @@ func TestApplicationCannotRewriteHistory(t *testing.T) {
 				t.Fatalf("err = %v, want permission denied", err)
 			}
 		})
-		// The owner holds every privilege; the trigger still refuses it.
+		// The owner holds every privilege; the trigger still refuses it,
+		// even with a temporary table named like the catalog it reads.
 		t.Run(name+" by the owner", func(t *testing.T) {
 			if _, err := f.owner.Exec(stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
 				t.Fatalf("err = %v, want append-only refusal", err)
+			}
+			tx := f.owner.MustBegin()
+			defer tx.Rollback()
+			tx.MustExec(`CREATE TEMP TABLE pg_roles AS SELECT current_user::name AS rolname, true AS rolsuper`)
+			tx.MustExec(`SET LOCAL search_path = pg_temp, public`)
+			if _, err := tx.Exec(stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Fatalf("with a forged pg_roles: err = %v, want append-only refusal", err)
 			}
 		})
 	}

@@ -11,12 +11,16 @@ import (
 	"github.com/klasterina/hub/internal/pg"
 )
 
+// RefusalAction is the action of a refused bearer token, the one event
+// counted across chains (hub_recent_refusal_count).
+const RefusalAction = "auth.failed"
+
 // Bound caps how many entries of one action a chain takes within a sliding
 // window. It is counted in the database, so the writes of every replica
 // count against it.
 type Bound struct {
 	Max    int           // entries of the action in this chain within Window
-	HubMax int           // entries of the action in every chain together within Window; 0: no such bound
+	HubMax int           // refused tokens (RefusalAction only) in every chain together within Window; 0: no such bound
 	Window time.Duration // sliding
 }
 
@@ -59,11 +63,14 @@ func (l *Log) RecordBounded(ctx context.Context, tenant *uuid.UUID, actor Actor,
 // writers never wait on each other in a circle) and reports whether every
 // chain together holds fewer than max entries of action since since.
 func underHubBound(ctx context.Context, tx *sqlx.Tx, action string, since time.Time, max int) (bool, error) {
+	if action != RefusalAction {
+		return false, fmt.Errorf("audit: a hub-wide bound is kept for %s only, not %s", RefusalAction, action)
+	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "audit-bound:"+action); err != nil {
 		return false, pg.MapError(fmt.Errorf("audit: lock bound of %s: %w", action, err))
 	}
 	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT hub_recent_audit_count($1, $2, $3)`, action, since, max); err != nil {
+	if err := tx.GetContext(ctx, &n, `SELECT hub_recent_refusal_count($1, $2)`, since, max); err != nil {
 		return false, pg.MapError(fmt.Errorf("audit: count recent %s everywhere: %w", action, err))
 	}
 	return n < max, nil
@@ -78,7 +85,8 @@ func countRecent(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, action str
 		chain, args = "tenant_id IS NULL", args[:3]
 	}
 	var n int
-	q := `SELECT count(*) FROM (SELECT 1 FROM audit_log WHERE ` + chain + ` AND action = $1 AND at > $2 LIMIT $3) recent`
+	q := `SELECT count(*) FROM (SELECT 1 FROM audit_log WHERE ` + chain + ` AND action = $1 AND at > $2
+		AND at <= now() + interval '1 minute' LIMIT $3) recent` // a row stamped in the future holds no bound shut
 	if err := tx.GetContext(ctx, &n, q, args...); err != nil {
 		return 0, pg.MapError(fmt.Errorf("audit: count recent %s: %w", action, err))
 	}

@@ -130,3 +130,21 @@ func TestRecordBoundedAcrossChains(t *testing.T) {
 		}
 	}
 }
+
+// TestFutureStampedRowsHoldNoBoundShut: refusal rows stamped in the future
+// (forged, or from a replica whose clock runs ahead) do not count.
+func TestFutureStampedRowsHoldNoBoundShut(t *testing.T) {
+	f := newFixture(t)
+	bound := audit.Bound{Max: 2, HubMax: 2, Window: time.Minute}
+	for range 2 {
+		ok, err := f.log.RecordBounded(context.Background(), nil, audit.Actor{Type: audit.ActorAnonymous, ID: "x"}, refusal(), bound)
+		if err != nil || !ok {
+			t.Fatalf("%v %v", ok, err)
+		}
+	}
+	f.super.MustExec(`UPDATE audit_log SET at = now() + interval '1 day'`)
+	ok, err := f.log.RecordBounded(context.Background(), nil, audit.Actor{Type: audit.ActorAnonymous, ID: "x"}, refusal(), bound)
+	if err != nil || !ok {
+		t.Fatalf("a refusal after two future-stamped ones: written %v, %v", ok, err)
+	}
+}
