@@ -21,25 +21,37 @@ if [ -z "${HUB_DATABASE_URL:-}" ]; then
   # hub serves and owns nothing. Row-level security never binds a superuser
   # or a table's owner, so serving as either would switch tenant isolation
   # off (hubd refuses to).
-  "$psql" "$admin" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+  # Each checkout has a database of its own, named in .data/database: the
+  # signing keys in it are sealed with this checkout's .data/secret-key, so
+  # another checkout could not open them. A checkout that already had a
+  # secret key before the name was kept used the database hub.
+  if [ ! -s .data/database ]; then
+    if [ -s .data/secret-key ]; then
+      echo hub > .data/database
+    else
+      echo "hub_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" > .data/database
+    fi
+  fi
+  db=$(cat .data/database)
+  "$psql" "$admin" -qAt -v ON_ERROR_STOP=1 -v db="$db" <<'SQL' >/dev/null
 SELECT 'CREATE ROLE hub_owner LOGIN PASSWORD ''hub_owner'' NOSUPERUSER NOBYPASSRLS'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub_owner') \gexec
 SELECT 'CREATE ROLE hub LOGIN PASSWORD ''hub'' NOSUPERUSER NOBYPASSRLS'
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub') \gexec
-SELECT 'CREATE DATABASE hub OWNER hub_owner'
-WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'hub') \gexec
+SELECT format('CREATE DATABASE %I OWNER hub_owner', :'db')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \gexec
 SQL
   # A database made before the two roles existed belongs to hub: hand it,
   # and everything in it, to hub_owner.
-  hubdb=$(printf '%s' "$admin" | sed -E 's|^([a-z]+://[^/]+)/[^?]*|\1/hub|')
-  "$psql" "$hubdb" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
-SELECT 'ALTER DATABASE hub OWNER TO hub_owner'
-WHERE (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'hub') <> 'hub_owner' \gexec
+  dburl=$(printf '%s' "$admin" | sed -E "s|^([a-z]+://[^/]+)/[^?]*|\1/$db|")
+  "$psql" "$dburl" -qAt -v ON_ERROR_STOP=1 -v db="$db" <<'SQL' >/dev/null
+SELECT format('ALTER DATABASE %I OWNER TO hub_owner', :'db')
+WHERE (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'db') <> 'hub_owner' \gexec
 REASSIGN OWNED BY hub TO hub_owner;
 SQL
   hostport=$(printf '%s' "$admin" | sed -E 's|^[a-z]+://([^@]*@)?([^/?]+).*|\2|')
-  export HUB_DATABASE_URL="postgres://hub:hub@${hostport}/hub?sslmode=disable"
-  export HUB_MIGRATE_DATABASE_URL="postgres://hub_owner:hub_owner@${hostport}/hub?sslmode=disable"
+  export HUB_DATABASE_URL="postgres://hub:hub@${hostport}/${db}?sslmode=disable"
+  export HUB_MIGRATE_DATABASE_URL="postgres://hub_owner:hub_owner@${hostport}/${db}?sslmode=disable"
 fi
 
 # The file holds the token exactly as the hub takes it: copy it as it is.

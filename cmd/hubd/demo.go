@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
 	"github.com/klasterina/hub/tenants"
@@ -73,9 +74,37 @@ func (h *hub) seedDemo(ctx context.Context) (tenants.Tenant, string, error) {
 			return t, "", err
 		}
 	}
+	if err := h.revokeDemoKeys(ctx, by, t); err != nil {
+		return t, "", err
+	}
 	_, token, err := h.deps.Tenants.CreateKey(ctx, by, t.ID, tenants.NewKey{
-		Name: "demo key", Scopes: []tenants.Scope{tenants.ScopeRead, tenants.ScopeWrite}})
+		Name: demoKeyName, Scopes: []tenants.Scope{tenants.ScopeRead, tenants.ScopeWrite}})
 	return t, token, err
+}
+
+const demoKeyName = "demo key"
+
+// revokeDemoKeys revokes the keys earlier runs printed: only the newest
+// demo key works, so old terminals' keys do not pile up.
+func (h *hub) revokeDemoKeys(ctx context.Context, by audit.Actor, t tenants.Tenant) error {
+	page := pg.Page{Limit: 200}
+	for {
+		keys, next, err := h.deps.Tenants.ListKeys(ctx, t.ID, page)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Name == demoKeyName && k.RevokedAt == nil {
+				if _, err := h.deps.Tenants.RevokeKey(ctx, by, t.ID, k.ID); err != nil && !apperr.Is(err, apperr.NotFound) {
+					return err
+				}
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		page.After = next
+	}
 }
 
 func demoActivities() []lti.Activity {
