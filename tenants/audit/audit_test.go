@@ -337,3 +337,41 @@ func TestVerifyWhileAppending(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// TestVerifyInPages: a chain longer than a page is checked page by page,
+// with every kind of fault still found, including on a page boundary.
+func TestVerifyInPages(t *testing.T) {
+	defer audit.SetVerifyPage(3)()
+	cases := map[string]struct {
+		tamper string // $1 the tenant
+		want   string
+	}{
+		"intact":                 {``, ""},
+		"entry on a boundary":    {`UPDATE audit_log SET action = 'x' WHERE tenant_id = $1 AND seq = 6`, "altered"},
+		"entry inside a page":    {`UPDATE audit_log SET action = 'x' WHERE tenant_id = $1 AND seq = 8`, "altered"},
+		"newest entries removed": {`DELETE FROM audit_log WHERE tenant_id = $1 AND seq > 9`, "removed"},
+		"last page removed":      {`DELETE FROM audit_log WHERE tenant_id = $1 AND seq > 7`, "removed"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			a := f.tenant(t, "a")
+			for i := range 11 {
+				f.record(t, a, fmt.Sprintf("event.%d", i))
+			}
+			if tc.tamper != "" {
+				f.super.MustExec(tc.tamper, a)
+			}
+			v := f.verify(t, a)
+			if tc.want == "" {
+				if !v.Valid || v.Checked != 11 {
+					t.Fatalf("verify = %+v", v)
+				}
+				return
+			}
+			if v.Valid || !strings.Contains(v.Broken.Reason, tc.want) {
+				t.Fatalf("verify = %+v (%+v), want %q", v, v.Broken, tc.want)
+			}
+		})
+	}
+}

@@ -138,53 +138,69 @@ type Broken struct {
 	Reason string    `json:"reason"`
 }
 
+// verifyPage is how many entries Verify reads per transaction, so a long
+// chain is checked in many short transactions, each well within the
+// database deadline.
+var verifyPage = 5000
+
 // Verify walks tenant's chain oldest first, reports the first entry whose
 // number, link or keyed hash is wrong, and then compares the chain's head
-// with its signed checkpoint.
+// with its signed checkpoint. Entries are read a page at a time; the last
+// page and the checkpoint are read together under the chain's lock, so an
+// append committing meanwhile is never mistaken for tampering.
 func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, error) {
-	var v Verification
-	err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
-		// Under the chain's lock no append can commit between reading the
-		// entries and reading the checkpoint.
-		if err := lockChain(ctx, tx, tenant); err != nil {
-			return err
-		}
-		rows, err := tx.QueryxContext(ctx, verifyQuery(tenant), chainArgs(tenant)...)
+	w := walker{keys: l.keys, prev: genesis}
+	v := Verification{Valid: true}
+	for done := false; !done; {
+		err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
+			if err := lockChain(ctx, tx, tenant); err != nil {
+				return err
+			}
+			rows, err := tx.QueryxContext(ctx, verifyQuery(tenant), chainArgs(tenant, w.last.Seq)...)
+			if err != nil {
+				return err
+			}
+			n := w.walk(rows, &v)
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if done = !v.Valid || n < verifyPage; !done || !v.Valid {
+				return nil
+			}
+			return l.checkHead(ctx, tx, tenant, &w, &v)
+		})
 		if err != nil {
-			return err
+			return Verification{}, pg.MapError(fmt.Errorf("audit: verify: %w", err))
 		}
-		w := walker{keys: l.keys, prev: genesis}
-		v = w.walk(rows)
-		rows.Close()
-		if err := rows.Err(); err != nil || !v.Valid {
-			return err
-		}
-		if v.Checkpoint, err = readCheckpoint(ctx, tx, tenant); err != nil {
-			return err
-		}
-		if reason := l.keys.compare(v.Checkpoint, w.last.Seq, w.last.Hash); reason != "" {
-			v.Valid, v.Broken = false, &Broken{ID: w.last.ID, Seq: w.last.Seq, Reason: reason}
-		}
-		return nil
-	})
-	if err != nil {
-		return Verification{}, pg.MapError(fmt.Errorf("audit: verify: %w", err))
 	}
 	return v, nil
 }
 
-func verifyQuery(tenant *uuid.UUID) string {
-	if tenant == nil {
-		return `SELECT * FROM audit_log WHERE tenant_id IS NULL ORDER BY seq`
+// checkHead compares the chain's newest entry with its signed checkpoint.
+func (l *Log) checkHead(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, w *walker, v *Verification) error {
+	var err error
+	if v.Checkpoint, err = readCheckpoint(ctx, tx, tenant); err != nil {
+		return err
 	}
-	return `SELECT * FROM audit_log WHERE tenant_id = $1 ORDER BY seq`
+	if reason := l.keys.compare(v.Checkpoint, w.last.Seq, w.last.Hash); reason != "" {
+		v.Valid, v.Broken = false, &Broken{ID: w.last.ID, Seq: w.last.Seq, Reason: reason}
+	}
+	return nil
 }
 
-func chainArgs(tenant *uuid.UUID) []any {
+func verifyQuery(tenant *uuid.UUID) string {
 	if tenant == nil {
-		return nil
+		return fmt.Sprintf(`SELECT * FROM audit_log WHERE tenant_id IS NULL AND seq > $1 ORDER BY seq LIMIT %d`, verifyPage)
 	}
-	return []any{*tenant}
+	return fmt.Sprintf(`SELECT * FROM audit_log WHERE tenant_id = $2 AND seq > $1 ORDER BY seq LIMIT %d`, verifyPage)
+}
+
+func chainArgs(tenant *uuid.UUID, after int64) []any {
+	if tenant == nil {
+		return []any{after}
+	}
+	return []any{after, *tenant}
 }
 
 // walker checks a chain entry by entry, remembering the last good one.
@@ -195,10 +211,13 @@ type walker struct {
 	keyed bool // a keyed entry was seen: every later one must be keyed
 }
 
-func (w *walker) walk(rows *sqlx.Rows) Verification {
-	v := Verification{Valid: true}
+// walk checks the entries of one page, counting them in v, and returns how
+// many rows it read; it stops at the first broken entry.
+func (w *walker) walk(rows *sqlx.Rows, v *Verification) int {
+	n := 0
 	for rows.Next() {
 		var e Entry
+		n++
 		v.Checked++
 		reason := ""
 		if err := rows.StructScan(&e); err != nil {
@@ -208,11 +227,11 @@ func (w *walker) walk(rows *sqlx.Rows) Verification {
 		}
 		if reason != "" {
 			v.Valid, v.Broken = false, &Broken{ID: e.ID, Seq: e.Seq, Reason: reason}
-			return v
+			return n
 		}
 		w.prev, w.last = e.Hash, e
 	}
-	return v
+	return n
 }
 
 // check returns why e does not follow the entries walked so far as entry
