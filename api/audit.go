@@ -84,6 +84,7 @@ func auditFilter(c echo.Context) (audit.Filter, error) {
 	}
 	f.Since = timeParam(c, &v, "since")
 	f.Until = timeParam(c, &v, "until")
+	v.Check(f.Since.IsZero() || f.Until.IsZero() || f.Since.Before(f.Until), "until", "must be later than since")
 	if raw := c.QueryParam("cursor"); raw != "" {
 		f.Before, err = strconv.ParseInt(raw, 10, 64)
 		v.Check(err == nil && f.Before > 0, "cursor", "is not a cursor this API returned")

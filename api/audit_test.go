@@ -44,7 +44,7 @@ func TestAuditRecordsMutationsAndVerifies(t *testing.T) {
 	if len(page.Items) != 1 || page.NextCursor == "" {
 		t.Fatalf("filtered page %+v", page)
 	}
-	for _, q := range []string{"since=yesterday", "until=1", "cursor=abc", "limit=0"} {
+	for _, q := range []string{"since=yesterday", "until=1", "cursor=abc", "limit=0", "since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z"} {
 		h.problem(h.do("GET", "/api/v1/tenants/uni/audit?"+q, key, nil), 400, "validation")
 	}
 
