@@ -57,6 +57,12 @@ const (
 	ReasonInvalidParameter Reason = "invalid_parameter"
 	// ReasonRateLimited: the source sent more logins than the hub looks up.
 	ReasonRateLimited Reason = "rate_limited"
+	// ReasonStorageSecretUnexpected: a launch posted a platform-storage
+	// secret, but its login did not use platform storage.
+	ReasonStorageSecretUnexpected Reason = "storage_secret_unexpected"
+	// ReasonStorageSecretCrossOrigin: a launch posted a platform-storage
+	// secret from a page that is not the hub's own (or named no Origin).
+	ReasonStorageSecretCrossOrigin Reason = "storage_secret_cross_origin"
 )
 
 // Failure is a refused login or launch. Detail is for the log only; the

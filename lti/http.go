@@ -51,7 +51,7 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 // HandleLaunch answers the platform's form post to /lti/launch.
 func (t *Tool) HandleLaunch(c echo.Context) error {
 	in := LaunchRequest{IDToken: c.FormValue("id_token"), State: c.FormValue("state"),
-		StorageSecret: c.FormValue("lti_storage_secret"), Cookie: func(name string) string {
+		StorageSecret: c.FormValue("lti_storage_secret"), Origin: c.Request().Header.Get("Origin"), Cookie: func(name string) string {
 			ck, err := c.Cookie(name)
 			if err != nil {
 				return ""
@@ -142,16 +142,18 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 }
 
 var messages = map[Reason]string{
-	ReasonUnknownRegistration: "This LMS is not registered with the hub.",
-	ReasonUnknownDeployment:   "This installation of the tool is not registered with the hub.",
-	ReasonTenantSuspended:     "Access for your organisation is suspended.",
-	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
-	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",
-	ReasonUnavailable:         "The service is temporarily unavailable. Please try again in a minute.",
-	ReasonInvalidIdentifier:   "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
-	ReasonInvalidParameter:    "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
-	ReasonRateLimited:         "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
-	ReasonRegistrationLink:    "This registration link is unknown, has expired, or is being used or was used already. Ask for a new link.",
+	ReasonUnknownRegistration:      "This LMS is not registered with the hub.",
+	ReasonUnknownDeployment:        "This installation of the tool is not registered with the hub.",
+	ReasonTenantSuspended:          "Access for your organisation is suspended.",
+	ReasonStateExpired:             "The launch took too long. Please go back and launch again.",
+	ReasonNonceReplayed:            "This launch was already used. Please go back and launch again.",
+	ReasonUnavailable:              "The service is temporarily unavailable. Please try again in a minute.",
+	ReasonInvalidIdentifier:        "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
+	ReasonInvalidParameter:         "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
+	ReasonRateLimited:              "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
+	ReasonStorageSecretUnexpected:  "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
+	ReasonStorageSecretCrossOrigin: "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
+	ReasonRegistrationLink:         "This registration link is unknown, has expired, or is being used or was used already. Ask for a new link.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
@@ -175,8 +177,19 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 	h := c.Response().Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+data["Nonce"].(string)+"'; form-action *; frame-ancestors *")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", referrerPolicy(name))
 	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// referrerPolicy keeps the hub's addresses from other sites. The page that
+// posts a secret from platform storage back to the hub is the exception:
+// under no-referrer browsers send "Origin: null", and the hub checks that
+// the post comes from its own origin.
+func referrerPolicy(page string) string {
+	if page == "fetch-state" {
+		return "same-origin"
+	}
+	return "no-referrer"
 }
 
 // handOff posts the signed handoff token to the learning app, or shows the
