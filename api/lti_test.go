@@ -551,3 +551,24 @@ func TestExpiredNoncesArePurged(t *testing.T) {
 		t.Fatalf("purged %d (%v), %d left; want 1 and 1", n, err, ph.rows("lti_nonces"))
 	}
 }
+
+// TestCookiePathFollowsThePublicURL: behind a proxy that serves the hub
+// under a path (HUB_PUBLIC_URL https://x.example/hub), the browser sees the
+// launch at /hub/lti/launch, so the login cookie's path is /hub/lti: a
+// cookie scoped to /lti would never come back.
+func TestCookiePathFollowsThePublicURL(t *testing.T) {
+	for _, tc := range []struct{ name, path, cookiePath string }{
+		{"at the root", "", "/lti"},
+		{"under a path", "/hub", "/hub/lti"},
+		{"under a nested path", "/apps/hub", "/apps/hub/lti"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ph := newPlatformHub(t, func(c *config.Config) { c.PublicURL = c.PublicURL.JoinPath(tc.path) })
+			r := ph.get(ph.p.LoginURL(ph.url+"/lti/login", ph.url+tc.path+"/lti/launch", ltitest.Launch{}))
+			cookie, err := http.ParseSetCookie(r.header.Get("Set-Cookie"))
+			if r.status != http.StatusFound || err != nil || cookie.Path != tc.cookiePath {
+				t.Fatalf("login: %d, cookie %q (%v), want Path=%s", r.status, r.header.Get("Set-Cookie"), err, tc.cookiePath)
+			}
+		})
+	}
+}

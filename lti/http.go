@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"time"
 
@@ -20,7 +21,10 @@ import (
 // The browser-facing endpoints. api/routes.go registers them; they only
 // translate between HTTP and the HTTP-free steps of login.go and launch.go.
 
-const cookiePath = "/lti"
+// cookiePath scopes the hub's cookies to its LTI endpoints as the browser
+// sees them: under the path of HUB_PUBLIC_URL when a proxy serves the hub
+// there (https://x.example/hub: /hub/lti).
+func (t *Tool) cookiePath() string { return path.Join("/", t.publicURL.Path, "lti") }
 
 // HandleLogin answers /lti/login (GET or POST) and /lti/login/:registration.
 func (t *Tool) HandleLogin(c echo.Context) error {
@@ -37,7 +41,7 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 	// SameSite=None so the cookie survives the platform's cross-site form
 	// post back to us; browsers that block third-party cookies drop it,
 	// and then platform storage or a new window takes over.
-	c.SetCookie(&http.Cookie{Name: res.CookieName, Value: res.CookieValue, Path: cookiePath, MaxAge: int(t.StateTTL.Seconds()),
+	c.SetCookie(&http.Cookie{Name: res.CookieName, Value: res.CookieValue, Path: t.cookiePath(), MaxAge: int(t.StateTTL.Seconds()),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 	if res.StorageTarget == "" {
 		return c.Redirect(http.StatusFound, res.RedirectURL)
