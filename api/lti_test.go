@@ -246,24 +246,44 @@ var pickerSession = regexp.MustCompile(`name="session" value="([^"]+)"`)
 // the chosen activities.
 func (ph *platformHub) deepLink(settings map[string]any, roles []string, chosen ...string) (picker, returned response) {
 	ph.t.Helper()
+	picker = ph.openPicker(settings, roles)
+	session := pickerSessionOf(picker)
+	if session == "" {
+		return picker, response{}
+	}
+	return picker, ph.submitPicker(ph.client, url.Values{"session": {session}, "activity": chosen})
+}
+
+// openPicker launches a deep linking request: the hub answers with the
+// picker.
+func (ph *platformHub) openPicker(settings map[string]any, roles []string) response {
+	ph.t.Helper()
 	l := ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Roles: roles}
 	if settings != nil {
 		l.Claims = map[string]any{lti.ClaimDeepLinking: settings}
 	}
-	picker = ph.launch(l)
+	return ph.launch(l)
+}
+
+func pickerSessionOf(picker response) string {
 	m := pickerSession.FindStringSubmatch(string(picker.body))
 	if m == nil {
-		return picker, response{}
+		return ""
 	}
-	form := url.Values{"session": {html.UnescapeString(m[1])}, "activity": chosen}
-	res, err := ph.client.PostForm(ph.url+"/lti/deep-link", form)
+	return html.UnescapeString(m[1])
+}
+
+// submitPicker posts the picker's form from browser and, when the hub
+// answers with the deep linking response, plays the browser's auto-submit
+// of it to the platform.
+func (ph *platformHub) submitPicker(browser *http.Client, form url.Values) response {
+	ph.t.Helper()
+	res, err := browser.PostForm(ph.url+"/lti/deep-link", form)
 	if err != nil {
 		ph.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	returned = response{status: res.StatusCode, header: res.Header, body: b}
-	// Play the browser's auto-submit to the platform.
+	returned := readResponse(res)
+	b := returned.body
 	if jwt := regexp.MustCompile(`name="JWT" value="([^"]+)"`).FindStringSubmatch(string(b)); jwt != nil {
 		action := html.UnescapeString(formAction.FindStringSubmatch(string(b))[1])
 		r2, err := http.PostForm(action, url.Values{"JWT": {jwt[1]}})
@@ -276,7 +296,7 @@ func (ph *platformHub) deepLink(settings map[string]any, roles []string, chosen 
 			ph.t.Fatalf("the platform refused the deep linking response: %s", body)
 		}
 	}
-	return picker, returned
+	return returned
 }
 
 func TestDeepLinking(t *testing.T) {
@@ -319,12 +339,16 @@ func TestDeepLinking(t *testing.T) {
 		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
 	})
 
-	t.Run("no acceptable type: only an empty answer", func(t *testing.T) {
+	t.Run("no acceptable type: only Cancel, an empty answer", func(t *testing.T) {
 		ph.t = t
 		before := len(ph.p.DeepLinks)
 		_, returned := ph.deepLink(settings(true, "file"), staff, "quiz-1")
 		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
-		ph.deepLink(settings(true, "file"), staff)
+		picker := ph.openPicker(settings(true, "file"), staff)
+		if strings.Contains(string(picker.body), ">Add<") || !strings.Contains(string(picker.body), `name="cancel"`) {
+			t.Fatalf("a picker with nothing the platform accepts offers:\n%s", picker.body)
+		}
+		ph.submitPicker(ph.client, url.Values{"session": {pickerSessionOf(picker)}, "cancel": {"1"}})
 		if len(ph.p.DeepLinks) != before+1 || len(ph.p.DeepLinks[before].Items) != 0 {
 			t.Fatal("an empty deep linking response did not reach the platform")
 		}

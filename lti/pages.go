@@ -86,12 +86,13 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <h1>{{if .Title}}{{.Title}}{{else}}Add an activity{{end}}</h1>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="session" value="{{.Session}}">
+{{if .Notice}}<p role="alert"><strong>{{.Notice}}</strong></p>{{end}}
 {{if .LinksOK}}{{range .Activities}}
 <p><label><input type="{{if $.Multiple}}checkbox{{else}}radio{{end}}" name="activity" value="{{.ID}}"> <strong>{{.Title}}</strong>
 {{if .Gradable}}(graded, out of {{.MaxScore}}){{end}}</label><br>{{.Description}}</p>
 {{else}}<p>The catalog is empty.</p>{{end}}
 {{else}}<p>Your LMS accepts no kind of link the hub offers here.</p>{{end}}
-<button>Add</button>
+<p>{{if and .LinksOK .Activities}}<button>Add</button> {{end}}<button name="cancel" value="1">Cancel</button></p>
 </form>
 </body></html>{{end}}
 
