@@ -157,7 +157,14 @@ var messages = map[Reason]string{
 	ReasonRateLimited:              "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
 	ReasonStorageSecretUnexpected:  "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
 	ReasonStorageSecretCrossOrigin: "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
-	ReasonRegistrationLink:         "This registration link is unknown, has expired, or is being used or was used already. Ask for a new link.",
+	ReasonRegistrationLink: "This registration link is unknown, has expired, or was used already. " +
+		"Ask your organisation's hub administrator for a new registration link and start again from your LMS.",
+	ReasonRegistrationLinkSpent: "This registration link failed too many times and can no longer be used. " +
+		"Ask your organisation's hub administrator for a new registration link.",
+	ReasonPlatformConfig: "The hub could not read your LMS's registration details. Start the registration again " +
+		"from your LMS's tool registration page; if it fails again, give your hub administrator the reference below.",
+	ReasonPlatformRegistration: "Your LMS did not accept the hub's registration. Check that your LMS allows registering " +
+		"this tool, then start again from its tool registration page: the link can be tried again a few times.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
