@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -118,7 +119,8 @@ func origin(raw string) string {
 
 // refuse shows the error page with the reason code and the request id as
 // reference, counts the refusal and logs the detail, which the browser
-// never sees.
+// never sees. The page says whose the fault is: the hub's own failures
+// (its database unavailable, an internal error) are never put on the LMS.
 func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	reason, status := ReasonBadRequest, http.StatusBadRequest
 	var f *Failure
@@ -129,7 +131,7 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	case errors.As(err, &f):
 		reason = f.Reason
 	default:
-		reason, status = "internal", http.StatusInternalServerError
+		reason, status = ReasonInternal, http.StatusInternalServerError
 	}
 	switch reason {
 	case ReasonKeysetUnavailable:
@@ -137,12 +139,43 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	case ReasonRateLimited:
 		status = http.StatusTooManyRequests
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
+	case ReasonDeepLinkingNotAllowed, ReasonTenantSuspended:
+		status = http.StatusForbidden
 	}
 	t.Metrics.refused.WithLabelValues(stage, string(reason)).Inc()
-	t.log.WarnContext(c.Request().Context(), "lti "+stage+" refused", "reason", reason, "err", err)
+	level := slog.LevelWarn
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	t.log.Log(c.Request().Context(), level, "lti "+stage+" refused", "reason", reason, "err", err)
+	page := stagePages[stage]
+	if page.heading == "" {
+		page = stagePages["launch"]
+	}
+	message := messages[reason]
+	if message == "" {
+		message = page.message
+	}
 	return t.page(c, status, "error", map[string]any{
-		"Reason": reason, "RequestID": requestID(c), "Message": messages[reason],
+		"Reason": reason, "RequestID": requestID(c), "Heading": page.heading, "Message": message, "Contact": page.contact,
 	})
+}
+
+// ReasonInternal is an unexpected failure of the hub itself; the detail is
+// in the log under the page's reference.
+const ReasonInternal Reason = "internal"
+
+// stagePages say, for each stage, what failed, what to do when the reason
+// has no message of its own, and whom to give the reference.
+var stagePages = map[string]struct{ heading, message, contact string }{
+	"login": {"This launch could not be completed", "The LMS sent a launch the hub cannot accept. Please go back to the LMS and launch again.",
+		"your LMS administrator"},
+	"launch": {"This launch could not be completed", "The LMS sent a launch the hub cannot accept. Please go back to the LMS and launch again.",
+		"your LMS administrator"},
+	"deep_linking": {"The activity could not be added", "The hub could not add the activity. Please go back to the LMS and start again.",
+		"your LMS administrator"},
+	"registration": {"The registration could not be completed", "The hub could not register with your LMS. Start again from your LMS's tool registration page.",
+		"your organisation's hub administrator"},
 }
 
 var messages = map[Reason]string{
@@ -151,12 +184,20 @@ var messages = map[Reason]string{
 	ReasonTenantSuspended:          "Access for your organisation is suspended.",
 	ReasonStateExpired:             "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:            "This launch was already used. Please go back and launch again.",
-	ReasonUnavailable:              "The service is temporarily unavailable. Please try again in a minute.",
+	ReasonUnavailable:              "The hub is temporarily unavailable. Please try again in a minute.",
+	ReasonInternal:                 "Something went wrong in the hub, not in your LMS. Please try again in a minute.",
 	ReasonInvalidIdentifier:        "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
 	ReasonInvalidParameter:         "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
 	ReasonRateLimited:              "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
 	ReasonStorageSecretUnexpected:  "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
 	ReasonStorageSecretCrossOrigin: "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
+	ReasonDeepLinkingNotAllowed: "Adding activities is for instructors and other course staff. " +
+		"If you teach this course, ask your LMS administrator to check your role in it.",
+	ReasonDeepLinkingSession: "This page expired, or the choice is not one your LMS accepts. " +
+		"Please go back to the LMS and start adding the activity again.",
+	ReasonDeepLinkingNotBound: "This page was opened in another browser, or your browser blocked the hub's cookie. " +
+		"Please go back to the LMS and start adding the activity again.",
+	ReasonDeepLinkingUsed: "This choice was already sent to the LMS. To add more, start again from the LMS.",
 	ReasonRegistrationLink: "This registration link is unknown, has expired, or was used already. " +
 		"Ask your organisation's hub administrator for a new registration link and start again from your LMS.",
 	ReasonRegistrationLinkSpent: "This registration link failed too many times and can no longer be used. " +
@@ -178,9 +219,6 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	data["Nonce"] = base64.StdEncoding.EncodeToString(nonce)
-	if data["Message"] == nil || data["Message"] == "" {
-		data["Message"] = "The LMS sent a launch the hub cannot accept."
-	}
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return err
@@ -222,12 +260,12 @@ func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	if t.Handoff == nil {
 		return t.page(c, http.StatusOK, "landing", map[string]any{
 			"Name": l.Claims.Name, "Tenant": l.target.TenantName, "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
-			"Roles": l.Roles, "UserID": sub.UserID,
+			"Roles": RoleLabels(l.Roles), "UserID": sub.UserID,
 		})
 	}
 	token, err := t.Handoff.Sign(ctx, sub)
 	if err != nil {
-		return err
+		return t.refuse(c, "launch", err)
 	}
 	return t.page(c, http.StatusOK, "handoff", map[string]any{"Action": t.Handoff.Audience(), "Token": token})
 }

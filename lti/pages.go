@@ -10,10 +10,10 @@ var pages = template.Must(template.New("pages").Parse(`
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
 code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6rem}</style></head><body>{{end}}
 
-{{define "error"}}{{template "head" "Launch refused"}}
-<h1>This launch could not be completed</h1>
+{{define "error"}}{{template "head" .Heading}}
+<h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
-<p>If this keeps happening, give your LMS administrator this reference:</p>
+<p>If this keeps happening, give {{.Contact}} this reference:</p>
 <p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
 </body></html>{{end}}
 
@@ -23,7 +23,7 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <dt>Organisation</dt><dd>{{.Tenant}}</dd>
 {{if .Course}}<dt>Course</dt><dd>{{.Course}}</dd>{{end}}
 {{if .Activity}}<dt>Activity</dt><dd>{{.Activity}}</dd>{{end}}
-<dt>Roles</dt><dd>{{range .Roles}}<code>{{.}}</code> {{else}}none{{end}}</dd>
+<dt>Roles</dt><dd>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{$r}}{{else}}none{{end}}</dd>
 <dt>Hub user</dt><dd><code>{{.UserID}}</code></dd>
 </dl>
 <p>No learning app is configured (<code>HUB_APP_URL</code>), so the hub shows this page instead of handing you over.</p>
