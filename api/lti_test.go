@@ -596,3 +596,39 @@ func TestCookiePathFollowsThePublicURL(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffTokenGreetsTheLearner: the handoff token carries what the
+// learning app needs to greet the learner (name, given and family name,
+// email, picture) when the platform sent it, and nothing when it did not.
+func TestHandoffTokenGreetsTheLearner(t *testing.T) {
+	app, _ := url.Parse("https://app.example/lti-entry")
+	ph := newPlatformHub(t, func(c *config.Config) { c.AppURL = app })
+	claimsOf := func(l ltitest.Launch) map[string]any {
+		t.Helper()
+		r := ph.launch(l)
+		m := regexp.MustCompile(`name="hub_token" value="([^"]+)"`).FindStringSubmatch(string(r.body))
+		if m == nil {
+			t.Fatalf("no handoff: %d\n%s", r.status, r.body)
+		}
+		claims, err := verifyES256(ph.expect(ph.do("GET", "/.well-known/jwks.json", "", nil), 200).body, m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claims
+	}
+	picture := "https://lms.example/avatars/ada.png"
+	claims := claimsOf(ltitest.Launch{Claims: map[string]any{"picture": picture}})
+	for k, want := range map[string]string{"name": "Ada Lovelace", "given_name": "Ada", "family_name": "Lovelace",
+		"email": "ada@example.edu", "picture": picture} {
+		if claims[k] != want {
+			t.Errorf("%s = %v, want %q", k, claims[k], want)
+		}
+	}
+	claims = claimsOf(ltitest.Launch{Claims: map[string]any{"name": nil, "given_name": nil, "family_name": nil, "email": nil,
+		"picture": "javascript:alert(1)"}})
+	for _, k := range []string{"name", "given_name", "family_name", "email", "picture"} {
+		if v, ok := claims[k]; ok {
+			t.Errorf("%s = %v in the token of a launch that sent none (or no web address)", k, v)
+		}
+	}
+}

@@ -245,7 +245,9 @@ func referrerPolicy(page string) string {
 // hub's landing page when there is none.
 func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	ctx := c.Request().Context()
-	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: l.target.TenantSlug, Roles: l.Roles, MessageType: l.Message, Locale: locale(l.Claims)}
+	claims := l.Claims
+	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: l.target.TenantSlug, Roles: l.Roles, MessageType: l.Message, Locale: locale(claims),
+		Name: claims.Name, GivenName: claims.GivenName, FamilyName: claims.FamilyName, Email: claims.Email, Picture: claims.Picture}
 	if l.Claims.Context != nil {
 		sub.Context = &handoff.Ref{ID: l.Claims.Context.ID, Title: l.Claims.Context.Title}
 	}
