@@ -103,3 +103,26 @@ func TestPagesSpeakToWhoSeesThem(t *testing.T) {
 		}
 	})
 }
+
+// TestBrowserAddressesOpenedDirectly: the launch and picker addresses, and
+// the hub's root, opened in a browser's address bar answer a short page
+// saying what the address is for, not a JSON problem.
+func TestBrowserAddressesOpenedDirectly(t *testing.T) {
+	h := newHub(t)
+	for path, want := range map[string]string{
+		"/lti/launch":    "where your LMS sends launches",
+		"/lti/deep-link": "activity picker sends the activities",
+		"/":              "LTI 1.3",
+	} {
+		t.Run(path, func(t *testing.T) {
+			h.t = t
+			r := h.do("GET", path, "", nil)
+			if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.body), want) {
+				t.Fatalf("GET %s: %d %s\n%s", path, r.status, r.header.Get("Content-Type"), r.body)
+			}
+			if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+				t.Fatalf("GET %s: CSP %q", path, csp)
+			}
+		})
+	}
+}

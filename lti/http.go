@@ -117,6 +117,31 @@ func origin(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// HandleLaunchInfo answers GET /lti/launch: someone opened the launch
+// address in a browser, where nothing is launched.
+func (t *Tool) HandleLaunchInfo(c echo.Context) error {
+	return t.info(c, "The launch address", "This address is where your LMS sends launches, as a form post after you sign in. "+
+		"Opening it directly does nothing: start the activity from your course in the LMS.")
+}
+
+// HandleDeepLinkInfo answers GET /lti/deep-link.
+func (t *Tool) HandleDeepLinkInfo(c echo.Context) error {
+	return t.info(c, "The activity picker's address", "This address is where the hub's activity picker sends the activities "+
+		"course staff chose. Opening it directly does nothing: add an activity from your course in the LMS.")
+}
+
+// HandleHome answers GET /, the hub's root, for whoever opens it.
+func (t *Tool) HandleHome(c echo.Context) error {
+	return t.info(c, "Learning hub", "This is the learning hub: an LTI 1.3 tool that launches learners from their LMS "+
+		"into the learning app. Learners and instructors start from their course in the LMS. LMS administrators register "+
+		"the hub with the configuration or registration link their organisation's hub administrator gives them. "+
+		"The hub's REST API is described at /api/v1/openapi.json.")
+}
+
+func (t *Tool) info(c echo.Context, heading, text string) error {
+	return t.page(c, http.StatusOK, "info", map[string]any{"Heading": heading, "Text": text})
+}
+
 // refuse shows the error page with the reason code and the request id as
 // reference, counts the refusal and logs the detail, which the browser
 // never sees. The page says whose the fault is: the hub's own failures

@@ -17,6 +17,11 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
 </body></html>{{end}}
 
+{{define "info"}}{{template "head" .Heading}}
+<h1>{{.Heading}}</h1>
+<p>{{.Text}}</p>
+</body></html>{{end}}
+
 {{define "landing"}}{{template "head" "Launched"}}
 <h1>Welcome{{if .Name}}, {{.Name}}{{end}}</h1>
 <dl>
