@@ -398,3 +398,25 @@ func TestRegistrationLinkSpentAfterFailedAttempts(t *testing.T) {
 		t.Fatalf("failed_attempts = %d, want %d", attempts, lti.MaxRegistrationAttempts)
 	}
 }
+
+// TestRegistrationLinkOpenedOutsideTheLMS: an LMS admin who opens the link
+// in a browser, not from the LMS, is told how to use it; the link is
+// neither used nor counted as a failed attempt.
+func TestRegistrationLinkOpenedOutsideTheLMS(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	for range lti.MaxRegistrationAttempts + 1 {
+		r := ph.get(link)
+		if r.status != 200 || !strings.Contains(string(r.body), "from your LMS") || strings.Contains(string(r.body), "org.imsglobal.lti.close") {
+			t.Fatalf("the link opened outside the LMS: %d\n%s", r.status, r.body)
+		}
+	}
+	if r := ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()); r.status != 200 || p.Clients() != 1 {
+		t.Fatalf("the link after being opened outside the LMS: %d\n%s", r.status, r.body)
+	}
+}

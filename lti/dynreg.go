@@ -95,6 +95,12 @@ type registrationLink struct {
 func (t *Tool) HandleRegister(c echo.Context) error {
 	ctx := c.Request().Context()
 	link, err := t.findLink(ctx, c.Param("token"))
+	if err == nil && c.QueryParam("openid_configuration") == "" {
+		// Opened in a browser, not by the LMS: say how to use it.
+		return t.info(c, "Register the hub with your LMS", "This is a registration link for the learning hub. "+
+			"Use it from your LMS: paste it where your LMS registers an LTI 1.3 tool by URL (LTI Advantage dynamic registration), "+
+			"and the LMS opens it with its registration details. The link is still unused.")
+	}
 	if err == nil {
 		err = t.claimLink(ctx, &link)
 	}
