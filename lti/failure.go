@@ -48,6 +48,9 @@ const (
 	// ReasonUnavailable is no fault of the launch: the hub's database did
 	// not answer in time. The page says to try again; the status is 503.
 	ReasonUnavailable Reason = "temporarily_unavailable"
+	// ReasonInternal is an unexpected failure of the hub itself (500); the
+	// detail is in the log under the page's reference.
+	ReasonInternal Reason = "internal"
 	// ReasonInvalidIdentifier: an identifier claim (sub, iss, aud,
 	// deployment_id, context or resource link id, nonce, roles, service
 	// URLs) holds a NUL character or bytes that were not UTF-8. The hub

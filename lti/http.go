@@ -186,10 +186,6 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	})
 }
 
-// ReasonInternal is an unexpected failure of the hub itself; the detail is
-// in the log under the page's reference.
-const ReasonInternal Reason = "internal"
-
 // stagePages say, for each stage, what failed, what to do when the reason
 // has no message of its own, and whom to give the reference.
 var stagePages = map[string]struct{ heading, message, contact string }{
