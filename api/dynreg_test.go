@@ -323,3 +323,100 @@ func TestFailedRegistrationGivesTheLinkBack(t *testing.T) {
 	}
 	ph.refusedWith(open("right"), lti.ReasonRegistrationLink)
 }
+
+// TestDynamicRegistrationHonoursSuspension: a suspended tenant's link
+// neither opens nor completes a registration; the link survives for the
+// tenant's return.
+func TestDynamicRegistrationHonoursSuspension(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	open := func() response {
+		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode())
+	}
+
+	t.Run("opened while suspended", func(t *testing.T) {
+		ph.t = t
+		h.expect(h.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200)
+		ph.refusedWith(open(), lti.ReasonTenantSuspended)
+		if p.Clients() != 0 {
+			t.Fatal("the hub registered at the platform for a suspended tenant")
+		}
+		h.expect(h.do("POST", "/api/v1/tenants/uni/reactivate", adminToken, nil), 200)
+	})
+	t.Run("suspended while the platform registers", func(t *testing.T) {
+		ph.t = t
+		p.OnRegister = func() { h.expect(h.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200) }
+		ph.refusedWith(open(), lti.ReasonTenantSuspended)
+		p.OnRegister = nil
+		if n := ph.rows("lti_registrations"); n != 0 {
+			t.Fatalf("a suspended tenant's registration was stored: %d rows", n)
+		}
+		h.expect(h.do("POST", "/api/v1/tenants/uni/reactivate", adminToken, nil), 200)
+	})
+	t.Run("the link works once the tenant is back", func(t *testing.T) {
+		ph.t = t
+		if r := open(); r.status != 200 || ph.rows("lti_registrations") != 1 {
+			t.Fatalf("after reactivation: %d\n%s", r.status, r.body)
+		}
+	})
+}
+
+// TestRegistrationLinkSpentAfterFailedAttempts: each failed registration
+// gives the link back, up to lti.MaxRegistrationAttempts; then the link is
+// spent, and the page tells the LMS admin to ask for a new one.
+func TestRegistrationLinkSpentAfterFailedAttempts(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	p.RegistrationToken = "right"
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	open := func(token string) response {
+		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}, "registration_token": {token}}.Encode())
+	}
+	for range lti.MaxRegistrationAttempts {
+		ph.refusedWith(open("wrong"), lti.ReasonPlatformRegistration)
+	}
+	r := open("right")
+	ph.refusedWith(r, lti.ReasonRegistrationLinkSpent)
+	if !strings.Contains(string(r.body), "new registration link") {
+		t.Fatalf("the spent link's page does not say what to do:\n%s", r.body)
+	}
+	if n := ph.rows("lti_registrations"); n != 0 {
+		t.Fatalf("a spent link registered: %d rows", n)
+	}
+	var attempts int
+	pgtest.Superuser(t, h.dbt).Get(&attempts, `SELECT failed_attempts FROM lti_registration_links`)
+	if attempts != lti.MaxRegistrationAttempts {
+		t.Fatalf("failed_attempts = %d, want %d", attempts, lti.MaxRegistrationAttempts)
+	}
+}
+
+// TestRegistrationLinkOpenedOutsideTheLMS: an LMS admin who opens the link
+// in a browser, not from the LMS, is told how to use it; the link is
+// neither used nor counted as a failed attempt.
+func TestRegistrationLinkOpenedOutsideTheLMS(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
+	for range lti.MaxRegistrationAttempts + 1 {
+		r := ph.get(link)
+		if r.status != 200 || !strings.Contains(string(r.body), "from your LMS") || strings.Contains(string(r.body), "org.imsglobal.lti.close") {
+			t.Fatalf("the link opened outside the LMS: %d\n%s", r.status, r.body)
+		}
+	}
+	if r := ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()); r.status != 200 || p.Clients() != 1 {
+		t.Fatalf("the link after being opened outside the LMS: %d\n%s", r.status, r.body)
+	}
+}

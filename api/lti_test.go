@@ -134,7 +134,7 @@ func TestValidLaunchRecordsAndLands(t *testing.T) {
 	ph := newPlatformHub(t)
 	r := ph.launch(ltitest.Launch{Roles: []string{lti.RoleInstructor}, Subject: "teacher-1"})
 	ph.succeeded(r)
-	for _, want := range []string{"Ada Lovelace", "Mathematics 101", "Week 1 quiz", lti.RoleInstructor} {
+	for _, want := range []string{"Ada Lovelace", "Mathematics 101", "Week 1 quiz", "Instructor"} {
 		if !strings.Contains(string(r.body), want) {
 			t.Errorf("landing page lacks %q", want)
 		}
@@ -246,24 +246,44 @@ var pickerSession = regexp.MustCompile(`name="session" value="([^"]+)"`)
 // the chosen activities.
 func (ph *platformHub) deepLink(settings map[string]any, roles []string, chosen ...string) (picker, returned response) {
 	ph.t.Helper()
+	picker = ph.openPicker(settings, roles)
+	session := pickerSessionOf(picker)
+	if session == "" {
+		return picker, response{}
+	}
+	return picker, ph.submitPicker(ph.client, url.Values{"session": {session}, "activity": chosen})
+}
+
+// openPicker launches a deep linking request: the hub answers with the
+// picker.
+func (ph *platformHub) openPicker(settings map[string]any, roles []string) response {
+	ph.t.Helper()
 	l := ltitest.Launch{Message: lti.MessageDeepLinkingRequest, Roles: roles}
 	if settings != nil {
 		l.Claims = map[string]any{lti.ClaimDeepLinking: settings}
 	}
-	picker = ph.launch(l)
+	return ph.launch(l)
+}
+
+func pickerSessionOf(picker response) string {
 	m := pickerSession.FindStringSubmatch(string(picker.body))
 	if m == nil {
-		return picker, response{}
+		return ""
 	}
-	form := url.Values{"session": {html.UnescapeString(m[1])}, "activity": chosen}
-	res, err := ph.client.PostForm(ph.url+"/lti/deep-link", form)
+	return html.UnescapeString(m[1])
+}
+
+// submitPicker posts the picker's form from browser and, when the hub
+// answers with the deep linking response, plays the browser's auto-submit
+// of it to the platform.
+func (ph *platformHub) submitPicker(browser *http.Client, form url.Values) response {
+	ph.t.Helper()
+	res, err := browser.PostForm(ph.url+"/lti/deep-link", form)
 	if err != nil {
 		ph.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	returned = response{status: res.StatusCode, header: res.Header, body: b}
-	// Play the browser's auto-submit to the platform.
+	returned := readResponse(res)
+	b := returned.body
 	if jwt := regexp.MustCompile(`name="JWT" value="([^"]+)"`).FindStringSubmatch(string(b)); jwt != nil {
 		action := html.UnescapeString(formAction.FindStringSubmatch(string(b))[1])
 		r2, err := http.PostForm(action, url.Values{"JWT": {jwt[1]}})
@@ -276,7 +296,7 @@ func (ph *platformHub) deepLink(settings map[string]any, roles []string, chosen 
 			ph.t.Fatalf("the platform refused the deep linking response: %s", body)
 		}
 	}
-	return picker, returned
+	return returned
 }
 
 func TestDeepLinking(t *testing.T) {
@@ -319,12 +339,16 @@ func TestDeepLinking(t *testing.T) {
 		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
 	})
 
-	t.Run("no acceptable type: only an empty answer", func(t *testing.T) {
+	t.Run("no acceptable type: only Cancel, an empty answer", func(t *testing.T) {
 		ph.t = t
 		before := len(ph.p.DeepLinks)
 		_, returned := ph.deepLink(settings(true, "file"), staff, "quiz-1")
 		ph.refusedWith(returned, lti.ReasonDeepLinkingSession)
-		ph.deepLink(settings(true, "file"), staff)
+		picker := ph.openPicker(settings(true, "file"), staff)
+		if strings.Contains(string(picker.body), ">Add<") || !strings.Contains(string(picker.body), `name="cancel"`) {
+			t.Fatalf("a picker with nothing the platform accepts offers:\n%s", picker.body)
+		}
+		ph.submitPicker(ph.client, url.Values{"session": {pickerSessionOf(picker)}, "cancel": {"1"}})
 		if len(ph.p.DeepLinks) != before+1 || len(ph.p.DeepLinks[before].Items) != 0 {
 			t.Fatal("an empty deep linking response did not reach the platform")
 		}
@@ -549,5 +573,62 @@ func TestExpiredNoncesArePurged(t *testing.T) {
 	n, err := ph.deps.LTI.PurgeNonces(context.Background())
 	if err != nil || n != 1 || ph.rows("lti_nonces") != 1 {
 		t.Fatalf("purged %d (%v), %d left; want 1 and 1", n, err, ph.rows("lti_nonces"))
+	}
+}
+
+// TestCookiePathFollowsThePublicURL: behind a proxy that serves the hub
+// under a path (HUB_PUBLIC_URL https://x.example/hub), the browser sees the
+// launch at /hub/lti/launch, so the login cookie's path is /hub/lti: a
+// cookie scoped to /lti would never come back.
+func TestCookiePathFollowsThePublicURL(t *testing.T) {
+	for _, tc := range []struct{ name, path, cookiePath string }{
+		{"at the root", "", "/lti"},
+		{"under a path", "/hub", "/hub/lti"},
+		{"under a nested path", "/apps/hub", "/apps/hub/lti"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ph := newPlatformHub(t, func(c *config.Config) { c.PublicURL = c.PublicURL.JoinPath(tc.path) })
+			r := ph.get(ph.p.LoginURL(ph.url+"/lti/login", ph.url+tc.path+"/lti/launch", ltitest.Launch{}))
+			cookie, err := http.ParseSetCookie(r.header.Get("Set-Cookie"))
+			if r.status != http.StatusFound || err != nil || cookie.Path != tc.cookiePath {
+				t.Fatalf("login: %d, cookie %q (%v), want Path=%s", r.status, r.header.Get("Set-Cookie"), err, tc.cookiePath)
+			}
+		})
+	}
+}
+
+// TestHandoffTokenGreetsTheLearner: the handoff token carries what the
+// learning app needs to greet the learner (name, given and family name,
+// email, picture) when the platform sent it, and nothing when it did not.
+func TestHandoffTokenGreetsTheLearner(t *testing.T) {
+	app, _ := url.Parse("https://app.example/lti-entry")
+	ph := newPlatformHub(t, func(c *config.Config) { c.AppURL = app })
+	claimsOf := func(l ltitest.Launch) map[string]any {
+		t.Helper()
+		r := ph.launch(l)
+		m := regexp.MustCompile(`name="hub_token" value="([^"]+)"`).FindStringSubmatch(string(r.body))
+		if m == nil {
+			t.Fatalf("no handoff: %d\n%s", r.status, r.body)
+		}
+		claims, err := verifyES256(ph.expect(ph.do("GET", "/.well-known/jwks.json", "", nil), 200).body, m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claims
+	}
+	picture := "https://lms.example/avatars/ada.png"
+	claims := claimsOf(ltitest.Launch{Claims: map[string]any{"picture": picture}})
+	for k, want := range map[string]string{"name": "Ada Lovelace", "given_name": "Ada", "family_name": "Lovelace",
+		"email": "ada@example.edu", "picture": picture} {
+		if claims[k] != want {
+			t.Errorf("%s = %v, want %q", k, claims[k], want)
+		}
+	}
+	claims = claimsOf(ltitest.Launch{Claims: map[string]any{"name": nil, "given_name": nil, "family_name": nil, "email": nil,
+		"picture": "javascript:alert(1)"}})
+	for _, k := range []string{"name", "given_name", "family_name", "email", "picture"} {
+		if v, ok := claims[k]; ok {
+			t.Errorf("%s = %v in the token of a launch that sent none (or no web address)", k, v)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"html"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
 )
 
@@ -79,7 +81,10 @@ func TestPlatformStoragePagesSpeakTheProtocol(t *testing.T) {
 	if events[1]["submitted"] != put["value"] {
 		t.Fatalf("launch page posted %v, want the stored secret", events[1])
 	}
-	ph.succeeded(ph.post(f, url.Values{"lti_storage_secret": {put["value"].(string)}}))
+	if policy := fetch.header.Get("Referrer-Policy"); policy != "same-origin" {
+		t.Fatalf("the launch page's Referrer-Policy is %q: its post would carry no Origin the hub can check", policy)
+	}
+	ph.succeeded(ph.postFrom(f, ph.url, url.Values{"lti_storage_secret": {put["value"].(string)}}))
 
 	// A platform storage that has nothing makes the page offer a new window.
 	events = runPage(t, fetch.body, platformOrigin, "")
@@ -108,4 +113,100 @@ func (ph *platformHub) authorizeAt(authURL string) (form, response) {
 		}
 	}
 	return f, r
+}
+
+// postFrom posts the launch form as a page of origin would ("" sends no
+// Origin header).
+func (ph *platformHub) postFrom(f form, origin string, extra url.Values) response {
+	ph.t.Helper()
+	v := url.Values{"id_token": {f.idToken}, "state": {f.state}}
+	for k, vs := range extra {
+		v[k] = vs
+	}
+	req, err := http.NewRequest(http.MethodPost, f.action, strings.NewReader(v.Encode()))
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	res, err := ph.client.Do(req)
+	if err != nil {
+		ph.t.Fatal(err)
+	}
+	return readResponse(res)
+}
+
+var scriptNext = regexp.MustCompile(`var next = ("(?:[^"\\]|\\.)*")`)
+
+// cookielessLogin runs a login in a browser that keeps no cookies, with or
+// without platform storage, and returns the platform's form post and the
+// browser secret the login issued (what its cookie or platform storage
+// would hold).
+func (ph *platformHub) cookielessLogin(storage bool) (form, string) {
+	ph.t.Helper()
+	jar := ph.client.Jar
+	ph.client.Jar = nil
+	defer func() { ph.client.Jar = jar }()
+	u := ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{})
+	if storage {
+		u += "&lti_storage_target=_parent"
+	}
+	r := ph.get(u)
+	cookies, err := http.ParseSetCookie(r.header.Get("Set-Cookie"))
+	if err != nil {
+		ph.t.Fatalf("login cookie: %v", err)
+	}
+	next := r.header.Get("Location")
+	if storage {
+		m := scriptNext.FindSubmatch(r.body)
+		if m == nil || json.Unmarshal(m[1], &next) != nil {
+			ph.t.Fatalf("no next URL in the storage page:\n%s", r.body)
+		}
+	}
+	f, _ := ph.authorizeAt(next)
+	return f, cookies.Value
+}
+
+// TestStorageSecretOnlyFromTheHubsOwnPage: a posted lti_storage_secret
+// stands in for the login cookie only when the login used platform storage
+// and the post comes from the hub's own page. Otherwise a cross-site form
+// could post an attacker's launch, with the secret of the attacker's own
+// login, into a victim's browser (login CSRF).
+func TestStorageSecretOnlyFromTheHubsOwnPage(t *testing.T) {
+	ph := newPlatformHub(t)
+	jar := ph.client.Jar
+	ph.client.Jar = nil
+	defer func() { ph.client.Jar = jar }()
+	t.Run("the hub's own page with the stored secret", func(t *testing.T) {
+		ph.t = t
+		f, secret := ph.cookielessLogin(true)
+		ph.succeeded(ph.postFrom(f, ph.url, url.Values{"lti_storage_secret": {secret}}))
+	})
+	t.Run("a wrong secret", func(t *testing.T) {
+		ph.t = t
+		f, _ := ph.cookielessLogin(true)
+		r := ph.postFrom(f, ph.url, url.Values{"lti_storage_secret": {"not-the-secret"}})
+		if r.status != http.StatusUnauthorized || strings.Contains(string(r.body), "<h1>Welcome") {
+			t.Fatalf("status %d, want the launch refused:\n%s", r.status, r.body)
+		}
+	})
+	for name, origin := range map[string]string{"a cross-origin post": "https://attacker.example", "a post without Origin": "",
+		"an Origin of null": "null"} {
+		t.Run(name, func(t *testing.T) {
+			ph.t = t
+			f, secret := ph.cookielessLogin(true)
+			ph.refusedWith(ph.postFrom(f, origin, url.Values{"lti_storage_secret": {secret}}), lti.ReasonStorageSecretCrossOrigin)
+		})
+	}
+	t.Run("a secret when the login offered no platform storage", func(t *testing.T) {
+		ph.t = t
+		f, secret := ph.cookielessLogin(false)
+		ph.refusedWith(ph.postFrom(f, ph.url, url.Values{"lti_storage_secret": {secret}}), lti.ReasonStorageSecretUnexpected)
+	})
+	ph.t = t
+	if n := ph.rows("lti_nonces"); n != 1 {
+		t.Fatalf("%d launches recorded, want only the hub's own page's", n)
+	}
 }

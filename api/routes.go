@@ -18,6 +18,11 @@ func (s *Server) routes() {
 	e.POST("/lti/login/:registration", s.lti.HandleLogin)
 	e.POST("/lti/launch", s.lti.HandleLaunch)
 	e.POST("/lti/deep-link", s.lti.HandleDeepLink)
+	// The same addresses, and the hub's root, opened in a browser: a page
+	// saying what each is for.
+	e.GET("/", s.lti.HandleHome)
+	e.GET("/lti/launch", s.lti.HandleLaunchInfo)
+	e.GET("/lti/deep-link", s.lti.HandleDeepLinkInfo)
 	e.GET("/lti/register/:token", s.lti.HandleRegister)
 
 	v1 := e.Group("/api/v1", s.authenticate)

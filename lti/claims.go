@@ -3,6 +3,7 @@ package lti
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -75,6 +76,7 @@ type Claims struct {
 	GivenName       string          `json:"given_name"`
 	FamilyName      string          `json:"family_name"`
 	Email           string          `json:"email"`
+	Picture         string          `json:"picture"`
 	Locale          string          `json:"locale"`
 	MessageType     *string         `json:"https://purl.imsglobal.org/spec/lti/claim/message_type"`
 	Version         *string         `json:"https://purl.imsglobal.org/spec/lti/claim/version"`
@@ -259,6 +261,9 @@ func (c *Claims) cleanDisplay() {
 	for _, s := range []*string{&c.Name, &c.GivenName, &c.FamilyName, &c.Email, &c.Locale} {
 		*s = apperr.CleanText(*s)
 	}
+	if !isPictureURL(c.Picture) {
+		c.Picture = "" // passed on only as a web address the app can show
+	}
 	if c.Presentation != nil {
 		c.Presentation.Locale = apperr.CleanText(c.Presentation.Locale)
 	}
@@ -271,4 +276,14 @@ func (c *Claims) cleanDisplay() {
 	if c.DeepLinking != nil {
 		c.DeepLinking.Title, c.DeepLinking.Text = apperr.CleanText(c.DeepLinking.Title), apperr.CleanText(c.DeepLinking.Text)
 	}
+}
+
+// isPictureURL reports an absolute http(s) URL of bounded length, valid
+// text: the only pictures the hub passes on.
+func isPictureURL(s string) bool {
+	if s == "" || len(s) > MaxURLLength || !validIdentifier(s) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
 
@@ -33,7 +35,14 @@ const (
 	ReasonRegistrationLink     Reason = "registration_link_invalid"
 	ReasonPlatformConfig       Reason = "platform_configuration_invalid"
 	ReasonPlatformRegistration Reason = "platform_registration_failed"
+	// ReasonRegistrationLinkSpent: the link failed MaxRegistrationAttempts
+	// times and registers nothing more.
+	ReasonRegistrationLinkSpent Reason = "registration_link_spent"
 )
+
+// MaxRegistrationAttempts is how many failed registrations a link allows
+// before it is spent.
+const MaxRegistrationAttempts = 5
 
 // RegistrationLinkTTL is how long a registration link stays usable.
 const RegistrationLinkTTL = 24 * time.Hour
@@ -68,20 +77,30 @@ func linkHash(token string) []byte {
 }
 
 type registrationLink struct {
-	ID        uuid.UUID  `db:"id"`
-	TenantID  uuid.UUID  `db:"tenant_id"`
-	ExpiresAt time.Time  `db:"expires_at"`
-	UsedAt    *time.Time `db:"used_at"`
+	ID             uuid.UUID  `db:"id"`
+	TenantID       uuid.UUID  `db:"tenant_id"`
+	ExpiresAt      time.Time  `db:"expires_at"`
+	UsedAt         *time.Time `db:"used_at"`
+	FailedAttempts int        `db:"failed_attempts"`
+	TenantStatus   string     `db:"tenant_status"`
 }
 
 // HandleRegister answers /lti/register/:token, opened by the LMS admin.
 // The link is claimed before the hub talks to the platform, so a link
 // opened several times at once registers the hub at the platform once;
 // the other openings are refused. A registration that fails gives the
-// link back, for another try.
+// link back, for another try, MaxRegistrationAttempts times at most. The
+// tenant must be active when the link is opened and when the registration
+// is stored.
 func (t *Tool) HandleRegister(c echo.Context) error {
 	ctx := c.Request().Context()
 	link, err := t.findLink(ctx, c.Param("token"))
+	if err == nil && c.QueryParam("openid_configuration") == "" {
+		// Opened in a browser, not by the LMS: say how to use it.
+		return t.info(c, "Register the hub with your LMS", "This is a registration link for the learning hub. "+
+			"Use it from your LMS: paste it where your LMS registers an LTI 1.3 tool by URL (LTI Advantage dynamic registration), "+
+			"and the LMS opens it with its registration details. The link is still unused.")
+	}
 	if err == nil {
 		err = t.claimLink(ctx, &link)
 	}
@@ -90,7 +109,7 @@ func (t *Tool) HandleRegister(c echo.Context) error {
 	}
 	platform, err := t.registerDynamically(ctx, link, c.QueryParam("openid_configuration"), c.QueryParam("registration_token"))
 	if err != nil {
-		t.releaseLink(ctx, link)
+		t.releaseLink(ctx, link, attemptFailed(err))
 		return t.refuse(c, "registration", err)
 	}
 	return t.page(c, http.StatusOK, "registered", map[string]any{"Platform": platform})
@@ -118,7 +137,8 @@ func (t *Tool) claimLink(ctx context.Context, link *registrationLink) error {
 	var claimed bool
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $3
-			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > $3`, link.TenantID, link.ID, now)
+			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > $3 AND failed_attempts < $4`,
+			link.TenantID, link.ID, now, MaxRegistrationAttempts)
 		if err != nil {
 			return pg.MapError(fmt.Errorf("lti: claim registration link: %w", err))
 		}
@@ -136,14 +156,29 @@ func (t *Tool) claimLink(ctx context.Context, link *registrationLink) error {
 	return nil
 }
 
-// releaseLink gives back a claimed link whose registration failed. It runs
-// even when the request was cancelled, so the link is not left claimed.
-func (t *Tool) releaseLink(ctx context.Context, link registrationLink) {
+// attemptFailed reports whether a failed registration counts against its
+// link: the hub's own unavailability and the tenant's suspension do not.
+func attemptFailed(err error) bool {
+	var f *Failure
+	return !apperr.Is(err, apperr.Unavailable) && !(errors.As(err, &f) && f.Reason == ReasonTenantSuspended)
+}
+
+// releaseLink gives back a claimed link whose registration failed, counting
+// the failure when counted; the link that reaches MaxRegistrationAttempts
+// stays claimed, spent. It runs even when the request was cancelled, so
+// the link is not left claimed.
+func (t *Tool) releaseLink(ctx context.Context, link registrationLink, counted bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	add := 0
+	if counted {
+		add = 1
+	}
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = NULL
-			WHERE tenant_id = $1 AND id = $2 AND used_at = $3 AND registration_id IS NULL`, link.TenantID, link.ID, link.UsedAt)
+		_, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET failed_attempts = failed_attempts + $4,
+				used_at = CASE WHEN failed_attempts + $4 >= $5 THEN used_at END
+			WHERE tenant_id = $1 AND id = $2 AND used_at = $3 AND registration_id IS NULL`,
+			link.TenantID, link.ID, link.UsedAt, add, MaxRegistrationAttempts)
 		return err
 	})
 	if err != nil {
@@ -162,19 +197,24 @@ func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, er
 	}
 	if err == nil {
 		err = pg.InTenant(ctx, t.db, *tenant, func(tx *sqlx.Tx) error {
-			return tx.GetContext(ctx, &l, `SELECT id, tenant_id, expires_at, used_at FROM lti_registration_links
-				WHERE tenant_id = $1 AND token_hash = $2`, *tenant, linkHash(token))
+			return tx.GetContext(ctx, &l, `SELECT l.id, l.tenant_id, l.expires_at, l.used_at, l.failed_attempts, t.status AS tenant_status
+				FROM lti_registration_links l JOIN tenants t ON t.id = l.tenant_id
+				WHERE l.tenant_id = $1 AND l.token_hash = $2`, *tenant, linkHash(token))
 		})
 	}
 	switch {
 	case pg.IsNoRows(err):
 		return l, fail(ReasonRegistrationLink, "unknown link")
 	case err != nil:
-		return l, err
+		return l, pg.MapError(fmt.Errorf("lti: find registration link: %w", err))
+	case l.FailedAttempts >= MaxRegistrationAttempts:
+		return l, fail(ReasonRegistrationLinkSpent, "link failed %d times", l.FailedAttempts)
 	case l.UsedAt != nil:
 		return l, fail(ReasonRegistrationLink, "link already used")
 	case t.Now().After(l.ExpiresAt):
 		return l, fail(ReasonRegistrationLink, "link expired")
+	case l.TenantStatus != string(tenants.Active):
+		return l, fail(ReasonTenantSuspended, "tenant %s is %s", l.TenantID, l.TenantStatus)
 	}
 	return l, nil
 }
@@ -333,6 +373,9 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 	}
 	var reg Registration
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
+		if err := checkTenantActive(ctx, tx, link.TenantID); err != nil {
+			return err
+		}
 		var err error
 		reg, err = t.registrations.create(ctx, tx, audit.System("lti dynamic registration"), link.TenantID, in)
 		if err != nil {

@@ -48,6 +48,9 @@ const (
 	// ReasonUnavailable is no fault of the launch: the hub's database did
 	// not answer in time. The page says to try again; the status is 503.
 	ReasonUnavailable Reason = "temporarily_unavailable"
+	// ReasonInternal is an unexpected failure of the hub itself (500); the
+	// detail is in the log under the page's reference.
+	ReasonInternal Reason = "internal"
 	// ReasonInvalidIdentifier: an identifier claim (sub, iss, aud,
 	// deployment_id, context or resource link id, nonce, roles, service
 	// URLs) holds a NUL character or bytes that were not UTF-8. The hub
@@ -57,6 +60,12 @@ const (
 	ReasonInvalidParameter Reason = "invalid_parameter"
 	// ReasonRateLimited: the source sent more logins than the hub looks up.
 	ReasonRateLimited Reason = "rate_limited"
+	// ReasonStorageSecretUnexpected: a launch posted a platform-storage
+	// secret, but its login did not use platform storage.
+	ReasonStorageSecretUnexpected Reason = "storage_secret_unexpected"
+	// ReasonStorageSecretCrossOrigin: a launch posted a platform-storage
+	// secret from a page that is not the hub's own (or named no Origin).
+	ReasonStorageSecretCrossOrigin Reason = "storage_secret_cross_origin"
 )
 
 // Failure is a refused login or launch. Detail is for the log only; the

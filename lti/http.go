@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"time"
 
@@ -20,7 +22,10 @@ import (
 // The browser-facing endpoints. api/routes.go registers them; they only
 // translate between HTTP and the HTTP-free steps of login.go and launch.go.
 
-const cookiePath = "/lti"
+// cookiePath scopes the hub's cookies to its LTI endpoints as the browser
+// sees them: under the path of HUB_PUBLIC_URL when a proxy serves the hub
+// there (https://x.example/hub: /hub/lti).
+func (t *Tool) cookiePath() string { return path.Join("/", t.publicURL.Path, "lti") }
 
 // HandleLogin answers /lti/login (GET or POST) and /lti/login/:registration.
 func (t *Tool) HandleLogin(c echo.Context) error {
@@ -37,7 +42,7 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 	// SameSite=None so the cookie survives the platform's cross-site form
 	// post back to us; browsers that block third-party cookies drop it,
 	// and then platform storage or a new window takes over.
-	c.SetCookie(&http.Cookie{Name: res.CookieName, Value: res.CookieValue, Path: cookiePath, MaxAge: int(t.StateTTL.Seconds()),
+	c.SetCookie(&http.Cookie{Name: res.CookieName, Value: res.CookieValue, Path: t.cookiePath(), MaxAge: int(t.StateTTL.Seconds()),
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 	if res.StorageTarget == "" {
 		return c.Redirect(http.StatusFound, res.RedirectURL)
@@ -51,7 +56,7 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 // HandleLaunch answers the platform's form post to /lti/launch.
 func (t *Tool) HandleLaunch(c echo.Context) error {
 	in := LaunchRequest{IDToken: c.FormValue("id_token"), State: c.FormValue("state"),
-		StorageSecret: c.FormValue("lti_storage_secret"), Cookie: func(name string) string {
+		StorageSecret: c.FormValue("lti_storage_secret"), Origin: c.Request().Header.Get("Origin"), Cookie: func(name string) string {
 			ck, err := c.Cookie(name)
 			if err != nil {
 				return ""
@@ -112,9 +117,35 @@ func origin(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// HandleLaunchInfo answers GET /lti/launch: someone opened the launch
+// address in a browser, where nothing is launched.
+func (t *Tool) HandleLaunchInfo(c echo.Context) error {
+	return t.info(c, "The launch address", "This address is where your LMS sends launches, as a form post after you sign in. "+
+		"Opening it directly does nothing: start the activity from your course in the LMS.")
+}
+
+// HandleDeepLinkInfo answers GET /lti/deep-link.
+func (t *Tool) HandleDeepLinkInfo(c echo.Context) error {
+	return t.info(c, "The activity picker's address", "This address is where the hub's activity picker sends the activities "+
+		"course staff chose. Opening it directly does nothing: add an activity from your course in the LMS.")
+}
+
+// HandleHome answers GET /, the hub's root, for whoever opens it.
+func (t *Tool) HandleHome(c echo.Context) error {
+	return t.info(c, "Learning hub", "This is the learning hub: an LTI 1.3 tool that launches learners from their LMS "+
+		"into the learning app. Learners and instructors start from their course in the LMS. LMS administrators register "+
+		"the hub with the configuration or registration link their organisation's hub administrator gives them. "+
+		"The hub's REST API is described at /api/v1/openapi.json.")
+}
+
+func (t *Tool) info(c echo.Context, heading, text string) error {
+	return t.page(c, http.StatusOK, "info", map[string]any{"Heading": heading, "Text": text})
+}
+
 // refuse shows the error page with the reason code and the request id as
 // reference, counts the refusal and logs the detail, which the browser
-// never sees.
+// never sees. The page says whose the fault is: the hub's own failures
+// (its database unavailable, an internal error) are never put on the LMS.
 func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	reason, status := ReasonBadRequest, http.StatusBadRequest
 	var f *Failure
@@ -125,7 +156,7 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	case errors.As(err, &f):
 		reason = f.Reason
 	default:
-		reason, status = "internal", http.StatusInternalServerError
+		reason, status = ReasonInternal, http.StatusInternalServerError
 	}
 	switch reason {
 	case ReasonKeysetUnavailable:
@@ -133,25 +164,69 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	case ReasonRateLimited:
 		status = http.StatusTooManyRequests
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
+	case ReasonDeepLinkingNotAllowed, ReasonTenantSuspended:
+		status = http.StatusForbidden
 	}
 	t.Metrics.refused.WithLabelValues(stage, string(reason)).Inc()
-	t.log.WarnContext(c.Request().Context(), "lti "+stage+" refused", "reason", reason, "err", err)
+	level := slog.LevelWarn
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelError
+	}
+	t.log.Log(c.Request().Context(), level, "lti "+stage+" refused", "reason", reason, "err", err)
+	page := stagePages[stage]
+	if page.heading == "" {
+		page = stagePages["launch"]
+	}
+	message := messages[reason]
+	if message == "" {
+		message = page.message
+	}
 	return t.page(c, status, "error", map[string]any{
-		"Reason": reason, "RequestID": requestID(c), "Message": messages[reason],
+		"Reason": reason, "RequestID": requestID(c), "Heading": page.heading, "Message": message, "Contact": page.contact,
 	})
 }
 
+// stagePages say, for each stage, what failed, what to do when the reason
+// has no message of its own, and whom to give the reference.
+var stagePages = map[string]struct{ heading, message, contact string }{
+	"login": {"This launch could not be completed", "The LMS sent a launch the hub cannot accept. Please go back to the LMS and launch again.",
+		"your LMS administrator"},
+	"launch": {"This launch could not be completed", "The LMS sent a launch the hub cannot accept. Please go back to the LMS and launch again.",
+		"your LMS administrator"},
+	"deep_linking": {"The activity could not be added", "The hub could not add the activity. Please go back to the LMS and start again.",
+		"your LMS administrator"},
+	"registration": {"The registration could not be completed", "The hub could not register with your LMS. Start again from your LMS's tool registration page.",
+		"your organisation's hub administrator"},
+}
+
 var messages = map[Reason]string{
-	ReasonUnknownRegistration: "This LMS is not registered with the hub.",
-	ReasonUnknownDeployment:   "This installation of the tool is not registered with the hub.",
-	ReasonTenantSuspended:     "Access for your organisation is suspended.",
-	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
-	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",
-	ReasonUnavailable:         "The service is temporarily unavailable. Please try again in a minute.",
-	ReasonInvalidIdentifier:   "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
-	ReasonInvalidParameter:    "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
-	ReasonRateLimited:         "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
-	ReasonRegistrationLink:    "This registration link is unknown, has expired, or is being used or was used already. Ask for a new link.",
+	ReasonUnknownRegistration:      "This LMS is not registered with the hub.",
+	ReasonUnknownDeployment:        "This installation of the tool is not registered with the hub.",
+	ReasonTenantSuspended:          "Access for your organisation is suspended.",
+	ReasonStateExpired:             "The launch took too long. Please go back and launch again.",
+	ReasonNonceReplayed:            "This launch was already used. Please go back and launch again.",
+	ReasonUnavailable:              "The hub is temporarily unavailable. Please try again in a minute.",
+	ReasonInternal:                 "Something went wrong in the hub, not in your LMS. Please try again in a minute.",
+	ReasonInvalidIdentifier:        "The LMS sent an identifier the hub cannot store: it holds characters that are not text.",
+	ReasonInvalidParameter:         "The LMS sent a sign-in request the hub cannot accept: a parameter is too long or not text.",
+	ReasonRateLimited:              "Too many sign-ins came from your network at once. Please wait a moment and launch again.",
+	ReasonStorageSecretUnexpected:  "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
+	ReasonStorageSecretCrossOrigin: "This launch could not be tied to your browser. Please go back to the LMS and launch again.",
+	ReasonDeepLinkingNotAllowed: "Adding activities is for instructors and other course staff. " +
+		"If you teach this course, ask your LMS administrator to check your role in it.",
+	ReasonDeepLinkingSession: "This page expired, or the choice is not one your LMS accepts. " +
+		"Please go back to the LMS and start adding the activity again.",
+	ReasonDeepLinkingNotBound: "This page was opened in another browser, or your browser blocked the hub's cookie. " +
+		"Please go back to the LMS and start adding the activity again.",
+	ReasonDeepLinkingUsed: "This choice was already sent to the LMS. To add more, start again from the LMS.",
+	ReasonRegistrationLink: "This registration link is unknown, has expired, or was used already. " +
+		"Ask your organisation's hub administrator for a new registration link and start again from your LMS.",
+	ReasonRegistrationLinkSpent: "This registration link failed too many times and can no longer be used. " +
+		"Ask your organisation's hub administrator for a new registration link.",
+	ReasonPlatformConfig: "The hub could not read your LMS's registration details. Start the registration again " +
+		"from your LMS's tool registration page; if it fails again, give your hub administrator the reference below.",
+	ReasonPlatformRegistration: "Your LMS did not accept the hub's registration. Check that your LMS allows registering " +
+		"this tool, then start again from its tool registration page: the link can be tried again a few times.",
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
@@ -165,9 +240,6 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	data["Nonce"] = base64.StdEncoding.EncodeToString(nonce)
-	if data["Message"] == nil || data["Message"] == "" {
-		data["Message"] = "The LMS sent a launch the hub cannot accept."
-	}
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return err
@@ -175,15 +247,28 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 	h := c.Response().Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+data["Nonce"].(string)+"'; form-action *; frame-ancestors *")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", referrerPolicy(name))
 	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// referrerPolicy keeps the hub's addresses from other sites. The page that
+// posts a secret from platform storage back to the hub is the exception:
+// under no-referrer browsers send "Origin: null", and the hub checks that
+// the post comes from its own origin.
+func referrerPolicy(page string) string {
+	if page == "fetch-state" {
+		return "same-origin"
+	}
+	return "no-referrer"
 }
 
 // handOff posts the signed handoff token to the learning app, or shows the
 // hub's landing page when there is none.
 func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	ctx := c.Request().Context()
-	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: l.target.TenantSlug, Roles: l.Roles, MessageType: l.Message, Locale: locale(l.Claims)}
+	claims := l.Claims
+	sub := handoff.Subject{UserID: rec.UserID.String(), Tenant: l.target.TenantSlug, Roles: l.Roles, MessageType: l.Message, Locale: locale(claims),
+		Name: claims.Name, GivenName: claims.GivenName, FamilyName: claims.FamilyName, Email: claims.Email, Picture: claims.Picture}
 	if l.Claims.Context != nil {
 		sub.Context = &handoff.Ref{ID: l.Claims.Context.ID, Title: l.Claims.Context.Title}
 	}
@@ -198,12 +283,12 @@ func (t *Tool) handOff(c echo.Context, l *Launch, rec Recorded) error {
 	if t.Handoff == nil {
 		return t.page(c, http.StatusOK, "landing", map[string]any{
 			"Name": l.Claims.Name, "Tenant": l.target.TenantName, "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
-			"Roles": l.Roles, "UserID": sub.UserID,
+			"Roles": RoleLabels(l.Roles), "UserID": sub.UserID,
 		})
 	}
 	token, err := t.Handoff.Sign(ctx, sub)
 	if err != nil {
-		return err
+		return t.refuse(c, "launch", err)
 	}
 	return t.page(c, http.StatusOK, "handoff", map[string]any{"Action": t.Handoff.Audience(), "Token": token})
 }

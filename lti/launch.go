@@ -16,11 +16,13 @@ import (
 // LaunchRequest is what the browser posts to /lti/launch: the token, the
 // state, and the browser secret the state is bound to, from platform
 // storage (StorageSecret) or from the login's cookie (Cookie looks one up
-// by name).
+// by name). Origin is the post's Origin header: a storage secret is
+// accepted only from the hub's own page.
 type LaunchRequest struct {
 	IDToken       string
 	State         string
 	StorageSecret string
+	Origin        string
 	Cookie        func(name string) string
 }
 
@@ -91,10 +93,30 @@ func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
 	if t.Now().Unix() > st.Expires {
 		return st, fail(ReasonStateExpired, "state expired")
 	}
+	if in.StorageSecret != "" {
+		if err := t.checkStoragePost(st, in.Origin); err != nil {
+			return st, err
+		}
+	}
 	if !st.boundTo(in.browserSecret(st)) {
 		return st, fail(ReasonStateNotBound, "the state was not issued to this browser")
 	}
 	return st, nil
+}
+
+// checkStoragePost admits a secret from platform storage only when the
+// login stored one there, and only posted by the hub's own launch page (its
+// Origin is the hub's). Anyone who started a login of their own knows that
+// login's secret: without these checks a cross-site form could post their
+// launch, with their secret, into someone else's browser.
+func (t *Tool) checkStoragePost(st loginState, origin string) error {
+	if st.Storage == "" {
+		return fail(ReasonStorageSecretUnexpected, "a storage secret was posted, but the login did not use platform storage")
+	}
+	if origin != t.origin() {
+		return fail(ReasonStorageSecretCrossOrigin, "the post's Origin is %.100q, not the hub's", origin)
+	}
+	return nil
 }
 
 // verifySignature accepts RS256 only, with a kid naming a key of the

@@ -10,11 +10,16 @@ var pages = template.Must(template.New("pages").Parse(`
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
 code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6rem}</style></head><body>{{end}}
 
-{{define "error"}}{{template "head" "Launch refused"}}
-<h1>This launch could not be completed</h1>
+{{define "error"}}{{template "head" .Heading}}
+<h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
-<p>If this keeps happening, give your LMS administrator this reference:</p>
+<p>If this keeps happening, give {{.Contact}} this reference:</p>
 <p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
+</body></html>{{end}}
+
+{{define "info"}}{{template "head" .Heading}}
+<h1>{{.Heading}}</h1>
+<p>{{.Text}}</p>
 </body></html>{{end}}
 
 {{define "landing"}}{{template "head" "Launched"}}
@@ -23,7 +28,7 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <dt>Organisation</dt><dd>{{.Tenant}}</dd>
 {{if .Course}}<dt>Course</dt><dd>{{.Course}}</dd>{{end}}
 {{if .Activity}}<dt>Activity</dt><dd>{{.Activity}}</dd>{{end}}
-<dt>Roles</dt><dd>{{range .Roles}}<code>{{.}}</code> {{else}}none{{end}}</dd>
+<dt>Roles</dt><dd>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{$r}}{{else}}none{{end}}</dd>
 <dt>Hub user</dt><dd><code>{{.UserID}}</code></dd>
 </dl>
 <p>No learning app is configured (<code>HUB_APP_URL</code>), so the hub shows this page instead of handing you over.</p>
@@ -86,12 +91,13 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <h1>{{if .Title}}{{.Title}}{{else}}Add an activity{{end}}</h1>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="session" value="{{.Session}}">
+{{if .Notice}}<p role="alert"><strong>{{.Notice}}</strong></p>{{end}}
 {{if .LinksOK}}{{range .Activities}}
 <p><label><input type="{{if $.Multiple}}checkbox{{else}}radio{{end}}" name="activity" value="{{.ID}}"> <strong>{{.Title}}</strong>
 {{if .Gradable}}(graded, out of {{.MaxScore}}){{end}}</label><br>{{.Description}}</p>
 {{else}}<p>The catalog is empty.</p>{{end}}
 {{else}}<p>Your LMS accepts no kind of link the hub offers here.</p>{{end}}
-<button>Add</button>
+<p>{{if and .LinksOK .Activities}}<button>Add</button> {{end}}<button name="cancel" value="1">Cancel</button></p>
 </form>
 </body></html>{{end}}
 

@@ -62,6 +62,10 @@ func (t *Tool) LaunchURL() string { return t.publicURL.String() + "/lti/launch" 
 // LoginURL is the OIDC login initiation URL.
 func (t *Tool) LoginURL() string { return t.publicURL.String() + "/lti/login" }
 
+// origin is the hub's public origin (scheme and host of HUB_PUBLIC_URL),
+// what browsers send as Origin from the hub's own pages.
+func (t *Tool) origin() string { return t.publicURL.Scheme + "://" + t.publicURL.Host }
+
 // ours reports whether a target link points at this hub, so the hub never
 // redirects a browser to an address a login request chose.
 func (t *Tool) ours(target string) bool {

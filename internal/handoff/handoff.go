@@ -3,7 +3,9 @@
 //
 // The token is a JWT signed ES256 with the hub's handoff key (published at
 // /.well-known/jwks.json), addressed to the learning app (aud), valid for a
-// minute, with a unique jti the app must accept only once.
+// minute, with a unique jti the app must accept only once. Besides who and
+// where (sub, tenant, roles, context, activity) it carries the learner's
+// name, given and family name, email and picture when the LMS sent them.
 package handoff
 
 import (
@@ -21,7 +23,9 @@ import (
 // form, short enough to be useless when leaked.
 const TTL = time.Minute
 
-// Subject is who is handed off, and to what.
+// Subject is who is handed off, and to what. The personal fields (the
+// OpenID Connect standard claims the LMS sent with the launch) let the
+// learning app greet the learner; each is left out when the LMS sent none.
 type Subject struct {
 	UserID      string   `json:"sub"`
 	Tenant      string   `json:"tenant"`
@@ -30,6 +34,11 @@ type Subject struct {
 	Activity    *Ref     `json:"activity,omitempty"`
 	MessageType string   `json:"message_type"`
 	Locale      string   `json:"locale,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	GivenName   string   `json:"given_name,omitempty"`
+	FamilyName  string   `json:"family_name,omitempty"`
+	Email       string   `json:"email,omitempty"`
+	Picture     string   `json:"picture,omitempty"` // an http(s) URL
 }
 
 // Ref names a course or an activity. For an activity, ID is the LMS's

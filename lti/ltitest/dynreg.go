@@ -85,9 +85,12 @@ func (p *Platform) register(w http.ResponseWriter, r *http.Request) {
 	p.Registered = append(p.Registered, strings.Fields(m.Scope)...)
 	p.ToolJWKSURL = m.JWKSURI
 	p.clients++
-	delay := p.RegisterDelay
+	delay, hook := p.RegisterDelay, p.OnRegister
 	p.mu.Unlock()
 	time.Sleep(delay)
+	if hook != nil {
+		hook()
+	}
 	config := map[string]any{"domain": m.Tool.Domain, "deployment_id": p.DeploymentID, "target_link_uri": m.Tool.Target}
 	if p.RegisterWithoutDeployment {
 		delete(config, "deployment_id")

@@ -53,6 +53,9 @@ type Platform struct {
 	// RegisterDelay holds each registration answer this long, as a slow
 	// platform does, so a test can open a link several times at once.
 	RegisterDelay time.Duration
+	// OnRegister, when set, runs as the platform registers a tool, before
+	// it answers: a test can change the tool's side meanwhile.
+	OnRegister func()
 	// RegisterWithoutDeployment answers a dynamic registration without a
 	// deployment id, as Canvas does.
 	RegisterWithoutDeployment bool
