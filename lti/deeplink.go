@@ -26,10 +26,6 @@ const ReasonDeepLinkingNotAllowed Reason = "deep_linking_not_allowed"
 // forged, expired or asks for what the platform did not accept.
 const ReasonDeepLinkingSession Reason = "deep_linking_session_invalid"
 
-// staffRoles may deep link.
-var staffRoles = []string{RoleInstructor, roleMembership + "ContentDeveloper", roleMembership + "Administrator",
-	roleMembership + "Instructor#TeachingAssistant"}
-
 // dlSession carries the request's settings from the picker page to the
 // response, sealed so the browser cannot change them.
 type dlSession struct {
@@ -45,7 +41,7 @@ type dlSession struct {
 var dlAAD = []byte("hub deep linking session")
 
 func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
-	if !slices.ContainsFunc(l.Roles, func(r string) bool { return slices.Contains(staffRoles, r) }) {
+	if !slices.ContainsFunc(l.Roles, isStaff) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
 	}
 	s := l.Claims.DeepLinking
