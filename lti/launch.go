@@ -98,15 +98,23 @@ func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
 }
 
 // verifySignature accepts RS256 only, with a kid naming a key of the
-// platform's keyset: no "none", no HMAC, no key carried in the token.
+// platform's keyset: no "none", no HMAC, no key carried in the token. An
+// id_token is a compact JWS (OpenID Connect): the JSON serialization and
+// the unencoded payload option (b64, which needs crit) are refused.
 func (t *Tool) verifySignature(ctx context.Context, reg Registration, token string) ([]byte, error) {
-	msg, err := jws.ParseString(token)
+	msg, err := jws.Parse([]byte(token), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, fail(ReasonNotAJWT, "not a compact JWS")
 	}
 	h := msg.Signatures()[0].ProtectedHeaders()
 	if h.Algorithm() != jwa.RS256 {
 		return nil, fail(ReasonBadAlgorithm, "alg %q", h.Algorithm())
+	}
+	if len(h.Critical()) > 0 {
+		return nil, fail(ReasonNotAJWT, "crit %v", h.Critical())
+	}
+	if _, ok := h.Get("b64"); ok {
+		return nil, fail(ReasonNotAJWT, "b64 in the header")
 	}
 	if h.KeyID() == "" {
 		return nil, fail(ReasonNoKID, "no kid in the header")
@@ -118,7 +126,7 @@ func (t *Tool) verifySignature(ctx context.Context, reg Registration, token stri
 		}
 		return nil, failErr(ReasonKeysetUnavailable, err)
 	}
-	payload, err := jws.Verify([]byte(token), jws.WithKey(jwa.RS256, key))
+	payload, err := jws.Verify([]byte(token), jws.WithKey(jwa.RS256, key), jws.WithCompact())
 	if err != nil {
 		return nil, failErr(ReasonBadSignature, err)
 	}
