@@ -62,11 +62,13 @@ type Platform struct {
 	// DeepLinks are the content items of verified deep linking responses.
 	DeepLinks []DeepLinkResponse
 
-	mu      sync.Mutex
-	clients int           // tools registered dynamically
-	keys    []*signingKey // the first signs; all are published
-	pending map[string]Launch
-	now     func() time.Time
+	mu          sync.Mutex
+	jwksStatus  int // non-zero: the keyset endpoint fails with it
+	jwksFetches int
+	clients     int           // tools registered dynamically
+	keys        []*signingKey // the first signs; all are published
+	pending     map[string]Launch
+	now         func() time.Time
 }
 
 type signingKey struct {
@@ -128,8 +130,37 @@ func (p *Platform) RotateKey() {
 	p.keys = append([]*signingKey{{kid: "k-" + randomHex(6), priv: priv}}, p.keys...)
 }
 
+// BreakJWKS makes the keyset endpoint answer status, as a platform in an
+// outage does; BreakJWKS(0) mends it.
+func (p *Platform) BreakJWKS(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.jwksStatus = status
+}
+
+// JWKSFetches counts the requests the keyset endpoint answered, failed
+// ones included.
+func (p *Platform) JWKSFetches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.jwksFetches
+}
+
+// KeyID is the kid of the key that signs launches.
+func (p *Platform) KeyID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[0].kid
+}
+
 func (p *Platform) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
+	p.jwksFetches++
+	if status := p.jwksStatus; status != 0 {
+		p.mu.Unlock()
+		http.Error(w, "keyset unavailable", status)
+		return
+	}
 	set := jwk.NewSet()
 	for _, k := range p.keys {
 		pub, _ := jwk.FromRaw(k.priv.Public())
