@@ -133,13 +133,20 @@ func (t *Tool) verifySignature(ctx context.Context, reg Registration, token stri
 	return payload, nil
 }
 
+// checkIssuerAudience follows the Security Framework (§5.1.3): the issuer
+// is the platform's, aud holds the hub's client id and no audience the
+// registration does not trust, and with several audiences azp names the
+// hub.
 func (t *Tool) checkIssuerAudience(_ context.Context, l *Launch) error {
 	c, reg := l.Claims, l.Registration
+	untrusted := func(aud string) bool { return aud != reg.ClientID && !slices.Contains(reg.TrustedAudiences, aud) }
 	switch {
 	case c.Issuer != reg.Issuer:
 		return fail(ReasonWrongIssuer, "iss %q", c.Issuer)
 	case !slices.Contains(c.Audience, reg.ClientID):
 		return fail(ReasonWrongAudience, "aud %v", c.Audience)
+	case slices.ContainsFunc(c.Audience, untrusted):
+		return fail(ReasonWrongAudience, "aud %v names an audience the registration does not trust", c.Audience)
 	case len(c.Audience) > 1 && c.AuthorizedParty != reg.ClientID:
 		return fail(ReasonWrongAZP, "aud has several values and azp is %q", c.AuthorizedParty)
 	case c.AuthorizedParty != "" && c.AuthorizedParty != reg.ClientID:
