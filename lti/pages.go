@@ -37,12 +37,23 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <script nonce="{{.Nonce}}">document.forms[0].submit()</script>
 </body></html>{{end}}
 
+{{define "storage-frame"}}
+  // The LMS's frame that answers platform storage: the parent frame, or,
+  // in a tab the LMS opened, the opener (a tab is its own parent).
+  function storageFrame(target) {
+    var host = window.parent !== window ? window.parent : window.opener;
+    if (!host || target === "_parent") return host;
+    try { return host.frames[target] || host; } catch (err) { return host; }
+  }
+{{end}}
+
 {{define "store-state"}}{{template "head" "Signing in…"}}
 <p>Signing in…</p>
 <script nonce="{{.Nonce}}">
+{{template "storage-frame"}}
 (function () {
   var next = {{.Next}}, origin = {{.Origin}}, target = {{.Target}};
-  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var frame = storageFrame(target);
   var id = "put-" + Math.random().toString(36).slice(2);
   var done = false;
   function go() { if (!done) { done = true; window.location.replace(next); } }
@@ -66,9 +77,10 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <p id="slow" hidden>Your browser blocked what this launch needs inside the LMS.
 <a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a>.</p>
 <script nonce="{{.Nonce}}">
+{{template "storage-frame"}}
 (function () {
   var origin = {{.Origin}}, target = {{.Target}};
-  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var frame = storageFrame(target);
   var id = "get-" + Math.random().toString(36).slice(2);
   window.addEventListener("message", function (e) {
     if (e.origin !== origin || !e.data || e.data.subject !== "lti.get_data.response" || e.data.message_id !== id) return;
@@ -76,7 +88,9 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
     document.forms[0].elements.lti_storage_secret.value = e.data.value;
     document.forms[0].submit();
   });
-  frame.postMessage({subject: "lti.get_data", message_id: id, key: {{.Key}}}, origin);
+  try {
+    frame.postMessage({subject: "lti.get_data", message_id: id, key: {{.Key}}}, origin);
+  } catch (err) { document.getElementById("slow").hidden = false; }
   setTimeout(function () { document.getElementById("slow").hidden = false; }, 3000);
 })();
 </script>
