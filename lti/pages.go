@@ -75,7 +75,7 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <input type="hidden" name="lti_storage_secret" value="">
 </form>
 <p id="slow" hidden>Your browser blocked what this launch needs inside the LMS.
-<a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a>.</p>
+Go back to the LMS and launch the activity again, in a new window if the LMS offers one.</p>
 <script nonce="{{.Nonce}}">
 {{template "storage-frame"}}
 (function () {
@@ -126,7 +126,28 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 {{define "new-window"}}{{template "head" "Open in a new window"}}
 <h1>Open this activity in a new window</h1>
 <p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>
-<p><a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a> to continue.</p>
+<p>Go back to the LMS and launch the activity again, in a new window if the LMS offers one.</p>
 <p>reference <code>{{.RequestID}}</code></p>
+</body></html>{{end}}
+
+{{define "check-binding"}}{{template "head" "Signing in…"}}
+<p id="wait">Signing in…</p>
+<div id="window" hidden>
+<p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>
+<form method="post" action="{{.Window}}" target="_blank">
+<input type="hidden" name="ticket" value="{{.Ticket}}">
+<button>Open it in a new window</button>
+</form>
+</div>
+<noscript><style>#window{display:block!important}#wait{display:none}</style></noscript>
+<script nonce="{{.Nonce}}">
+(function () {
+  var next = {{.Next}}, probe = {{.Probe}};
+  function offerWindow() { document.getElementById("window").hidden = false; }
+  fetch(probe, {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+    if (r.ok) window.location.replace(next); else offerWindow();
+  }, offerWindow);
+})();
+</script>
 </body></html>{{end}}
 `))

@@ -68,6 +68,8 @@ type Platform struct {
 	clients     int           // tools registered dynamically
 	keys        []*signingKey // the first signs; all are published
 	pending     map[string]Launch
+	spent       map[string]bool // hints already used in an authentication request
+	replays     int             // authentication requests refused for a spent hint
 	now         func() time.Time
 }
 
@@ -83,7 +85,7 @@ func New() *Platform { return NewOn(nil) }
 // whose issuer must stay the same across restarts.
 func NewOn(ln net.Listener) *Platform {
 	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
-		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, now: time.Now}
+		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, spent: map[string]bool{}, now: time.Now}
 	p.RotateKey()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", p.serveJWKS)
@@ -146,6 +148,14 @@ func (p *Platform) JWKSFetches() int {
 	return p.jwksFetches
 }
 
+// HintReplays counts authentication requests refused because their
+// login_hint or lti_message_hint was already used.
+func (p *Platform) HintReplays() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replays
+}
+
 // KeyID is the kid of the key that signs launches.
 func (p *Platform) KeyID() string {
 	p.mu.Lock()
@@ -190,12 +200,19 @@ type Launch struct {
 	// ForeignKey signs with a key that is not the platform's, carried in
 	// the token's own header.
 	ForeignKey bool
+	// HintLength pads lti_message_hint to this many characters, as
+	// platforms whose hint is a signed JWT (Canvas) make it long.
+	HintLength int
 }
 
 // LoginURL is the initiation request the platform makes of the tool's
 // login endpoint for this launch: the tool's reply starts the OIDC flow.
 func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
-	hint := randomHex(8)
+	id := randomHex(8)
+	hint := id
+	if n := l.HintLength - len(hint); n > 0 {
+		hint += strings.Repeat("h", n)
+	}
 	if l.TargetLink == "" {
 		l.TargetLink = toolLaunch
 	}
@@ -204,7 +221,7 @@ func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
 	p.mu.Unlock()
 	q := url.Values{
 		"iss":               {p.Issuer()},
-		"login_hint":        {"user-hint-" + hint},
+		"login_hint":        {"user-hint-" + id},
 		"target_link_uri":   {l.TargetLink},
 		"lti_message_hint":  {hint},
 		"client_id":         {p.ClientID},
@@ -216,21 +233,32 @@ func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
 // authorize is the OIDC authorization endpoint: it checks the tool's
 // authentication request as the Security Framework requires and answers
 // with a self-submitting form that posts the id_token to redirect_uri.
+// Each login's hints are good for one authentication request, as on
+// platforms that spend them (a second is refused and counted in
+// HintReplays).
 func (p *Platform) authorize(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	q := r.Form
 	hint := q.Get("lti_message_hint")
 	p.mu.Lock()
 	l, ok := p.pending[hint]
+	replay := p.spent[hint] || p.spent[q.Get("login_hint")]
 	delete(p.pending, hint)
+	p.spent[hint], p.spent[q.Get("login_hint")] = true, true
+	if replay {
+		p.replays++
+	}
 	p.mu.Unlock()
 	switch {
+	case replay:
+		http.Error(w, "lti_message_hint or login_hint already used", http.StatusBadRequest)
+		return
 	case !ok:
 		http.Error(w, "unknown lti_message_hint", http.StatusBadRequest)
 		return
 	case q.Get("scope") != "openid" || q.Get("response_type") != "id_token" || q.Get("response_mode") != "form_post" ||
 		q.Get("prompt") != "none" || q.Get("client_id") != p.ClientID || q.Get("nonce") == "" || q.Get("state") == "" ||
-		q.Get("login_hint") != "user-hint-"+hint || q.Get("redirect_uri") == "":
+		q.Get("login_hint") != "user-hint-"+hint[:min(len(hint), 16)] || q.Get("redirect_uri") == "":
 		http.Error(w, "invalid authentication request", http.StatusBadRequest)
 		return
 	}
