@@ -102,6 +102,9 @@ func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
 // id_token is a compact JWS (OpenID Connect): the JSON serialization and
 // the unencoded payload option (b64, which needs crit) are refused.
 func (t *Tool) verifySignature(ctx context.Context, reg Registration, token string) ([]byte, error) {
+	if !compactJWS(token) {
+		return nil, fail(ReasonNotAJWT, "not a compact JWS")
+	}
 	msg, err := jws.Parse([]byte(token), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, fail(ReasonNotAJWT, "not a compact JWS")
@@ -137,6 +140,23 @@ func (t *Tool) verifySignature(ctx context.Context, reg Registration, token stri
 // is the platform's, aud holds the hub's client id and no audience the
 // registration does not trust, and with several audiences azp names the
 // hub.
+// compactJWS reports three base64url parts joined by dots and nothing
+// else. The JOSE library skips line breaks inside the parts, so without
+// this check one signature would verify many different token strings.
+func compactJWS(token string) bool {
+	dots := 0
+	for _, r := range token {
+		switch {
+		case r == '.':
+			dots++
+		case r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}
+
 func (t *Tool) checkIssuerAudience(_ context.Context, l *Launch) error {
 	c, reg := l.Claims, l.Registration
 	untrusted := func(aud string) bool { return aud != reg.ClientID && !slices.Contains(reg.TrustedAudiences, aud) }
