@@ -135,6 +135,8 @@ func TestOpenAPIDocumentsTheBounds(t *testing.T) {
 		{"NewRegistration.auth_token_url maxLength", s["NewRegistration"].Properties["auth_token_url"].MaxLength, lti.MaxURLLength},
 		{"NewRegistration.jwks_url maxLength", s["NewRegistration"].Properties["jwks_url"].MaxLength, lti.MaxURLLength},
 		{"NewRegistration.token_audience maxLength", s["NewRegistration"].Properties["token_audience"].MaxLength, lti.MaxURLLength},
+		{"NewRegistration.trusted_audiences maxItems", s["NewRegistration"].Properties["trusted_audiences"].MaxItems, lti.MaxTrustedAudiences},
+		{"NewRegistration.trusted_audiences[] maxLength", s["NewRegistration"].Properties["trusted_audiences"].Items.MaxLength, lti.MaxURLLength},
 		{"NewTenant.display_name maxLength", s["NewTenant"].Properties["display_name"].MaxLength, tenants.MaxDisplayName},
 		{"TenantPatch.display_name maxLength", s["TenantPatch"].Properties["display_name"].MaxLength, tenants.MaxDisplayName},
 		{"NewAPIKey.name maxLength", s["NewAPIKey"].Properties["name"].MaxLength, tenants.MaxKeyName},

@@ -22,6 +22,13 @@ var inlineScript = regexp.MustCompile(`(?s)<script nonce="[^"]+">(.*?)</script>`
 // that answers the LTI postMessage protocol, returning what it did.
 func runPage(t *testing.T, page []byte, platformOrigin, stored string) []map[string]any {
 	t.Helper()
+	return runPageWith(t, page, platformOrigin, stored, nil)
+}
+
+// runPageWith is runPage with the harness's options (see
+// testdata/platform-storage-harness.js).
+func runPageWith(t *testing.T, page []byte, platformOrigin, stored string, options map[string]any) []map[string]any {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is needed to run the platform-storage pages' scripts")
@@ -34,7 +41,8 @@ func runPage(t *testing.T, page []byte, platformOrigin, stored string) []map[str
 	if err := os.WriteFile(file, m[1], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(node, "testdata/platform-storage-harness.js", file, platformOrigin, stored).CombinedOutput()
+	opts, _ := json.Marshal(options)
+	out, err := exec.Command(node, "testdata/platform-storage-harness.js", file, platformOrigin, stored, string(opts)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
@@ -91,6 +99,42 @@ func TestPlatformStoragePagesSpeakTheProtocol(t *testing.T) {
 	if last := events[len(events)-1]; last["slowShown"] != true {
 		t.Fatalf("with nothing stored the page did %v", events)
 	}
+}
+
+// TestPlatformStorageInATabTheLMSOpened: an LMS that opens the tool in a
+// new tab offers platform storage through window.opener, there being no
+// parent frame. Both pages find it and continue at once, not after their
+// timeout.
+func TestPlatformStorageInATabTheLMSOpened(t *testing.T) {
+	ph := newPlatformHub(t)
+	ph.client.Jar = nil
+	platformOrigin := ph.p.Server.URL
+	tab := map[string]any{"tab": true, "wait": 4000}
+	const prompt = 100 // ms
+
+	login := ph.get(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{}) + "&lti_storage_target=_parent")
+	events := runPageWith(t, login.body, platformOrigin, "", tab)
+	put, _ := events[0]["sent"].(map[string]any)
+	if put["subject"] != "lti.put_data" || events[0]["targetOrigin"] != platformOrigin {
+		t.Fatalf("login page in a tab did %v, want lti.put_data to its opener", events)
+	}
+	last := events[len(events)-2]
+	next, _ := last["navigated"].(string)
+	if !strings.HasPrefix(next, ph.p.AuthURL()+"?") || last["at"].(float64) >= prompt {
+		t.Fatalf("login page in a tab went to %q after %v ms, want the platform within %d ms", next, last["at"], prompt)
+	}
+
+	f, _ := ph.authorizeAt(next)
+	events = runPageWith(t, ph.post(f, nil).body, platformOrigin, put["value"].(string), tab)
+	get, _ := events[0]["sent"].(map[string]any)
+	if get["subject"] != "lti.get_data" || get["key"] != put["key"] {
+		t.Fatalf("launch page in a tab did %v, want lti.get_data to its opener", events)
+	}
+	last = events[len(events)-2]
+	if last["submitted"] != put["value"] || last["at"].(float64) >= prompt {
+		t.Fatalf("launch page in a tab posted %v after %v ms, want the stored secret within %d ms", last["submitted"], last["at"], prompt)
+	}
+	ph.succeeded(ph.postFrom(f, ph.url, url.Values{"lti_storage_secret": {put["value"].(string)}}))
 }
 
 // authorizeAt follows the platform's authorization URL to its form post.

@@ -16,6 +16,8 @@ func (s *Server) routes() {
 	e.POST("/lti/login", s.lti.HandleLogin)
 	e.GET("/lti/login/:registration", s.lti.HandleLogin)
 	e.POST("/lti/login/:registration", s.lti.HandleLogin)
+	e.GET("/lti/bound/:cookie", s.lti.HandleBound)
+	e.POST("/lti/window", s.lti.HandleWindow)
 	e.POST("/lti/launch", s.lti.HandleLaunch)
 	e.POST("/lti/deep-link", s.lti.HandleDeepLink)
 	// The same addresses, and the hub's root, opened in a browser: a page

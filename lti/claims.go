@@ -150,43 +150,85 @@ type AGSEndpoint struct {
 	LineItem  string   `json:"lineitem"`
 }
 
-// Role vocabularies of LTI 1.3 (LIS v2).
+// Role vocabularies of LTI 1.3 (LIS v2). A context role is a principal
+// role (membership#Instructor) or one of its sub-roles, which live under a
+// path of their own: membership/Instructor#TeachingAssistant.
 const (
 	roleMembership  = "http://purl.imsglobal.org/vocab/lis/v2/membership#"
+	roleSubRole     = "http://purl.imsglobal.org/vocab/lis/v2/membership/"
 	roleInstitution = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#"
 	roleSystem      = "http://purl.imsglobal.org/vocab/lis/v2/system/person#"
 	RoleLearner     = roleMembership + "Learner"
 	RoleInstructor  = roleMembership + "Instructor"
+	// RoleTeachingAssistant is the sub-role of Instructor platforms give
+	// teaching assistants (Canvas's TA enrolment).
+	RoleTeachingAssistant = roleSubRole + "Instructor#TeachingAssistant"
 )
 
-// contextRoleNames are the short names LTI 1.3 lets platforms send for
-// context roles ("Learner"), which the hub stores in full.
+// contextRoleNames are the principal context roles, whose short names
+// LTI 1.3 lets platforms send ("Learner", "Instructor#TeachingAssistant"),
+// which the hub stores in full.
 var contextRoleNames = map[string]bool{
 	"Administrator": true, "ContentDeveloper": true, "Instructor": true, "Learner": true,
 	"Mentor": true, "Manager": true, "Member": true, "Officer": true,
 }
 
+// staffRoles are the principal roles of course staff: they, and any of
+// their sub-roles, may add activities by deep linking. Mentor is not one:
+// Canvas sends its observers (parents among them) as Mentor.
+var staffRoles = map[string]bool{"Administrator": true, "ContentDeveloper": true, "Instructor": true}
+
 // Roles sorts a launch's roles into context, institution and system roles,
-// expanding short context role names. Unknown roles are kept as context
-// roles, as sent: the tool must not fail on them.
+// expanding short context role names and sub-roles. Unknown roles are kept
+// as context roles, as sent: the tool must not fail on them.
 func Roles(raw []string) (context, institution, system []string) {
 	context, institution, system = []string{}, []string{}, []string{}
 	for _, r := range raw {
 		r = strings.TrimSpace(r)
 		switch {
 		case r == "":
-		case contextRoleNames[r]:
-			context = append(context, roleMembership+r)
 		case strings.HasPrefix(r, roleInstitution):
 			institution = append(institution, r)
 		case strings.HasPrefix(r, roleSystem):
 			system = append(system, r)
 		default:
-			context = append(context, r)
+			context = append(context, expandContextRole(r))
 		}
 	}
 	return context, institution, system
 }
+
+// expandContextRole gives a short context role ("Instructor") or sub-role
+// ("Instructor#TeachingAssistant") its full URI; anything else is kept.
+func expandContextRole(r string) string {
+	principal, sub, isSub := strings.Cut(r, "#")
+	switch {
+	case !contextRoleNames[principal]:
+		return r
+	case !isSub:
+		return roleMembership + r
+	case sub != "" && !strings.Contains(sub, "#"):
+		return roleSubRole + r
+	}
+	return r
+}
+
+// principalRole names the principal role of a full context role or
+// sub-role URI, "" for anything else.
+func principalRole(r string) string {
+	if name, ok := strings.CutPrefix(r, roleMembership); ok {
+		return name
+	}
+	if rest, ok := strings.CutPrefix(r, roleSubRole); ok {
+		if principal, sub, ok := strings.Cut(rest, "#"); ok && sub != "" {
+			return principal
+		}
+	}
+	return ""
+}
+
+// isStaff reports whether an expanded context role is course staff's.
+func isStaff(role string) bool { return staffRoles[principalRole(role)] }
 
 // checkText is the launch step for text the hub stores. An identifier
 // holding a NUL character, or U+FFFD (what the JSON decoder makes of bytes

@@ -40,10 +40,6 @@ const ReasonDeepLinkingNotBound Reason = "deep_linking_session_not_bound"
 // before: each answers the platform once.
 const ReasonDeepLinkingUsed Reason = "deep_linking_session_used"
 
-// staffRoles may deep link.
-var staffRoles = []string{RoleInstructor, roleMembership + "ContentDeveloper", roleMembership + "Administrator",
-	roleMembership + "Instructor#TeachingAssistant"}
-
 // dlSession carries the request's settings from the picker page to the
 // response, sealed so the browser cannot change them. It is bound to the
 // browser shown the picker (a cookie holds the secret whose hash is
@@ -67,7 +63,7 @@ var dlAAD = []byte("hub deep linking session")
 func (s dlSession) cookieName() string { return "hub_dl_" + s.ID }
 
 func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
-	if !slices.ContainsFunc(l.Roles, func(r string) bool { return slices.Contains(staffRoles, r) }) {
+	if !slices.ContainsFunc(l.Roles, isStaff) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
 	}
 	s, secret := l.Claims.DeepLinking, randomToken(24)

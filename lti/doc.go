@@ -5,7 +5,8 @@
 // A launch flows: the platform calls /lti/login with iss, client_id and a
 // login hint; the hub finds the registration, seals a state (registration,
 // nonce, target link, and a hash of a secret it also sets as a cookie) and
-// redirects the browser to the platform's authorization endpoint. The
+// redirects the browser to the platform's authorization endpoint (inside a
+// frame, once it knows the cookie stuck: window.go). The
 // platform posts an id_token back to /lti/launch. Validation is a pipeline
 // of small HTTP-free steps, each failing with a reason code: state →
 // registration → signature → claims (iss, aud, azp, exp/iat) → nonce →

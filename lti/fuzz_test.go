@@ -3,14 +3,25 @@ package lti
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/httpx"
@@ -62,10 +73,88 @@ func FuzzCheckState(f *testing.F) {
 	})
 }
 
+// fuzzKeyID names the platform key FuzzVerifySignature signs with: a fixed
+// key (testdata/fuzz-platform-key.pem), so the seed corpus can hold tokens
+// it genuinely signed.
+const fuzzKeyID = "k"
+
+// fuzzPlatform serves a keyset holding the fixed platform key and returns
+// the key and the keyset's URL.
+func fuzzPlatform(tb testing.TB) (*rsa.PrivateKey, string) {
+	raw, err := os.ReadFile("testdata/fuzz-platform-key.pem")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	priv := parsed.(*rsa.PrivateKey)
+	pub, _ := jwk.FromRaw(priv.Public())
+	_ = pub.Set(jwk.KeyIDKey, fuzzKeyID)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	body, _ := json.Marshal(set)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
+	tb.Cleanup(jwks.Close)
+	return priv, jwks.URL
+}
+
+// fuzzSign signs claims as the platform does, with extra protected headers.
+func fuzzSign(tb testing.TB, priv *rsa.PrivateKey, claims string, header map[string]any, opts ...jws.SignOption) string {
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.KeyIDKey, fuzzKeyID)
+	for k, v := range header {
+		_ = hdr.Set(k, v)
+	}
+	out, err := jws.Sign([]byte(claims), append([]jws.SignOption{jws.WithKey(jwa.RS256, priv, jws.WithProtectedHeaders(hdr))}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(out)
+}
+
+// genuineRS256 checks, without the JOSE library, that token is a compact
+// JWS whose header says RS256 and whose signature over its first two parts
+// is the key's RSASSA-PKCS1-v1_5 SHA-256 signature, and returns its
+// payload.
+func genuineRS256(pub *rsa.PublicKey, token string) ([]byte, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	var header struct {
+		Alg string `json:"alg"`
+	}
+	h, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	payload, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(h, &header) != nil || header.Alg != "RS256" {
+		return nil, false
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	return payload, rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig) == nil
+}
+
+// FuzzVerifySignature runs the signature step against a keyset holding a
+// real platform key: whatever it accepts must be a genuine RS256 signature
+// by that key in compact form, and the payload it returns the signed one.
 func FuzzVerifySignature(f *testing.F) {
-	tool, jwks := fuzzTool(f)
+	tool, _ := fuzzTool(f)
+	priv, jwks := fuzzPlatform(f)
 	reg := Registration{JWKSURL: jwks}
+	claims := `{"iss":"https://lms.example","sub":"u","aud":"client"}`
+	genuine := fuzzSign(f, priv, claims, nil)
+	parts := strings.Split(genuine, ".")
 	for _, seed := range []string{
+		genuine,
+		parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"someone-else"}`)) + "." + parts[2],
+		parts[0] + "." + parts[1] + ".",
+		fuzzSign(f, priv, claims, map[string]any{"jwk": map[string]any{"kty": "RSA"}}),
+		fuzzSign(f, priv, claims, nil, jws.WithJSON()),
+		fuzzSign(f, priv, `{"sub":"u"}`, map[string]any{"b64": false, "crit": []string{"b64"}}),
+		fuzzSign(f, priv, `{"sub":"u"}`, map[string]any{"b64": false}),
 		"eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.eyJzdWIiOiJ4In0.c2ln",
 		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
 		"eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
@@ -74,11 +163,18 @@ func FuzzVerifySignature(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		_, err := tool.verifySignature(context.Background(), reg, token)
-		if err == nil {
-			t.Fatalf("verified a token against an empty keyset: %q", token)
+		payload, err := tool.verifySignature(context.Background(), reg, token)
+		if err != nil {
+			wantFailure(t, err)
+			return
 		}
-		wantFailure(t, err)
+		signed, ok := genuineRS256(&priv.PublicKey, token)
+		if !ok {
+			t.Fatalf("verified a token the platform key did not sign as compact RS256: %q", token)
+		}
+		if !bytes.Equal(payload, signed) {
+			t.Fatalf("verified payload %q, signed %q", payload, signed)
+		}
 	})
 }
 

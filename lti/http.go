@@ -39,18 +39,26 @@ func (t *Tool) HandleLogin(c echo.Context) error {
 	if err != nil {
 		return t.refuse(c, "login", err)
 	}
-	// SameSite=None so the cookie survives the platform's cross-site form
-	// post back to us; browsers that block third-party cookies drop it,
-	// and then platform storage or a new window takes over.
-	c.SetCookie(&http.Cookie{Name: res.CookieName, Value: res.CookieValue, Path: t.cookiePath(), MaxAge: int(t.StateTTL.Seconds()),
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
-	if res.StorageTarget == "" {
-		return c.Redirect(http.StatusFound, res.RedirectURL)
+	t.setBindingCookie(c, res.CookieName, res.CookieValue)
+	switch {
+	case res.StorageTarget != "":
+		return t.page(c, http.StatusOK, "store-state", map[string]any{
+			"Next": res.RedirectURL, "Origin": origin(res.RedirectURL), "Target": res.StorageTarget,
+			"Key": res.CookieName, "Value": res.CookieValue,
+		})
+	case framed(c.Request()):
+		return t.checkBinding(c, res) // the cookie may not stick: find out first (window.go)
 	}
-	return t.page(c, http.StatusOK, "store-state", map[string]any{
-		"Next": res.RedirectURL, "Origin": origin(res.RedirectURL), "Target": res.StorageTarget,
-		"Key": res.CookieName, "Value": res.CookieValue,
-	})
+	return c.Redirect(http.StatusFound, res.RedirectURL)
+}
+
+// setBindingCookie binds a login to the browser. SameSite=None so the
+// cookie survives the platform's cross-site form post back to us; browsers
+// that block third-party cookies drop it in a frame, and then platform
+// storage or a new window takes over.
+func (t *Tool) setBindingCookie(c echo.Context, name, secret string) {
+	c.SetCookie(&http.Cookie{Name: name, Value: secret, Path: t.cookiePath(), MaxAge: int(t.StateTTL.Seconds()),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 }
 
 // HandleLaunch answers the platform's form post to /lti/launch.
@@ -83,8 +91,11 @@ func (t *Tool) HandleLaunch(c echo.Context) error {
 }
 
 // unbound handles a launch whose browser lost the login cookie: fetch the
-// secret from platform storage when the platform offered it, else offer to
-// restart the launch in a new window, where cookies are first-party.
+// secret from platform storage when the platform offered it. Otherwise the
+// login could not tell it would be lost (a browser that does not say it is
+// framed): the page asks the learner to launch again in a new window from
+// the LMS. Restarting the login here would replay hints the platform has
+// already spent.
 func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	st, err := openState(t.sealer, in.State)
 	if err != nil {
@@ -94,19 +105,15 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	if err != nil {
 		return t.refuse(c, "launch", err)
 	}
-	restart := t.LoginURL() + "?" + url.Values{
-		"iss": {reg.Issuer}, "client_id": {reg.ClientID}, "login_hint": {st.LoginHint},
-		"lti_message_hint": {st.MessageHint}, "target_link_uri": {st.TargetLink},
-	}.Encode()
 	if st.Storage != "" && in.StorageSecret == "" {
 		t.Metrics.refused.WithLabelValues("launch", "state_fetch_from_platform_storage").Inc()
 		return t.page(c, http.StatusOK, "fetch-state", map[string]any{
 			"Action": t.LaunchURL(), "IDToken": in.IDToken, "State": in.State, "Origin": origin(reg.AuthLoginURL),
-			"Target": st.Storage, "Key": st.cookieName(), "NewWindow": restart,
+			"Target": st.Storage, "Key": st.cookieName(),
 		})
 	}
 	t.Metrics.refused.WithLabelValues("launch", string(ReasonStateNotBound)).Inc()
-	return t.page(c, http.StatusUnauthorized, "new-window", map[string]any{"NewWindow": restart, "RequestID": requestID(c)})
+	return t.page(c, http.StatusUnauthorized, "new-window", map[string]any{"RequestID": requestID(c)})
 }
 
 func origin(raw string) string {
@@ -245,7 +252,7 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+data["Nonce"].(string)+"'; form-action *; frame-ancestors *")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+data["Nonce"].(string)+"'; connect-src 'self'; form-action *; frame-ancestors *")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", referrerPolicy(name))
 	return c.HTMLBlob(status, buf.Bytes())

@@ -120,15 +120,26 @@ func (t *Tool) checkStoragePost(st loginState, origin string) error {
 }
 
 // verifySignature accepts RS256 only, with a kid naming a key of the
-// platform's keyset: no "none", no HMAC, no key carried in the token.
+// platform's keyset: no "none", no HMAC, no key carried in the token. An
+// id_token is a compact JWS (OpenID Connect): the JSON serialization and
+// the unencoded payload option (b64, which needs crit) are refused.
 func (t *Tool) verifySignature(ctx context.Context, reg Registration, token string) ([]byte, error) {
-	msg, err := jws.ParseString(token)
+	if !compactJWS(token) {
+		return nil, fail(ReasonNotAJWT, "not a compact JWS")
+	}
+	msg, err := jws.Parse([]byte(token), jws.WithCompact())
 	if err != nil || len(msg.Signatures()) != 1 {
 		return nil, fail(ReasonNotAJWT, "not a compact JWS")
 	}
 	h := msg.Signatures()[0].ProtectedHeaders()
 	if h.Algorithm() != jwa.RS256 {
 		return nil, fail(ReasonBadAlgorithm, "alg %q", h.Algorithm())
+	}
+	if len(h.Critical()) > 0 {
+		return nil, fail(ReasonNotAJWT, "crit %v", h.Critical())
+	}
+	if _, ok := h.Get("b64"); ok {
+		return nil, fail(ReasonNotAJWT, "b64 in the header")
 	}
 	if h.KeyID() == "" {
 		return nil, fail(ReasonNoKID, "no kid in the header")
@@ -140,20 +151,44 @@ func (t *Tool) verifySignature(ctx context.Context, reg Registration, token stri
 		}
 		return nil, failErr(ReasonKeysetUnavailable, err)
 	}
-	payload, err := jws.Verify([]byte(token), jws.WithKey(jwa.RS256, key))
+	payload, err := jws.Verify([]byte(token), jws.WithKey(jwa.RS256, key), jws.WithCompact())
 	if err != nil {
 		return nil, failErr(ReasonBadSignature, err)
 	}
 	return payload, nil
 }
 
+// checkIssuerAudience follows the Security Framework (§5.1.3): the issuer
+// is the platform's, aud holds the hub's client id and no audience the
+// registration does not trust, and with several audiences azp names the
+// hub.
+// compactJWS reports three base64url parts joined by dots and nothing
+// else. The JOSE library skips line breaks inside the parts, so without
+// this check one signature would verify many different token strings.
+func compactJWS(token string) bool {
+	dots := 0
+	for _, r := range token {
+		switch {
+		case r == '.':
+			dots++
+		case r == '-' || r == '_' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}
+
 func (t *Tool) checkIssuerAudience(_ context.Context, l *Launch) error {
 	c, reg := l.Claims, l.Registration
+	untrusted := func(aud string) bool { return aud != reg.ClientID && !slices.Contains(reg.TrustedAudiences, aud) }
 	switch {
 	case c.Issuer != reg.Issuer:
 		return fail(ReasonWrongIssuer, "iss %q", c.Issuer)
 	case !slices.Contains(c.Audience, reg.ClientID):
 		return fail(ReasonWrongAudience, "aud %v", c.Audience)
+	case slices.ContainsFunc(c.Audience, untrusted):
+		return fail(ReasonWrongAudience, "aud %v names an audience the registration does not trust", c.Audience)
 	case len(c.Audience) > 1 && c.AuthorizedParty != reg.ClientID:
 		return fail(ReasonWrongAZP, "aud has several values and azp is %q", c.AuthorizedParty)
 	case c.AuthorizedParty != "" && c.AuthorizedParty != reg.ClientID:

@@ -42,12 +42,23 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <script nonce="{{.Nonce}}">document.forms[0].submit()</script>
 </body></html>{{end}}
 
+{{define "storage-frame"}}
+  // The LMS's frame that answers platform storage: the parent frame, or,
+  // in a tab the LMS opened, the opener (a tab is its own parent).
+  function storageFrame(target) {
+    var host = window.parent !== window ? window.parent : window.opener;
+    if (!host || target === "_parent") return host;
+    try { return host.frames[target] || host; } catch (err) { return host; }
+  }
+{{end}}
+
 {{define "store-state"}}{{template "head" "Signing in…"}}
 <p>Signing in…</p>
 <script nonce="{{.Nonce}}">
+{{template "storage-frame"}}
 (function () {
   var next = {{.Next}}, origin = {{.Origin}}, target = {{.Target}};
-  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var frame = storageFrame(target);
   var id = "put-" + Math.random().toString(36).slice(2);
   var done = false;
   function go() { if (!done) { done = true; window.location.replace(next); } }
@@ -69,11 +80,12 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <input type="hidden" name="lti_storage_secret" value="">
 </form>
 <p id="slow" hidden>Your browser blocked what this launch needs inside the LMS.
-<a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a>.</p>
+Go back to the LMS and launch the activity again, in a new window if the LMS offers one.</p>
 <script nonce="{{.Nonce}}">
+{{template "storage-frame"}}
 (function () {
   var origin = {{.Origin}}, target = {{.Target}};
-  var frame = target === "_parent" ? window.parent : (window.parent.frames[target] || window.parent);
+  var frame = storageFrame(target);
   var id = "get-" + Math.random().toString(36).slice(2);
   window.addEventListener("message", function (e) {
     if (e.origin !== origin || !e.data || e.data.subject !== "lti.get_data.response" || e.data.message_id !== id) return;
@@ -81,7 +93,9 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
     document.forms[0].elements.lti_storage_secret.value = e.data.value;
     document.forms[0].submit();
   });
-  frame.postMessage({subject: "lti.get_data", message_id: id, key: {{.Key}}}, origin);
+  try {
+    frame.postMessage({subject: "lti.get_data", message_id: id, key: {{.Key}}}, origin);
+  } catch (err) { document.getElementById("slow").hidden = false; }
   setTimeout(function () { document.getElementById("slow").hidden = false; }, 3000);
 })();
 </script>
@@ -118,7 +132,28 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 {{define "new-window"}}{{template "head" "Open in a new window"}}
 <h1>Open this activity in a new window</h1>
 <p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>
-<p><a href="{{.NewWindow}}" target="_blank" rel="opener">Open it in a new window</a> to continue.</p>
+<p>Go back to the LMS and launch the activity again, in a new window if the LMS offers one.</p>
 <p>reference <code>{{.RequestID}}</code></p>
+</body></html>{{end}}
+
+{{define "check-binding"}}{{template "head" "Signing in…"}}
+<p id="wait">Signing in…</p>
+<div id="window" hidden>
+<p>Your browser blocks the cookies this launch needs while it runs inside the LMS.</p>
+<form method="post" action="{{.Window}}" target="_blank">
+<input type="hidden" name="ticket" value="{{.Ticket}}">
+<button>Open it in a new window</button>
+</form>
+</div>
+<noscript><style>#window{display:block!important}#wait{display:none}</style></noscript>
+<script nonce="{{.Nonce}}">
+(function () {
+  var next = {{.Next}}, probe = {{.Probe}};
+  function offerWindow() { document.getElementById("window").hidden = false; }
+  fetch(probe, {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+    if (r.ok) window.location.replace(next); else offerWindow();
+  }, offerWindow);
+})();
+</script>
 </body></html>{{end}}
 `))

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +31,9 @@ type Registration struct {
 	TokenAudience string         `db:"token_audience" json:"token_audience"`
 	JWKSURL       string         `db:"jwks_url" json:"jwks_url"`
 	DeploymentIDs pq.StringArray `db:"deployment_ids" json:"deployment_ids"`
+	// TrustedAudiences are the audiences besides ClientID that the
+	// platform's id_tokens may list in aud; any other refuses the launch.
+	TrustedAudiences pq.StringArray `db:"trusted_audiences" json:"trusted_audiences"`
 	// AdoptFirstDeployment: registered dynamically without a deployment
 	// id, the registration takes the first one a signed launch names.
 	AdoptFirstDeployment bool      `db:"adopt_first_deployment" json:"adopt_first_deployment"`
@@ -47,6 +50,9 @@ type NewRegistration struct {
 	TokenAudience string   `json:"token_audience"`
 	JWKSURL       string   `json:"jwks_url"`
 	DeploymentIDs []string `json:"deployment_ids"`
+	// TrustedAudiences are other audiences the platform names in id_tokens'
+	// aud besides the client id (Schoology sends an array).
+	TrustedAudiences []string `json:"trusted_audiences"`
 
 	adoptFirstDeployment bool // set by dynamic registration only
 }
@@ -60,6 +66,7 @@ const (
 	MaxURLLength             = 2048 // issuer, the platform's endpoints and the token audience
 	MaxDeploymentsPerRequest = 100  // deployment_ids of one new registration
 	MaxDeployments           = 1000 // deployments of one registration, however added
+	MaxTrustedAudiences      = 10   // trusted_audiences of a registration, each at most MaxURLLength characters
 )
 
 // Validate reports every invalid field at once. The platform's login, token
@@ -77,7 +84,18 @@ func (n NewRegistration) validate(allowHTTP bool) error {
 	v.CheckText("token_audience", n.TokenAudience, 0, MaxURLLength)
 	v.Check(isPlatformURL(n.JWKSURL, allowHTTP), "jwks_url", msg)
 	checkDeploymentIDs(&v, n.DeploymentIDs)
+	checkTrustedAudiences(&v, n.TrustedAudiences)
 	return v.Err()
+}
+
+// checkTrustedAudiences reports the list once, however many of its items
+// are wrong.
+func checkTrustedAudiences(v *apperr.Validator, audiences []string) {
+	ok := len(audiences) <= MaxTrustedAudiences && !slices.ContainsFunc(audiences, func(a string) bool {
+		return a == "" || !apperr.IsText(a) || utf8.RuneCountInString(a) > MaxURLLength
+	})
+	v.Check(ok, "trusted_audiences", fmt.Sprintf("must hold at most %d audiences, each 1–%d characters of UTF-8 text without NUL characters",
+		MaxTrustedAudiences, MaxURLLength))
 }
 
 // checkDeploymentIDs reports the list once, however many of its ids are
@@ -175,11 +193,11 @@ func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 	now := s.Now()
 	r := Registration{ID: uuid.New(), TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
 		AuthLoginURL: in.AuthLoginURL, AuthTokenURL: in.AuthTokenURL, TokenAudience: in.TokenAudience,
-		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs),
+		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs), TrustedAudiences: dedupe(in.TrustedAudiences),
 		AdoptFirstDeployment: in.adoptFirstDeployment && len(in.DeploymentIDs) == 0}
 	_, err := tx.NamedExecContext(ctx, `INSERT INTO lti_registrations
-		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, adopt_first_deployment, created_at, updated_at)
-		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :adopt_first_deployment, :created_at, :updated_at)`, r)
+		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, trusted_audiences, adopt_first_deployment, created_at, updated_at)
+		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :trusted_audiences, :adopt_first_deployment, :created_at, :updated_at)`, r)
 	if err = pg.MapError(err); apperr.Is(err, apperr.Conflict) {
 		return Registration{}, apperr.Wrap(apperr.Conflict, err, "a registration with this issuer and client_id already exists")
 	}

@@ -24,9 +24,9 @@ type loginState struct {
 	TargetLink   string    `json:"u"`
 	BrowserHash  string    `json:"b"` // SHA-256 of the secret in the cookie
 	Expires      int64     `json:"e"`
-	LoginHint    string    `json:"lh,omitempty"`
-	MessageHint  string    `json:"mh,omitempty"`
 	Storage      string    `json:"st,omitempty"` // lti_storage_target, when offered
+	// No copy of the login's hints: the platform echoes them, and a
+	// second copy made the redirect too long for a long hint.
 }
 
 var stateAAD = []byte("hub lti login state")
@@ -80,4 +80,7 @@ func (st loginState) boundTo(secret string) bool {
 
 // cookieName is the browser-binding cookie of this login: one per login, so
 // launches in several frames at once do not overwrite each other.
-func (st loginState) cookieName() string { return "hub_lti_" + st.ID }
+func (st loginState) cookieName() string { return cookiePrefix + st.ID }
+
+// cookiePrefix starts the name of every login cookie.
+const cookiePrefix = "hub_lti_"

@@ -89,11 +89,14 @@ type LoginRequest struct {
 }
 
 // Bounds of a login's parameters, in bytes. The hints come back in the
-// redirect and, with the target link, in the sealed state, so these bound
-// the response too; maxLoginHeader bounds what they add up to.
+// redirect (and the target link in the sealed state), so these bound the
+// response too; maxLoginHeader bounds what they add up to. No web server in
+// front of a platform takes a longer request line than that (IIS 16 KB,
+// most 8 KB): a hint that would need one is refused here, with a readable
+// page, rather than at the platform.
 const (
 	maxLoginHint   = 4096 // login_hint, lti_message_hint: opaque, often a JWT
-	maxLoginHeader = 32 << 10
+	maxLoginHeader = 16 << 10
 )
 
 // check refuses parameters that are too long, or not printable text, before
@@ -151,7 +154,7 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 		return LoginResult{}, err
 	}
 	st, secret := newLoginState(reg.ID, in.TargetLinkURI, t.StateTTL, t.Now())
-	st.LoginHint, st.MessageHint, st.Storage = in.LoginHint, in.MessageHint, in.StorageTarget
+	st.Storage = in.StorageTarget
 	state, err := sealState(t.sealer, st)
 	if err != nil {
 		return LoginResult{}, err

@@ -29,6 +29,12 @@ var ErrUnknownKey = errors.New("keys: no such key in the keyset")
 // collapse into one, and a URL is refetched for an unknown kid at most once
 // per MinRefetch, so tokens with random kids cannot make the hub hammer a
 // platform.
+//
+// When refetching an expired keyset fails (the platform's keyset endpoint
+// is down), the last good keys stay in use for StaleIfError past their
+// expiry, and the keyset is tried again after RetryBackoff, doubling with
+// each failure up to MaxRetryBackoff: an outage of the platform's keyset
+// does not refuse every launch, nor does every launch call the platform.
 type Cache struct {
 	client     *http.Client
 	Now        func() time.Time
@@ -36,6 +42,12 @@ type Cache struct {
 	MinAge     time.Duration
 	MaxAge     time.Duration
 	DefaultAge time.Duration
+	// StaleIfError is how long past its expiry a keyset is still used while
+	// refetching it fails.
+	StaleIfError time.Duration
+	// RetryBackoff is the wait before refetching a failing keyset again,
+	// doubled with each failure up to MaxRetryBackoff.
+	RetryBackoff, MaxRetryBackoff time.Duration
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -46,12 +58,22 @@ type entry struct {
 	set       jwk.Set
 	fetchedAt time.Time
 	expiresAt time.Time
+	// failures counts refetches that failed since the last good one; none
+	// is tried again before retryAt.
+	failures int
+	retryAt  time.Time
+}
+
+// stale reports whether e may still be used at now, its refetch failing.
+func (c *Cache) stale(e *entry, now time.Time) bool {
+	return e != nil && now.Before(e.expiresAt.Add(c.StaleIfError))
 }
 
 // NewCache returns a Cache fetching with client (use httpx.New).
 func NewCache(client *http.Client) *Cache {
 	return &Cache{client: client, Now: time.Now, MinRefetch: 10 * time.Second,
-		MinAge: time.Minute, MaxAge: 24 * time.Hour, DefaultAge: time.Hour, entries: map[string]*entry{}}
+		MinAge: time.Minute, MaxAge: 24 * time.Hour, DefaultAge: time.Hour,
+		StaleIfError: 24 * time.Hour, RetryBackoff: 10 * time.Second, MaxRetryBackoff: 5 * time.Minute, entries: map[string]*entry{}}
 }
 
 // RSAKey returns the RSA public key kid of the keyset at url, for RS256.
@@ -65,7 +87,7 @@ func (c *Cache) RSAKey(ctx context.Context, url, kid string) (jwk.Key, error) {
 	if k, ok := usable(e.set, kid); ok {
 		return k, nil
 	}
-	if c.Now().Sub(e.fetchedAt) < c.MinRefetch {
+	if now := c.Now(); now.Sub(e.fetchedAt) < c.MinRefetch || now.Before(e.retryAt) {
 		return nil, fmt.Errorf("%w: kid %q (refetch rate-limited)", ErrUnknownKey, kid)
 	}
 	if e, err = c.refetch(ctx, url); err != nil {
@@ -93,36 +115,67 @@ func usable(set jwk.Set, kid string) (jwk.Key, bool) {
 
 func (c *Cache) entry(ctx context.Context, url string) (*entry, error) {
 	c.mu.Lock()
-	e, ok := c.entries[url]
+	e := c.entries[url]
 	c.mu.Unlock()
-	if ok && c.Now().Before(e.expiresAt) {
+	now := c.Now()
+	switch {
+	case e != nil && now.Before(e.expiresAt):
 		return e, nil
+	case c.stale(e, now) && now.Before(e.retryAt):
+		return e, nil // failing: keep the last good keys until the next try
 	}
 	return c.refetch(ctx, url)
 }
 
-// refetch fetches url once however many callers ask at the same time.
+// refetch fetches url once however many callers ask at the same time. When
+// the fetch fails and the last good keyset is recent enough, that keyset
+// is returned and the failure only delays the next try.
 func (c *Cache) refetch(ctx context.Context, url string) (*entry, error) {
 	v, err, _ := c.flight.Do(url, func() (any, error) {
-		body, header, err := httpx.GetJSON(context.WithoutCancel(ctx), c.client, url)
-		if err != nil {
-			return nil, fmt.Errorf("keys: fetch keyset: %w", err)
-		}
-		set, err := jwk.Parse(body)
-		if err != nil {
-			return nil, fmt.Errorf("keys: parse keyset %s: %w", url, err)
-		}
-		now := c.Now()
-		e := &entry{set: set, fetchedAt: now, expiresAt: now.Add(c.age(header))}
+		e, err := c.fetch(ctx, url)
 		c.mu.Lock()
-		c.entries[url] = e
-		c.mu.Unlock()
-		return e, nil
+		defer c.mu.Unlock()
+		if err == nil {
+			c.entries[url] = e
+			return e, nil
+		}
+		last, now := c.entries[url], c.Now()
+		if !c.stale(last, now) {
+			return nil, err
+		}
+		failed := *last
+		failed.failures++
+		failed.retryAt = now.Add(c.backoff(failed.failures))
+		c.entries[url] = &failed
+		return &failed, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*entry), nil
+}
+
+func (c *Cache) fetch(ctx context.Context, url string) (*entry, error) {
+	body, header, err := httpx.GetJSON(context.WithoutCancel(ctx), c.client, url)
+	if err != nil {
+		return nil, fmt.Errorf("keys: fetch keyset: %w", err)
+	}
+	set, err := jwk.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("keys: parse keyset %s: %w", url, err)
+	}
+	now := c.Now()
+	return &entry{set: set, fetchedAt: now, expiresAt: now.Add(c.age(header))}, nil
+}
+
+// backoff is the wait after the nth failure in a row: RetryBackoff,
+// doubled each time, at most MaxRetryBackoff.
+func (c *Cache) backoff(failures int) time.Duration {
+	d := c.RetryBackoff
+	for i := 1; i < failures && d < c.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxRetryBackoff)
 }
 
 // age reads max-age from Cache-Control, clamped to [MinAge, MaxAge].

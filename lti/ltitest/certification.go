@@ -52,7 +52,10 @@ func (p *Platform) BadLaunches(otherTarget string) []BadLaunch {
 		{"bad signature", Launch{CorruptSignature: true}, lti.ReasonBadSignature},
 		{"wrong issuer", tamper(func(_, c map[string]any) { c["iss"] = "https://evil.example" }), lti.ReasonWrongIssuer},
 		{"wrong audience", tamper(func(_, c map[string]any) { c["aud"] = "someone-else" }), lti.ReasonWrongAudience},
-		{"audience array without azp", tamper(func(_, c map[string]any) { c["aud"] = []string{p.ClientID, "other"} }), lti.ReasonWrongAZP},
+		{"audience array with an audience the tool does not trust", tamper(func(_, c map[string]any) {
+			c["aud"], c["azp"] = []string{p.ClientID, "other"}, p.ClientID
+		}), lti.ReasonWrongAudience},
+		{"azp names another party", tamper(func(_, c map[string]any) { c["azp"] = "someone-else" }), lti.ReasonWrongAZP},
 		{"unknown deployment", tamper(func(_, c map[string]any) { c[lti.ClaimDeploymentID] = "not-registered" }), lti.ReasonUnknownDeployment},
 		{"signed target_link_uri differs from the login's", tamper(func(_, c map[string]any) { c[lti.ClaimTargetLinkURI] = otherTarget }), lti.ReasonTargetLinkMismatch},
 		{"unsupported message type", Launch{Claims: map[string]any{lti.ClaimMessageType: "LtiSubmissionReviewRequest"}}, lti.ReasonUnsupportedMessage},

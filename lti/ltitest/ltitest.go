@@ -65,11 +65,15 @@ type Platform struct {
 	// DeepLinks are the content items of verified deep linking responses.
 	DeepLinks []DeepLinkResponse
 
-	mu      sync.Mutex
-	clients int           // tools registered dynamically
-	keys    []*signingKey // the first signs; all are published
-	pending map[string]Launch
-	now     func() time.Time
+	mu          sync.Mutex
+	jwksStatus  int // non-zero: the keyset endpoint fails with it
+	jwksFetches int
+	clients     int           // tools registered dynamically
+	keys        []*signingKey // the first signs; all are published
+	pending     map[string]Launch
+	spent       map[string]bool // hints already used in an authentication request
+	replays     int             // authentication requests refused for a spent hint
+	now         func() time.Time
 }
 
 type signingKey struct {
@@ -84,7 +88,7 @@ func New() *Platform { return NewOn(nil) }
 // whose issuer must stay the same across restarts.
 func NewOn(ln net.Listener) *Platform {
 	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
-		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, now: time.Now}
+		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, spent: map[string]bool{}, now: time.Now}
 	p.RotateKey()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", p.serveJWKS)
@@ -131,8 +135,45 @@ func (p *Platform) RotateKey() {
 	p.keys = append([]*signingKey{{kid: "k-" + randomHex(6), priv: priv}}, p.keys...)
 }
 
+// BreakJWKS makes the keyset endpoint answer status, as a platform in an
+// outage does; BreakJWKS(0) mends it.
+func (p *Platform) BreakJWKS(status int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.jwksStatus = status
+}
+
+// JWKSFetches counts the requests the keyset endpoint answered, failed
+// ones included.
+func (p *Platform) JWKSFetches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.jwksFetches
+}
+
+// HintReplays counts authentication requests refused because their
+// login_hint or lti_message_hint was already used.
+func (p *Platform) HintReplays() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.replays
+}
+
+// KeyID is the kid of the key that signs launches.
+func (p *Platform) KeyID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[0].kid
+}
+
 func (p *Platform) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
+	p.jwksFetches++
+	if status := p.jwksStatus; status != 0 {
+		p.mu.Unlock()
+		http.Error(w, "keyset unavailable", status)
+		return
+	}
 	set := jwk.NewSet()
 	for _, k := range p.keys {
 		pub, _ := jwk.FromRaw(k.priv.Public())
@@ -162,12 +203,19 @@ type Launch struct {
 	// ForeignKey signs with a key that is not the platform's, carried in
 	// the token's own header.
 	ForeignKey bool
+	// HintLength pads lti_message_hint to this many characters, as
+	// platforms whose hint is a signed JWT (Canvas) make it long.
+	HintLength int
 }
 
 // LoginURL is the initiation request the platform makes of the tool's
 // login endpoint for this launch: the tool's reply starts the OIDC flow.
 func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
-	hint := randomHex(8)
+	id := randomHex(8)
+	hint := id
+	if n := l.HintLength - len(hint); n > 0 {
+		hint += strings.Repeat("h", n)
+	}
 	if l.TargetLink == "" {
 		l.TargetLink = toolLaunch
 	}
@@ -176,7 +224,7 @@ func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
 	p.mu.Unlock()
 	q := url.Values{
 		"iss":               {p.Issuer()},
-		"login_hint":        {"user-hint-" + hint},
+		"login_hint":        {"user-hint-" + id},
 		"target_link_uri":   {l.TargetLink},
 		"lti_message_hint":  {hint},
 		"client_id":         {p.ClientID},
@@ -188,21 +236,32 @@ func (p *Platform) LoginURL(toolLogin, toolLaunch string, l Launch) string {
 // authorize is the OIDC authorization endpoint: it checks the tool's
 // authentication request as the Security Framework requires and answers
 // with a self-submitting form that posts the id_token to redirect_uri.
+// Each login's hints are good for one authentication request, as on
+// platforms that spend them (a second is refused and counted in
+// HintReplays).
 func (p *Platform) authorize(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	q := r.Form
 	hint := q.Get("lti_message_hint")
 	p.mu.Lock()
 	l, ok := p.pending[hint]
+	replay := p.spent[hint] || p.spent[q.Get("login_hint")]
 	delete(p.pending, hint)
+	p.spent[hint], p.spent[q.Get("login_hint")] = true, true
+	if replay {
+		p.replays++
+	}
 	p.mu.Unlock()
 	switch {
+	case replay:
+		http.Error(w, "lti_message_hint or login_hint already used", http.StatusBadRequest)
+		return
 	case !ok:
 		http.Error(w, "unknown lti_message_hint", http.StatusBadRequest)
 		return
 	case q.Get("scope") != "openid" || q.Get("response_type") != "id_token" || q.Get("response_mode") != "form_post" ||
 		q.Get("prompt") != "none" || q.Get("client_id") != p.ClientID || q.Get("nonce") == "" || q.Get("state") == "" ||
-		q.Get("login_hint") != "user-hint-"+hint || q.Get("redirect_uri") == "":
+		q.Get("login_hint") != "user-hint-"+hint[:min(len(hint), 16)] || q.Get("redirect_uri") == "":
 		http.Error(w, "invalid authentication request", http.StatusBadRequest)
 		return
 	}
