@@ -1,7 +1,8 @@
 package api_test
 
 import (
-	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -127,41 +128,42 @@ func waitForLockWaiters(t *testing.T, super interface {
 
 // TestTenantInFlightAllowance: a tenant's key may have TenantInFlight
 // requests in progress; one more is refused at once with 429 (its body is
-// never read), while another tenant is served.
+// never read), while another tenant is served. A's requests are held in
+// progress by bodies that never finish arriving.
 func TestTenantInFlightAllowance(t *testing.T) {
 	h := newHub(t)
 	h.createTenant("tenant-a", "institution")
 	h.createTenant("tenant-b", "institution")
 	_, keyA := h.createKey("tenant-a", "write")
 	_, keyB := h.createKey("tenant-b", "read")
-	super := pgtest.Superuser(t, h.dbt)
-	tx := super.MustBegin()
-	tx.MustExec(`LOCK TABLE lti_registrations IN EXCLUSIVE MODE`)
+	var writers []*io.PipeWriter
 	var wg sync.WaitGroup
-	for i := range api.TenantInFlight {
+	for range api.TenantInFlight {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, _ := http.NewRequest("POST", h.url+"/api/v1/tenants/tenant-a/lti/registrations", pr)
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		req.Header.Set("Content-Type", "application/json")
 		wg.Go(func() {
-			h.do("POST", "/api/v1/tenants/tenant-a/lti/registrations", keyA, map[string]any{
-				"issuer": "https://lms.a.example", "client_id": fmt.Sprint("c", i),
-				"auth_login_url": "https://lms.a.example/auth", "auth_token_url": "https://lms.a.example/token",
-				"jwks_url": "https://lms.a.example/jwks"})
+			if res, err := h.client.Do(req); err == nil {
+				res.Body.Close()
+			}
 		})
+		_, _ = pw.Write([]byte(`{"issuer":`)) // the request is in; the body never ends
 	}
-	waitForLockWaiters(t, super, pg.TenantShare)
-	deadline := time.Now().Add(5 * time.Second)
 	var r response
-	for {
+	eventually(t, 10*time.Second, "A's next request is refused with 429", func() bool {
 		r = h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil)
-		if r.status == 429 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the last of A's writes may still be on its way in
-	}
+		return r.status == 429
+	})
 	h.problem(r, 429, "rate-limited")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
 	h.expect(h.do("GET", "/api/v1/tenants/tenant-b/lti/registrations", keyB, nil), 200)
-	tx.Rollback()
+	for _, pw := range writers {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
 	wg.Wait()
 	h.expect(h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil), 200)
 }
