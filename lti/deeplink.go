@@ -34,6 +34,7 @@ var staffRoles = []string{RoleInstructor, roleMembership + "ContentDeveloper", r
 // response, sealed so the browser cannot change them.
 type dlSession struct {
 	Registration uuid.UUID `json:"r"`
+	Tenant       uuid.UUID `json:"t"`
 	Deployment   string    `json:"d"`
 	ReturnURL    string    `json:"u"`
 	Data         string    `json:"data,omitempty"`
@@ -49,7 +50,7 @@ func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
 	}
 	s := l.Claims.DeepLinking
-	sess := dlSession{Registration: l.Registration.ID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
+	sess := dlSession{Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
 		Data: s.Data, Multiple: s.AcceptMultiple == nil || *s.AcceptMultiple, LinksOK: slices.Contains(s.AcceptTypes, "ltiResourceLink"),
 		Expires: t.Now().Add(t.StateTTL).Unix()}
 	b, _ := json.Marshal(sess)
@@ -80,7 +81,7 @@ func (t *Tool) HandleDeepLink(c echo.Context) error {
 	if (!sess.Multiple && len(chosen) > 1) || (!sess.LinksOK && len(chosen) > 0) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingSession, "choice not acceptable to the platform"))
 	}
-	reg, err := t.targetByID(ctx, sess.Registration, "")
+	reg, err := t.targetOf(ctx, sess.Registration, sess.Tenant)
 	if err != nil {
 		return t.refuse(c, "deep_linking", err)
 	}

@@ -85,14 +85,20 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	if err != nil {
 		return t.refuse(c, "launch", failErr(ReasonInvalidState, err))
 	}
-	reg, err := t.targetByID(c.Request().Context(), st.Registration, "")
+	reg, err := t.targetOf(c.Request().Context(), st.Registration, st.Tenant)
 	if err != nil {
 		return t.refuse(c, "launch", err)
 	}
-	restart := t.LoginURL() + "?" + url.Values{
+	// The registration's own login URL, with the login's deployment: it
+	// routes where the first login did, whatever else shares the issuer.
+	q := url.Values{
 		"iss": {reg.Issuer}, "client_id": {reg.ClientID}, "login_hint": {st.LoginHint},
 		"lti_message_hint": {st.MessageHint}, "target_link_uri": {st.TargetLink},
-	}.Encode()
+	}
+	if st.Deployment != "" {
+		q.Set("lti_deployment_id", st.Deployment)
+	}
+	restart := t.RegistrationLoginURL(reg.ID) + "?" + q.Encode()
 	if st.Storage != "" && in.StorageSecret == "" {
 		t.Metrics.refused.WithLabelValues("launch", "state_fetch_from_platform_storage").Inc()
 		return t.page(c, http.StatusOK, "fetch-state", map[string]any{
@@ -136,14 +142,19 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	}
 	t.Metrics.refused.WithLabelValues(stage, string(reason)).Inc()
 	t.log.WarnContext(c.Request().Context(), "lti "+stage+" refused", "reason", reason, "err", err)
-	return t.page(c, status, "error", map[string]any{
-		"Reason": reason, "RequestID": requestID(c), "Message": messages[reason],
-	})
+	data := map[string]any{"Reason": reason, "RequestID": requestID(c), "Message": messages[reason]}
+	if reason == ReasonAmbiguousIssuer {
+		// The form of the URL only: which registrations matched is no
+		// business of whoever sent the login.
+		data["LoginURL"] = t.LoginURL() + "/{registration id}"
+	}
+	return t.page(c, status, "error", data)
 }
 
 var messages = map[Reason]string{
 	ReasonUnknownRegistration: "This LMS is not registered with the hub.",
 	ReasonUnknownDeployment:   "This installation of the tool is not registered with the hub.",
+	ReasonAmbiguousIssuer:     "More than one registration with the hub matches this LMS, so the hub cannot tell where this launch belongs.",
 	ReasonTenantSuspended:     "Access for your organisation is suspended.",
 	ReasonStateExpired:        "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:       "This launch was already used. Please go back and launch again.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -47,6 +48,22 @@ func TestTwoTenantIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "taken"
+	tool := lti.NewTool(db, regs, nil, nil, &url.URL{Scheme: "https", Host: "hub.example"}, nil, quiet)
+	linkA, err := tool.CreateRegistrationLink(ctx, op, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A shared registration is no tenant's: the tenant methods treat it as
+	// another tenant's.
+	shared, err := regs.CreateShared(ctx, op, lti.NewSharedRegistration{Issuer: "https://lms.shared.example", ClientID: "one-for-all",
+		AuthLoginURL: "https://lms.shared.example/auth", AuthTokenURL: "https://lms.shared.example/token", JWKSURL: "https://lms.shared.example/jwks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := regs.AssignDeployment(ctx, op, shared.ID, "dep-shared-a", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	jwks := "https://lms.b.example/jwks"
 
 	// Each case runs as B on A's object and on an id nobody has.
 	cases := map[string]func(id uuid.UUID) error{
@@ -57,18 +74,41 @@ func TestTwoTenantIsolation(t *testing.T) {
 		},
 		"get registration": func(id uuid.UUID) error { _, err := regs.Get(ctx, b.ID, id); return err },
 		"delete registration": func(id uuid.UUID) error {
-			return regs.Delete(ctx, op, b.ID, id)
+			return regs.Delete(ctx, op, b.ID, id, true)
+		},
+		"update registration": func(id uuid.UUID) error {
+			_, err := regs.Update(ctx, op, b.ID, id, lti.RegistrationPatch{JWKSURL: &jwks})
+			return err
+		},
+		"get shared registration as a tenant's": func(id uuid.UUID) error { _, err := regs.Get(ctx, b.ID, id); return err },
+		"update shared registration as a tenant's": func(id uuid.UUID) error {
+			_, err := regs.Update(ctx, op, a.ID, id, lti.RegistrationPatch{JWKSURL: &jwks})
+			return err
+		},
+		"delete shared registration as a tenant's": func(id uuid.UUID) error { return regs.Delete(ctx, op, a.ID, id, true) },
+		"remove shared deployment as a tenant's": func(id uuid.UUID) error {
+			_, err := regs.RemoveDeployment(ctx, op, a.ID, id, "dep-shared-a", true)
+			return err
+		},
+		"revoke registration link": func(id uuid.UUID) error {
+			_, err := tool.RevokeRegistrationLink(ctx, op, b.ID, id)
+			return err
 		},
 		"add deployment": func(id uuid.UUID) error {
 			_, err := regs.AddDeployment(ctx, op, b.ID, id, "dep-b")
 			return err
 		},
 		"remove deployment": func(id uuid.UUID) error {
-			_, err := regs.RemoveDeployment(ctx, op, b.ID, id, "dep-a")
+			_, err := regs.RemoveDeployment(ctx, op, b.ID, id, "dep-a", true)
 			return err
 		},
 	}
-	ids := map[string]uuid.UUID{"get key": keyA.ID, "revoke key": keyA.ID}
+	ids := map[string]uuid.UUID{"get key": keyA.ID, "revoke key": keyA.ID, "revoke registration link": linkA.ID}
+	for name := range cases {
+		if strings.Contains(name, "shared") {
+			ids[name] = shared.ID
+		}
+	}
 	for name, run := range cases {
 		t.Run(name, func(t *testing.T) {
 			target, ok := ids[name]
@@ -95,6 +135,21 @@ func TestTwoTenantIsolation(t *testing.T) {
 		if err != nil || len(rs) != 0 {
 			t.Fatalf("B lists registrations %v, %v", rs, err)
 		}
+		ls, _, err := tool.ListRegistrationLinks(ctx, b.ID, pg.Page{Limit: 100})
+		if err != nil || len(ls) != 0 {
+			t.Fatalf("B lists registration links %v, %v", ls, err)
+		}
+	})
+
+	t.Run("B registers A's issuer and client_id as it would a fresh pair", func(t *testing.T) {
+		for _, client := range []string{"a-client", "fresh-client"} {
+			r, err := regs.Create(ctx, op, b.ID, lti.NewRegistration{Issuer: "https://lms.a.example", ClientID: client,
+				AuthLoginURL: "https://lms.a.example/auth", AuthTokenURL: "https://lms.a.example/token",
+				JWKSURL: "https://lms.a.example/jwks", DeploymentIDs: []string{"dep-a"}})
+			if err != nil || r.TenantID != b.ID || r.ID == regA.ID {
+				t.Fatalf("B registering %s: %+v, %v", client, r, err)
+			}
+		}
 	})
 
 	t.Run("the operator's tenant methods change only the tenant named", func(t *testing.T) {
@@ -113,8 +168,16 @@ func TestTwoTenantIsolation(t *testing.T) {
 			t.Fatalf("A's key: %+v, %v", k, err)
 		}
 		r, err := regs.Get(ctx, a.ID, regA.ID)
-		if err != nil || strings.Join(r.DeploymentIDs, ",") != "dep-a" {
+		if err != nil || strings.Join(r.DeploymentIDs, ",") != "dep-a" || r.JWKSURL != "https://lms.a.example/jwks" {
 			t.Fatalf("A's registration: %+v, %v", r, err)
+		}
+		ls, _, err := tool.ListRegistrationLinks(ctx, a.ID, pg.Page{Limit: 100})
+		if err != nil || len(ls) != 1 || ls[0].Status != lti.LinkActive {
+			t.Fatalf("A's links: %+v, %v", ls, err)
+		}
+		sh, err := regs.GetShared(ctx, shared.ID)
+		if err != nil || len(sh.Deployments) != 1 || sh.Deployments[0].Tenant != "tenant-a" || sh.JWKSURL != "https://lms.shared.example/jwks" {
+			t.Fatalf("the shared registration: %+v, %v", sh, err)
 		}
 	})
 }
