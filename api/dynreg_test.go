@@ -47,6 +47,7 @@ func TestDynamicRegistrationEndsWithAWorkingLaunch(t *testing.T) {
 	}
 	var regs struct {
 		Items []struct {
+			ID          string   `json:"id"`
 			ClientID    string   `json:"client_id"`
 			Deployments []string `json:"deployment_ids"`
 		} `json:"items"`
@@ -55,6 +56,12 @@ func TestDynamicRegistrationEndsWithAWorkingLaunch(t *testing.T) {
 	if len(regs.Items) != 1 || regs.Items[0].ClientID != p.ClientID || len(regs.Items[0].Deployments) != 1 {
 		t.Fatalf("registrations after dynamic registration: %+v", regs)
 	}
+	// The platform launches through the login URL it was given: the
+	// registration's own.
+	if p.RegisteredLoginURL != h.url+"/lti/login/"+regs.Items[0].ID {
+		t.Fatalf("the platform was given the login URL %q", p.RegisteredLoginURL)
+	}
+	ph.succeeded(ph.launchVia(p.RegisteredLoginURL, ltitest.Launch{}))
 	ph.succeeded(ph.launch(ltitest.Launch{}))
 
 	t.Run("a used link is refused", func(t *testing.T) {
@@ -137,11 +144,9 @@ func TestDynamicRegistrationWithRecordedPlatforms(t *testing.T) {
 			if page.status != 200 || !strings.Contains(string(page.body), "org.imsglobal.lti.close") {
 				t.Fatalf("registration with recorded %s: %d\n%s", lms, page.status, page.body)
 			}
-			if r.Received["initiate_login_uri"] != h.url+"/lti/login" {
-				t.Fatalf("%s received %v", lms, r.Received)
-			}
 			var regs struct {
 				Items []struct {
+					ID          string   `json:"id"`
 					Issuer      string   `json:"issuer"`
 					ClientID    string   `json:"client_id"`
 					JWKSURL     string   `json:"jwks_url"`
@@ -155,6 +160,10 @@ func TestDynamicRegistrationWithRecordedPlatforms(t *testing.T) {
 					found = true
 					if strings.Join(reg.Deployments, ",") != want.deployment || !strings.HasPrefix(reg.JWKSURL, r.Server.URL) {
 						t.Fatalf("%s registration %+v", lms, reg)
+					}
+					// The platform was given the registration's own login URL.
+					if r.Received["initiate_login_uri"] != h.url+"/lti/login/"+reg.ID {
+						t.Fatalf("%s received %v for registration %s", lms, r.Received, reg.ID)
 					}
 				}
 			}

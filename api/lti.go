@@ -60,12 +60,34 @@ func (s *Server) getRegistration(c echo.Context) error {
 	return c.JSON(http.StatusOK, r)
 }
 
+func (s *Server) updateRegistration(c echo.Context) error {
+	t, id, err := s.tenantAndRegistration(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	var p lti.RegistrationPatch
+	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	r, err := s.registrations.Update(c.Request().Context(), actor(c), t.ID, id, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+// deleteRegistration refuses (409) to erase launch records unless
+// ?force=true.
 func (s *Server) deleteRegistration(c echo.Context) error {
 	t, id, err := s.tenantAndRegistration(c, tenants.ScopeWrite)
 	if err != nil {
 		return err
 	}
-	if err := s.registrations.Delete(c.Request().Context(), actor(c), t.ID, id); err != nil {
+	force, err := forceParam(c)
+	if err != nil {
+		return err
+	}
+	if err := s.registrations.Delete(c.Request().Context(), actor(c), t.ID, id, force); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -94,7 +116,11 @@ func (s *Server) removeDeployment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.registrations.RemoveDeployment(c.Request().Context(), actor(c), t.ID, id, c.Param("deployment")); err != nil {
+	force, err := forceParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.registrations.RemoveDeployment(c.Request().Context(), actor(c), t.ID, id, c.Param("deployment"), force); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -137,4 +163,49 @@ func (s *Server) createRegistrationLink(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusCreated, l)
+}
+
+// listRegistrationLinks lists the tenant's links with their status; the
+// tokens are not kept, so never shown.
+func (s *Server) listRegistrationLinks(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeRead)
+	if err != nil {
+		return err
+	}
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	ls, next, err := s.lti.ListRegistrationLinks(c.Request().Context(), t.ID, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newList(ls, next))
+}
+
+func (s *Server) revokeRegistrationLink(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.Parse(c.Param("link"))
+	if err != nil {
+		return apperr.New(apperr.NotFound, "registration link %q not found", c.Param("link"))
+	}
+	if _, err := s.lti.RevokeRegistrationLink(c.Request().Context(), actor(c), t.ID, id); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// forceParam reads ?force: true erases launch records a deletion would
+// otherwise refuse to.
+func forceParam(c echo.Context) (bool, error) {
+	switch c.QueryParam("force") {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, apperr.InvalidFields(apperr.FieldError{Field: "force", Message: "must be true or false"})
 }

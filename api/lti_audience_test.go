@@ -95,3 +95,16 @@ func fieldsOf(p api.Problem) string {
 	}
 	return strings.Join(names, " ")
 }
+
+// TestTrustedAudiencesEdited: a registration's trusted audiences can be
+// changed in place; launches follow at once.
+func TestTrustedAudiencesEdited(t *testing.T) {
+	ph := newPlatformHub(t)
+	path := "/api/v1/tenants/" + ph.slug + "/lti/registrations/" + ph.reg
+	ph.refusedWith(ph.launch(ph.audiences("schoology-app")), lti.ReasonWrongAudience)
+	ph.expect(ph.do("PATCH", path, adminToken, map[string]any{"trusted_audiences": []string{"schoology-app"}}), 200)
+	ph.succeeded(ph.launch(ph.audiences("schoology-app")))
+	ph.problem(ph.do("PATCH", path, adminToken, map[string]any{"trusted_audiences": slices.Repeat([]string{"x"}, 11)}), 400, "validation")
+	ph.expect(ph.do("PATCH", path, adminToken, map[string]any{"trusted_audiences": []string{}}), 200)
+	ph.refusedWith(ph.launch(ph.audiences("schoology-app")), lti.ReasonWrongAudience)
+}

@@ -91,10 +91,17 @@ func (ph *platformHub) post(f form, extra url.Values) response {
 	return readResponse(res)
 }
 
-// launch runs a whole launch as a browser would.
+// launch runs a whole launch as a browser would, through the shared login
+// URL.
 func (ph *platformHub) launch(l ltitest.Launch) response {
 	ph.t.Helper()
-	f, r := ph.authorize(ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", l))
+	return ph.launchVia(ph.url+"/lti/login", l)
+}
+
+// launchVia runs a whole launch whose login goes to loginURL.
+func (ph *platformHub) launchVia(loginURL string, l ltitest.Launch) response {
+	ph.t.Helper()
+	f, r := ph.authorize(ph.p.LoginURL(loginURL, ph.url+"/lti/launch", l))
 	if f.action == "" {
 		return r
 	}
@@ -448,14 +455,19 @@ func TestLoginRefusals(t *testing.T) {
 	if r := login(q); r.status != http.StatusFound {
 		t.Fatalf("login without client_id for a single registration: %d", r.status)
 	}
-	// A second registration on the same issuer makes client_id necessary,
-	// unless the registration's own login URL is used.
+	// A second registration on the same issuer makes client_id or the
+	// deployment id necessary, unless the registration's own login URL
+	// is used.
 	second := ltitest.New()
 	defer second.Close()
 	ph.expect(ph.do("POST", "/api/v1/tenants/uni/lti/registrations", adminToken, map[string]any{
 		"issuer": ph.p.Issuer(), "client_id": "second-client", "auth_login_url": ph.p.AuthURL(),
 		"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL(),
 	}), 201)
+	if r := login(q); r.status != http.StatusFound {
+		t.Fatalf("login without client_id, with the deployment only one registration has: %d", r.status)
+	}
+	q.Del("lti_deployment_id")
 	ph.refusedWith(login(q), lti.ReasonAmbiguousIssuer)
 	if r := ph.get(ph.url + "/lti/login/" + ph.reg + "?" + q.Encode()); r.status != http.StatusFound {
 		t.Fatalf("per-registration login: %d %s", r.status, r.body)

@@ -75,9 +75,12 @@ func TestRegistrationsREST(t *testing.T) {
 		if strings.Join(fields, ",") != "issuer,client_id,auth_login_url" {
 			t.Fatalf("fields %v", fields)
 		}
-		ph.problem(ph.do("POST", "/api/v1/tenants/other/lti/registrations", adminToken, map[string]any{
-			"issuer": ph.p.Issuer(), "client_id": ph.p.ClientID, "auth_login_url": ph.p.AuthURL(),
-			"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL()}), 409, "conflict")
+		// Unique within a tenant; another tenant's registration of the
+		// same pair is no concern (nor business) of this one.
+		pair := map[string]any{"issuer": ph.p.Issuer(), "client_id": ph.p.ClientID, "auth_login_url": ph.p.AuthURL(),
+			"auth_token_url": ph.p.TokenURL(), "jwks_url": ph.p.JWKSURL()}
+		ph.problem(ph.do("POST", "/api/v1/tenants/uni/lti/registrations", adminToken, pair), 409, "conflict")
+		ph.expect(ph.do("POST", "/api/v1/tenants/other/lti/registrations", adminToken, pair), 201)
 	})
 	t.Run("no deployments is an empty list, not null", func(t *testing.T) {
 		ph.t = t
@@ -92,8 +95,8 @@ func TestRegistrationsREST(t *testing.T) {
 
 	t.Run("delete", func(t *testing.T) {
 		ph.t = t
-		ph.succeeded(ph.launch(ltitest.Launch{}))
-		ph.expect(ph.do("DELETE", base, adminToken, nil), 204)
+		ph.succeeded(ph.launchVia(ph.url+"/lti/login/"+ph.reg, ltitest.Launch{}))
+		ph.expect(ph.do("DELETE", base+"?force=true", adminToken, nil), 204)
 		ph.problem(ph.do("GET", base, adminToken, nil), 404, "not-found")
 		if n := ph.rows("contexts"); n != 0 {
 			t.Fatalf("%d contexts left after the registration went", n)

@@ -45,11 +45,23 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/lti/registrations", s.createRegistration)
 	v1.GET("/tenants/:tenant/lti/registrations", s.listRegistrations)
 	v1.GET("/tenants/:tenant/lti/registrations/:registration", s.getRegistration)
+	v1.PATCH("/tenants/:tenant/lti/registrations/:registration", s.updateRegistration)
 	v1.DELETE("/tenants/:tenant/lti/registrations/:registration", s.deleteRegistration)
 	v1.POST("/tenants/:tenant/lti/registrations/:registration/deployments", s.addDeployment)
 	v1.DELETE("/tenants/:tenant/lti/registrations/:registration/deployments/:deployment", s.removeDeployment)
 	v1.GET("/tenants/:tenant/lti/registrations/:registration/tool-configuration", s.toolConfiguration)
 	v1.POST("/tenants/:tenant/lti/registration-links", s.createRegistrationLink)
+	v1.GET("/tenants/:tenant/lti/registration-links", s.listRegistrationLinks)
+	v1.DELETE("/tenants/:tenant/lti/registration-links/:link", s.revokeRegistrationLink)
+
+	// The operator's shared registrations and their deployments' tenants.
+	v1.POST("/lti/registrations", s.createSharedRegistration)
+	v1.GET("/lti/registrations", s.listSharedRegistrations)
+	v1.GET("/lti/registrations/:registration", s.getSharedRegistration)
+	v1.PATCH("/lti/registrations/:registration", s.updateSharedRegistration)
+	v1.DELETE("/lti/registrations/:registration", s.deleteSharedRegistration)
+	v1.POST("/lti/registrations/:registration/deployments", s.assignSharedDeployment)
+	v1.DELETE("/lti/registrations/:registration/deployments/:deployment", s.unassignSharedDeployment)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)

@@ -47,6 +47,7 @@ const ReasonDeepLinkingUsed Reason = "deep_linking_session_used"
 type dlSession struct {
 	ID           string    `json:"i"`
 	Registration uuid.UUID `json:"r"`
+	Tenant       uuid.UUID `json:"tn"`
 	Deployment   string    `json:"d"`
 	ReturnURL    string    `json:"u"`
 	Data         string    `json:"data,omitempty"`
@@ -67,7 +68,7 @@ func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
 	}
 	s, secret := l.Claims.DeepLinking, randomToken(24)
-	sess := dlSession{ID: randomToken(12), Registration: l.Registration.ID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
+	sess := dlSession{ID: randomToken(12), Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
 		Data: s.Data, Title: s.Title, Multiple: s.AcceptMultiple == nil || *s.AcceptMultiple,
 		LinksOK: slices.Contains(s.AcceptTypes, "ltiResourceLink"), BrowserHash: hashSecret(secret), Expires: t.Now().Add(t.StateTTL).Unix()}
 	b, _ := json.Marshal(sess)
@@ -131,7 +132,7 @@ func (t *Tool) HandleDeepLink(c echo.Context) error {
 // answerPicker checks the registration and its tenant are still usable,
 // uses the session up and signs the response.
 func (t *Tool) answerPicker(ctx context.Context, sess dlSession, chosen []string) (string, error) {
-	reg, err := t.targetByID(ctx, sess.Registration, "")
+	reg, err := t.targetOf(ctx, sess.Registration, sess.Tenant)
 	if err != nil {
 		return "", err
 	}

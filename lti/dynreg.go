@@ -81,6 +81,7 @@ type registrationLink struct {
 	TenantID       uuid.UUID  `db:"tenant_id"`
 	ExpiresAt      time.Time  `db:"expires_at"`
 	UsedAt         *time.Time `db:"used_at"`
+	RevokedAt      *time.Time `db:"revoked_at"`
 	FailedAttempts int        `db:"failed_attempts"`
 	TenantStatus   string     `db:"tenant_status"`
 }
@@ -122,11 +123,14 @@ func (t *Tool) registerDynamically(ctx context.Context, link registrationLink, c
 	if err != nil {
 		return "", err
 	}
-	answer, err := t.registerWith(ctx, cfg, token)
+	// The registration's id is chosen first: the platform is given the
+	// registration's own login URL.
+	id := uuid.New()
+	answer, err := t.registerWith(ctx, cfg, token, id)
 	if err != nil {
 		return "", err
 	}
-	_, err = t.storeDynamic(ctx, link, cfg, answer)
+	_, err = t.storeDynamic(ctx, link, cfg, answer, id)
 	return cfg.Issuer, err
 }
 
@@ -137,7 +141,7 @@ func (t *Tool) claimLink(ctx context.Context, link *registrationLink) error {
 	var claimed bool
 	err := pg.InTenant(ctx, t.db, link.TenantID, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET used_at = $3
-			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > $3 AND failed_attempts < $4`,
+			WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3 AND failed_attempts < $4`,
 			link.TenantID, link.ID, now, MaxRegistrationAttempts)
 		if err != nil {
 			return pg.MapError(fmt.Errorf("lti: claim registration link: %w", err))
@@ -197,8 +201,8 @@ func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, er
 	}
 	if err == nil {
 		err = pg.InTenant(ctx, t.db, *tenant, func(tx *sqlx.Tx) error {
-			return tx.GetContext(ctx, &l, `SELECT l.id, l.tenant_id, l.expires_at, l.used_at, l.failed_attempts, t.status AS tenant_status
-				FROM lti_registration_links l JOIN tenants t ON t.id = l.tenant_id
+			return tx.GetContext(ctx, &l, `SELECT l.id, l.tenant_id, l.expires_at, l.used_at, l.revoked_at, l.failed_attempts,
+				t.status AS tenant_status FROM lti_registration_links l JOIN tenants t ON t.id = l.tenant_id
 				WHERE l.tenant_id = $1 AND l.token_hash = $2`, *tenant, linkHash(token))
 		})
 	}
@@ -207,6 +211,8 @@ func (t *Tool) findLink(ctx context.Context, token string) (registrationLink, er
 		return l, fail(ReasonRegistrationLink, "unknown link")
 	case err != nil:
 		return l, pg.MapError(fmt.Errorf("lti: find registration link: %w", err))
+	case l.RevokedAt != nil:
+		return l, fail(ReasonRegistrationLink, "link revoked")
 	case l.FailedAttempts >= MaxRegistrationAttempts:
 		return l, fail(ReasonRegistrationLinkSpent, "link failed %d times", l.FailedAttempts)
 	case l.UsedAt != nil:
@@ -298,14 +304,15 @@ func (t *Tool) getConfiguration(ctx context.Context, rawURL, token string) ([]by
 	return httpx.ReadBody(res.Body, httpx.MaxBody)
 }
 
-// toolRegistration is the client metadata the hub posts.
-func (t *Tool) toolRegistration() map[string]any {
+// toolRegistration is the client metadata the hub posts for registration
+// id, with the registration's own login URL.
+func (t *Tool) toolRegistration(id uuid.UUID) map[string]any {
 	base := t.publicURL.String()
 	return map[string]any{
 		"application_type":           "web",
 		"response_types":             []string{"id_token"},
 		"grant_types":                []string{"implicit", "client_credentials"},
-		"initiate_login_uri":         t.LoginURL(),
+		"initiate_login_uri":         t.RegistrationLoginURL(id),
 		"redirect_uris":              []string{t.LaunchURL()},
 		"client_name":                "Learning hub",
 		"jwks_uri":                   base + "/.well-known/jwks.json",
@@ -331,9 +338,9 @@ type registrationAnswer struct {
 	} `json:"https://purl.imsglobal.org/spec/lti-tool-configuration"`
 }
 
-func (t *Tool) registerWith(ctx context.Context, cfg PlatformConfiguration, token string) (registrationAnswer, error) {
+func (t *Tool) registerWith(ctx context.Context, cfg PlatformConfiguration, token string, id uuid.UUID) (registrationAnswer, error) {
 	var a registrationAnswer
-	body, _ := json.Marshal(t.toolRegistration())
+	body, _ := json.Marshal(t.toolRegistration(id))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.RegistrationEndpoint, bytes.NewReader(body))
 	if err != nil {
 		return a, failErr(ReasonPlatformRegistration, err)
@@ -358,11 +365,11 @@ func (t *Tool) registerWith(ctx context.Context, cfg PlatformConfiguration, toke
 	return a, nil
 }
 
-// storeDynamic stores the registration and records it on the link the
-// request claimed, in one transaction.
-func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg PlatformConfiguration, a registrationAnswer) (Registration, error) {
+// storeDynamic stores the registration as id and records it on the link
+// the request claimed, in one transaction.
+func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg PlatformConfiguration, a registrationAnswer, id uuid.UUID) (Registration, error) {
 	in := NewRegistration{Issuer: cfg.Issuer, ClientID: a.ClientID, AuthLoginURL: cfg.AuthorizationEndpoint,
-		AuthTokenURL: cfg.TokenEndpoint, JWKSURL: cfg.JWKSURI}
+		AuthTokenURL: cfg.TokenEndpoint, JWKSURL: cfg.JWKSURI, id: id}
 	if a.Config.DeploymentID != "" {
 		in.DeploymentIDs = []string{a.Config.DeploymentID}
 	} else {
@@ -391,8 +398,11 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 		}
 		return nil
 	})
+	if err == nil {
+		t.forget(reg.ID)
+	}
 	if apperr.Is(err, apperr.Conflict) {
-		return reg, fail(ReasonPlatformRegistration, "this platform and client are already registered")
+		return reg, fail(ReasonPlatformRegistration, "this tenant already registered this platform and client")
 	}
 	if err != nil && apperr.CodeOf(err) != "" {
 		return reg, failErr(ReasonPlatformRegistration, fmt.Errorf("store: %w", err))

@@ -101,7 +101,7 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 	if err != nil {
 		return t.refuse(c, "launch", failErr(ReasonInvalidState, err))
 	}
-	reg, err := t.targetByID(c.Request().Context(), st.Registration, "")
+	reg, err := t.targetOf(c.Request().Context(), st.Registration, st.Tenant)
 	if err != nil {
 		return t.refuse(c, "launch", err)
 	}
@@ -188,9 +188,15 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	if message == "" {
 		message = page.message
 	}
-	return t.page(c, status, "error", map[string]any{
+	data := map[string]any{
 		"Reason": reason, "RequestID": requestID(c), "Heading": page.heading, "Message": message, "Contact": page.contact,
-	})
+	}
+	if reason == ReasonAmbiguousIssuer {
+		// The form of the URL only: which registrations matched is no
+		// business of whoever sent the login.
+		data["LoginURL"] = t.LoginURL() + "/{registration id}"
+	}
+	return t.page(c, status, "error", data)
 }
 
 // stagePages say, for each stage, what failed, what to do when the reason
@@ -209,6 +215,7 @@ var stagePages = map[string]struct{ heading, message, contact string }{
 var messages = map[Reason]string{
 	ReasonUnknownRegistration:      "This LMS is not registered with the hub.",
 	ReasonUnknownDeployment:        "This installation of the tool is not registered with the hub.",
+	ReasonAmbiguousIssuer:          "More than one registration with the hub matches this LMS, so the hub cannot tell where this launch belongs.",
 	ReasonTenantSuspended:          "Access for your organisation is suspended.",
 	ReasonStateExpired:             "The launch took too long. Please go back and launch again.",
 	ReasonNonceReplayed:            "This launch was already used. Please go back and launch again.",

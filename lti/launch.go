@@ -55,7 +55,7 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 		return nil, err
 	}
 	l := &Launch{state: st}
-	if l.target, err = t.targetByID(ctx, st.Registration, ""); err != nil {
+	if l.target, err = t.targetOf(ctx, st.Registration, st.Tenant); err != nil {
 		return nil, err
 	}
 	l.Registration = l.target.Registration

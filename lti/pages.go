@@ -13,6 +13,8 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 {{define "error"}}{{template "head" .Heading}}
 <h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
+{{with .LoginURL}}<p>LMS administrator: set the tool's login initiation URL to your registration's own,
+<code>{{.}}</code>, shown as <code>login_url</code> in the hub's tool configuration of your registration.</p>{{end}}
 <p>If this keeps happening, give {{.Contact}} this reference:</p>
 <p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
 </body></html>{{end}}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -20,10 +21,17 @@ import (
 	"github.com/klasterina/hub/tenants/audit"
 )
 
-// Registration is one LMS platform registered by a tenant.
+// Registration is one LMS platform registered by a tenant: unique within
+// the tenant by (issuer, client_id), whatever other tenants registered.
+// Read as the target of a launch through a shared registration, TenantID
+// is the tenant of the launch's deployment and DeploymentIDs are that
+// tenant's.
 type Registration struct {
-	ID            uuid.UUID      `db:"id" json:"id"`
-	TenantID      uuid.UUID      `db:"tenant_id" json:"tenant_id"`
+	ID       uuid.UUID `db:"id" json:"id"`
+	TenantID uuid.UUID `db:"tenant_id" json:"tenant_id"`
+	// Shared: the operator's registration, which belongs to no tenant
+	// (see SharedRegistration).
+	Shared        bool           `db:"shared" json:"shared"`
 	Issuer        string         `db:"issuer" json:"issuer"`
 	ClientID      string         `db:"client_id" json:"client_id"`
 	AuthLoginURL  string         `db:"auth_login_url" json:"auth_login_url"`
@@ -54,7 +62,8 @@ type NewRegistration struct {
 	// aud besides the client id (Schoology sends an array).
 	TrustedAudiences []string `json:"trusted_audiences"`
 
-	adoptFirstDeployment bool // set by dynamic registration only
+	adoptFirstDeployment bool      // set by dynamic registration only
+	id                   uuid.UUID // set by dynamic registration, which names it to the platform first
 }
 
 // Bounds of a registration, documented in the OpenAPI document. They keep
@@ -162,7 +171,10 @@ type Registrations struct {
 	db    *sqlx.DB
 	chain *audit.Keyring
 	log   *slog.Logger
-	Now   func() time.Time
+	// changed is told of every registration that changed, after its
+	// transaction committed: the Tool forgets its cached lookups of it.
+	changed func(uuid.UUID)
+	Now     func() time.Time
 	// AllowHTTP lets a platform's URLs be plain http; main sets it from
 	// HUB_OUTBOUND_ALLOW_PRIVATE, with which the hub may call loopback
 	// platforms (tests, the demo). Off, they must be https.
@@ -182,6 +194,9 @@ func (s *Registrations) Create(ctx context.Context, by audit.Actor, tenant uuid.
 		r, err = s.create(ctx, tx, by, tenant, in)
 		return err
 	})
+	if err == nil {
+		s.forget(r.ID) // it may take logins cached as another's
+	}
 	return r, err
 }
 
@@ -191,7 +206,11 @@ func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 		return Registration{}, err
 	}
 	now := s.Now()
-	r := Registration{ID: uuid.New(), TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
+	id := in.id
+	if id == uuid.Nil {
+		id = uuid.New()
+	}
+	r := Registration{ID: id, TenantID: tenant, Issuer: in.Issuer, ClientID: in.ClientID,
 		AuthLoginURL: in.AuthLoginURL, AuthTokenURL: in.AuthTokenURL, TokenAudience: in.TokenAudience,
 		JWKSURL: in.JWKSURL, CreatedAt: now, UpdatedAt: now, DeploymentIDs: dedupe(in.DeploymentIDs), TrustedAudiences: dedupe(in.TrustedAudiences),
 		AdoptFirstDeployment: in.adoptFirstDeployment && len(in.DeploymentIDs) == 0}
@@ -199,7 +218,8 @@ func (s *Registrations) create(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 		(id, tenant_id, issuer, client_id, auth_login_url, auth_token_url, token_audience, jwks_url, trusted_audiences, adopt_first_deployment, created_at, updated_at)
 		VALUES (:id, :tenant_id, :issuer, :client_id, :auth_login_url, :auth_token_url, :token_audience, :jwks_url, :trusted_audiences, :adopt_first_deployment, :created_at, :updated_at)`, r)
 	if err = pg.MapError(err); apperr.Is(err, apperr.Conflict) {
-		return Registration{}, apperr.Wrap(apperr.Conflict, err, "a registration with this issuer and client_id already exists")
+		// Unique within the tenant only: this says nothing of other tenants.
+		return Registration{}, apperr.Wrap(apperr.Conflict, err, "this tenant already has a registration with this issuer and client_id")
 	}
 	if err != nil {
 		return Registration{}, err
@@ -235,7 +255,11 @@ func (s *Registrations) audit(ctx context.Context, tx *sqlx.Tx, by audit.Actor, 
 	for k, v := range extra {
 		details[k] = v
 	}
-	_, err := s.chain.Append(ctx, tx, &r.TenantID, by, audit.Event{Action: action, TargetType: "lti_registration",
+	var tenant *uuid.UUID // a shared registration's changes go to the operator's chain
+	if !r.Shared {
+		tenant = &r.TenantID
+	}
+	_, err := s.chain.Append(ctx, tx, tenant, by, audit.Event{Action: action, TargetType: "lti_registration",
 		TargetID: r.ID.String(), Details: details}, s.Now())
 	return err
 }
@@ -256,9 +280,12 @@ func (s *Registrations) Get(ctx context.Context, tenant, id uuid.UUID) (Registra
 const registrationColumns = `r.*, array(SELECT d.deployment_id FROM lti_deployments d
 	WHERE d.tenant_id = r.tenant_id AND d.registration_id = r.id ORDER BY d.created_at, d.deployment_id) AS deployment_ids`
 
+// getRegistration reads one of tenant's own registrations (never a shared
+// one, though the tenant may read those).
 func getRegistration(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Registration, error) {
 	var r Registration
-	err := tx.GetContext(ctx, &r, `SELECT `+registrationColumns+` FROM lti_registrations r WHERE r.tenant_id = $1 AND r.id = $2`, tenant, id)
+	err := tx.GetContext(ctx, &r, `SELECT `+registrationColumns+` FROM lti_registrations r
+		WHERE r.tenant_id = $1 AND r.id = $2 AND NOT r.shared`, tenant, id)
 	if pg.IsNoRows(err) {
 		return r, apperr.New(apperr.NotFound, "registration %q not found", id)
 	}
@@ -282,19 +309,57 @@ func (s *Registrations) List(ctx context.Context, tenant uuid.UUID, page pg.Page
 	return pg.TrimPage(rs, page.Limit, func(r Registration) pg.Cursor { return pg.Cursor{At: r.CreatedAt, ID: r.ID} })
 }
 
-// Delete removes a registration; its launches' records go with it.
-func (s *Registrations) Delete(ctx context.Context, by audit.Actor, tenant, id uuid.UUID) error {
-	return pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+// Delete removes a registration. One whose launches left records (courses
+// with their members, resource links) is refused with a Conflict unless
+// force: the records go with it. Users outlive it.
+func (s *Registrations) Delete(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, force bool) error {
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		r, err := getRegistration(ctx, tx, tenant, id)
 		if err != nil {
 			return err
 		}
-		// Launch records reference users, which outlive the registration.
+		records, err := hasLaunchRecords(ctx, tx, tenant, id, "")
+		if err != nil {
+			return err
+		}
+		if records && !force {
+			return errHasRecords("registration")
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM lti_registrations WHERE tenant_id = $1 AND id = $2`, tenant, id); err != nil {
 			return pg.MapError(err)
 		}
-		return s.audit(ctx, tx, by, "lti_registration.deleted", r, nil)
+		return s.audit(ctx, tx, by, "lti_registration.deleted", r, map[string]string{"launch_records_erased": fmt.Sprint(records)})
 	})
+	if err == nil {
+		s.forget(id)
+	}
+	return err
+}
+
+// hasLaunchRecords reports whether tenant holds courses or resource links
+// made through the registration (and deployment, unless "").
+func hasLaunchRecords(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID, deployment string) (bool, error) {
+	var found bool
+	err := tx.GetContext(ctx, &found, `SELECT
+		EXISTS (SELECT 1 FROM contexts WHERE tenant_id = $1 AND registration_id = $2 AND ($3 = '' OR deployment_id = $3))
+		OR EXISTS (SELECT 1 FROM resource_links WHERE tenant_id = $1 AND registration_id = $2 AND ($3 = '' OR deployment_id = $3))`,
+		tenant, id, deployment)
+	if err != nil {
+		return false, pg.MapError(fmt.Errorf("lti: look for launch records: %w", err))
+	}
+	return found, nil
+}
+
+// errHasRecords refuses to erase launch records unless asked to.
+func errHasRecords(what string) error {
+	return apperr.New(apperr.Conflict, "the %s has launch records (courses, their members, resource links); removing it erases them, so it must be forced", what)
+}
+
+// forget tells the Tool a registration changed.
+func (s *Registrations) forget(id uuid.UUID) {
+	if s.changed != nil {
+		s.changed(id)
+	}
 }
 
 // AddDeployment allows one more deployment id (Canvas and Blackboard make
@@ -333,22 +398,40 @@ func roomForDeployment(ctx context.Context, tx *sqlx.Tx, r Registration) error {
 	return nil
 }
 
-// RemoveDeployment stops accepting launches from a deployment.
-func (s *Registrations) RemoveDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string) (Registration, error) {
+// RemoveDeployment stops accepting launches from a deployment. One whose
+// launches left records is refused with a Conflict unless force: the
+// records go with it.
+func (s *Registrations) RemoveDeployment(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, deployment string, force bool) (Registration, error) {
 	if !validDeploymentID(deployment) {
 		return Registration{}, apperr.New(apperr.NotFound, "deployment %q not found", deployment)
 	}
 	return s.changeDeployments(ctx, by, tenant, id, "lti_deployment.removed", deployment, func(tx *sqlx.Tx, r Registration) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3`,
-			r.TenantID, r.ID, deployment)
-		if err != nil {
-			return pg.MapError(err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return apperr.New(apperr.NotFound, "deployment %q not found", deployment)
-		}
-		return nil
+		return removeDeployment(ctx, tx, tenant, r.ID, deployment, force)
 	})
+}
+
+// removeDeployment deletes one of tenant's deployments of a registration
+// (its own or a shared one), asking first when it has launch records.
+func removeDeployment(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID, deployment string, force bool) error {
+	var known bool
+	err := tx.GetContext(ctx, &known, `SELECT EXISTS (SELECT 1 FROM lti_deployments
+		WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3)`, tenant, id, deployment)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("lti: find deployment: %w", err))
+	}
+	if !known {
+		return apperr.New(apperr.NotFound, "deployment %q not found", deployment)
+	}
+	records, err := hasLaunchRecords(ctx, tx, tenant, id, deployment)
+	if err != nil {
+		return err
+	}
+	if records && !force {
+		return errHasRecords("deployment")
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM lti_deployments WHERE tenant_id = $1 AND registration_id = $2 AND deployment_id = $3`,
+		tenant, id, deployment)
+	return pg.MapError(err)
 }
 
 func (s *Registrations) changeDeployments(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, action, deployment string, change func(*sqlx.Tx, Registration) error) (Registration, error) {
@@ -366,5 +449,110 @@ func (s *Registrations) changeDeployments(ctx context.Context, by audit.Actor, t
 		}
 		return s.audit(ctx, tx, by, action, r, map[string]string{"deployment_id": deployment})
 	})
+	if err == nil {
+		s.forget(id)
+	}
 	return r, err
+}
+
+// RegistrationPatch changes a registration's platform endpoints: the
+// fields given, each validated as at creation. Issuer and client_id name
+// the registration and do not change; deployments, courses and the login
+// URL stay.
+type RegistrationPatch struct {
+	AuthLoginURL  *string `json:"auth_login_url"`
+	AuthTokenURL  *string `json:"auth_token_url"`
+	JWKSURL       *string `json:"jwks_url"`
+	TokenAudience *string `json:"token_audience"`
+	// TrustedAudiences, when given, replaces the list whole.
+	TrustedAudiences *[]string `json:"trusted_audiences"`
+}
+
+func (p RegistrationPatch) validate(allowHTTP bool) error {
+	var v apperr.Validator
+	msg := platformURLMessage(allowHTTP)
+	for _, f := range []struct {
+		name  string
+		value *string
+	}{{"auth_login_url", p.AuthLoginURL}, {"auth_token_url", p.AuthTokenURL}, {"jwks_url", p.JWKSURL}} {
+		if f.value != nil {
+			v.Check(isPlatformURL(*f.value, allowHTTP), f.name, msg)
+		}
+	}
+	if p.TokenAudience != nil {
+		v.CheckText("token_audience", *p.TokenAudience, 0, MaxURLLength)
+	}
+	if p.TrustedAudiences != nil {
+		checkTrustedAudiences(&v, *p.TrustedAudiences)
+	}
+	return v.Err()
+}
+
+// apply changes r as p says and names the fields that changed.
+func (p RegistrationPatch) apply(r *Registration) []string {
+	var changed []string
+	for _, f := range []struct {
+		name string
+		from *string
+		to   *string
+	}{{"auth_login_url", p.AuthLoginURL, &r.AuthLoginURL}, {"auth_token_url", p.AuthTokenURL, &r.AuthTokenURL},
+		{"jwks_url", p.JWKSURL, &r.JWKSURL}, {"token_audience", p.TokenAudience, &r.TokenAudience}} {
+		if f.from != nil && *f.from != *f.to {
+			*f.to = *f.from
+			changed = append(changed, f.name)
+		}
+	}
+	if p.TrustedAudiences != nil {
+		if to := dedupe(*p.TrustedAudiences); !slices.Equal(to, r.TrustedAudiences) {
+			r.TrustedAudiences, changed = to, append(changed, "trusted_audiences")
+		}
+	}
+	return changed
+}
+
+// Update changes one of tenant's registrations, audited in the same
+// transaction; cached lookups of it are forgotten.
+func (s *Registrations) Update(ctx context.Context, by audit.Actor, tenant, id uuid.UUID, p RegistrationPatch) (Registration, error) {
+	if err := p.validate(s.AllowHTTP); err != nil {
+		return Registration{}, err
+	}
+	var r Registration
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		var err error
+		if r, err = getRegistration(ctx, tx, tenant, id); err != nil {
+			return err
+		}
+		return s.update(ctx, tx, by, &r, p)
+	})
+	if err == nil {
+		s.forget(id)
+	}
+	return r, err
+}
+
+// update writes p to r inside tx, naming r's tenant (none: shared).
+func (s *Registrations) update(ctx context.Context, tx *sqlx.Tx, by audit.Actor, r *Registration, p RegistrationPatch) error {
+	changed := p.apply(r)
+	if len(changed) == 0 {
+		return nil
+	}
+	r.UpdatedAt = s.Now()
+	res, err := tx.ExecContext(ctx, `UPDATE lti_registrations SET auth_login_url = $3, auth_token_url = $4, jwks_url = $5,
+		token_audience = $6, updated_at = $7, trusted_audiences = $9 WHERE tenant_id IS NOT DISTINCT FROM $1 AND id = $2 AND shared = $8`,
+		ownerOf(*r), r.ID, r.AuthLoginURL, r.AuthTokenURL, r.JWKSURL, r.TokenAudience, r.UpdatedAt, r.Shared, r.TrustedAudiences)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("lti: update registration: %w", err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return apperr.New(apperr.NotFound, "registration %q not found", r.ID)
+	}
+	return s.audit(ctx, tx, by, "lti_registration.updated", *r, map[string]string{"changed": strings.Join(changed, ",")})
+}
+
+// ownerOf is r's tenant, or nil for a shared registration.
+func ownerOf(r Registration) *uuid.UUID {
+	if r.Shared {
+		return nil
+	}
+	return &r.TenantID
 }

@@ -51,20 +51,29 @@ type Tool struct {
 // URLs are built from it, and target links must live under it.
 func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secrets.Sealer,
 	publicURL *url.URL, metrics *Metrics, log *slog.Logger) *Tool {
-	return &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
+	t := &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
 		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second,
 		LoginLimiter: NewSourceLimiter(DefaultLoginRate, DefaultLoginBurst, DefaultLoginSources), prepared: pg.NewPrepared(db)}
+	regs.changed = t.forget
+	return t
 }
 
 // LaunchURL is the redirect_uri the platform posts id_tokens to.
 func (t *Tool) LaunchURL() string { return t.publicURL.String() + "/lti/launch" }
 
-// LoginURL is the OIDC login initiation URL.
+// LoginURL is the OIDC login initiation URL shared by every registration:
+// it routes by issuer, client_id and deployment id when exactly one
+// registration matches.
 func (t *Tool) LoginURL() string { return t.publicURL.String() + "/lti/login" }
 
 // origin is the hub's public origin (scheme and host of HUB_PUBLIC_URL),
 // what browsers send as Origin from the hub's own pages.
 func (t *Tool) origin() string { return t.publicURL.Scheme + "://" + t.publicURL.Host }
+
+// RegistrationLoginURL is a registration's own login initiation URL, which
+// routes to it whatever else matches its issuer and client_id. Tool
+// configurations and dynamic registration give it to the platform.
+func (t *Tool) RegistrationLoginURL(id uuid.UUID) string { return t.LoginURL() + "/" + id.String() }
 
 // ours reports whether a target link points at this hub, so the hub never
 // redirects a browser to an address a login request chose.
@@ -146,7 +155,7 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 	if !t.ours(in.TargetLinkURI) {
 		return LoginResult{}, fail(ReasonTargetNotOurs, "target_link_uri %q", in.TargetLinkURI)
 	}
-	reg, err := t.findTarget(ctx, in)
+	reg, err := t.loginTarget(ctx, in)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -155,6 +164,7 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 	}
 	st, secret := newLoginState(reg.ID, in.TargetLinkURI, t.StateTTL, t.Now())
 	st.Storage = in.StorageTarget
+	st.Tenant, st.Deployment = reg.TenantID, in.DeploymentID
 	state, err := sealState(t.sealer, st)
 	if err != nil {
 		return LoginResult{}, err
@@ -181,21 +191,6 @@ func withQuery(base string, q url.Values) string {
 		sep = "&"
 	}
 	return base + sep + q.Encode()
-}
-
-func (t *Tool) findTarget(ctx context.Context, in LoginRequest) (target, error) {
-	if in.RegistrationID == "" {
-		return t.targetFor(ctx, in.Issuer, in.ClientID, in.Source)
-	}
-	id, err := uuid.Parse(in.RegistrationID)
-	if err != nil {
-		return target{}, failErr(ReasonUnknownRegistration, err)
-	}
-	tg, err := t.targetByID(ctx, id, in.Source)
-	if err == nil && (tg.Issuer != in.Issuer || (in.ClientID != "" && in.ClientID != tg.ClientID)) {
-		return tg, fail(ReasonUnknownRegistration, "the login URL's registration does not match iss/client_id")
-	}
-	return tg, err
 }
 
 // usable checks the tenant is active and, when given, the deployment known.

@@ -1,9 +1,13 @@
 package lti
 
 // ToolConfiguration is what an LMS admin pastes into their LMS to register
-// the hub for one registration.
+// the hub for one registration. Its login URL is the registration's own,
+// which routes to it whatever other registrations share its issuer and
+// client_id.
 type ToolConfiguration struct {
-	LoginURL             string   `json:"login_url"`
+	LoginURL string `json:"login_url"`
+	// RegistrationLoginURL is LoginURL, under the name it had when the
+	// login URL was the shared one.
 	RegistrationLoginURL string   `json:"registration_login_url"`
 	RedirectURIs         []string `json:"redirect_uris"`
 	TargetLinkURI        string   `json:"target_link_uri"`
@@ -24,14 +28,15 @@ var Scopes = []string{ScopeNRPS, ScopeAGSLineItem, ScopeAGSLineItemRead, ScopeAG
 func (t *Tool) Configuration(reg Registration) ToolConfiguration {
 	base := t.publicURL.String()
 	jwks := base + "/.well-known/jwks.json"
+	login := t.RegistrationLoginURL(reg.ID)
 	return ToolConfiguration{
-		LoginURL: t.LoginURL(), RegistrationLoginURL: t.LoginURL() + "/" + reg.ID.String(),
+		LoginURL: login, RegistrationLoginURL: login,
 		RedirectURIs: []string{t.LaunchURL()}, TargetLinkURI: t.LaunchURL(), DeepLinkURL: t.LaunchURL(),
 		JWKSURL: jwks, Scopes: Scopes,
 		Canvas: map[string]any{
 			"title":               "Learning hub",
 			"description":         "Courses and activities from the learning platform",
-			"oidc_initiation_url": t.LoginURL(),
+			"oidc_initiation_url": login,
 			"target_link_uri":     t.LaunchURL(),
 			"public_jwk_url":      jwks,
 			"scopes":              Scopes,

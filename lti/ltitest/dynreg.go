@@ -84,6 +84,7 @@ func (p *Platform) register(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.Registered = append(p.Registered, strings.Fields(m.Scope)...)
 	p.ToolJWKSURL = m.JWKSURI
+	p.RegisteredLoginURL = m.LoginURI
 	p.clients++
 	delay, hook := p.RegisterDelay, p.OnRegister
 	p.mu.Unlock()

@@ -50,6 +50,9 @@ type Platform struct {
 	// registration requests; Registered collects the scopes tools asked for.
 	RegistrationToken string
 	Registered        []string
+	// RegisteredLoginURL is the initiate_login_uri of the last tool that
+	// registered dynamically: where the platform sends its logins.
+	RegisteredLoginURL string
 	// RegisterDelay holds each registration answer this long, as a slow
 	// platform does, so a test can open a link several times at once.
 	RegisterDelay time.Duration
