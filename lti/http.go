@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
@@ -58,19 +59,24 @@ func (t *Tool) HandleLaunch(c echo.Context) error {
 			}
 			return ck.Value
 		}}
-	l, err := t.Validate(c.Request().Context(), in)
+	ctx := c.Request().Context()
+	l := &Launch{}
+	err := t.validate(ctx, in, l)
 	var rec Recorded
 	if err == nil {
-		rec, err = t.Record(c.Request().Context(), l)
+		rec, err = t.Record(ctx, l, requestID(c))
 	}
 	if err != nil {
 		var f *Failure
 		if errors.As(err, &f) && f.Reason == ReasonStateNotBound && in.State != "" {
 			return t.unbound(c, in)
 		}
+		if l.target.ID != uuid.Nil {
+			t.logRefusal(ctx, l, reasonOf(err), requestID(c))
+		}
 		return t.refuse(c, "launch", err)
 	}
-	t.Metrics.launches.WithLabelValues(l.Message).Inc()
+	t.Metrics.launches.WithLabelValues(l.target.TenantSlug, OutcomeLaunched).Inc()
 	if l.Message == MessageDeepLinkingRequest {
 		return t.pickActivities(c, l)
 	}
@@ -101,6 +107,7 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 		})
 	}
 	t.Metrics.refused.WithLabelValues("launch", string(ReasonStateNotBound)).Inc()
+	t.logRefusal(c.Request().Context(), &Launch{target: reg, Registration: reg.Registration}, ReasonStateNotBound, requestID(c))
 	return t.page(c, http.StatusUnauthorized, "new-window", map[string]any{"NewWindow": restart, "RequestID": requestID(c)})
 }
 
@@ -116,21 +123,18 @@ func origin(raw string) string {
 // reference, counts the refusal and logs the detail, which the browser
 // never sees.
 func (t *Tool) refuse(c echo.Context, stage string, err error) error {
-	reason, status := ReasonBadRequest, http.StatusBadRequest
-	var f *Failure
-	switch {
-	case apperr.Is(err, apperr.Unavailable):
-		reason, status = ReasonUnavailable, http.StatusServiceUnavailable
-		c.Response().Header().Set("Retry-After", "30")
-	case errors.As(err, &f):
-		reason = f.Reason
-	default:
-		reason, status = "internal", http.StatusInternalServerError
-	}
+	reason, status := reasonOf(err), http.StatusBadRequest
 	switch reason {
+	case ReasonUnavailable:
+		status = http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "30")
+	case reasonInternal:
+		status = http.StatusInternalServerError
 	case ReasonKeysetUnavailable:
 		status = http.StatusBadGateway
 	case ReasonRateLimited:
+		var f *Failure
+		errors.As(err, &f)
 		status = http.StatusTooManyRequests
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
 	}
@@ -139,6 +143,22 @@ func (t *Tool) refuse(c echo.Context, stage string, err error) error {
 	return t.page(c, status, "error", map[string]any{
 		"Reason": reason, "RequestID": requestID(c), "Message": messages[reason],
 	})
+}
+
+// reasonInternal is the reason shown for an error that is the hub's own.
+const reasonInternal Reason = "internal"
+
+// reasonOf is the reason code a refusal shows: the Failure's, or
+// unavailable or internal for errors that are no fault of the launch.
+func reasonOf(err error) Reason {
+	var f *Failure
+	switch {
+	case apperr.Is(err, apperr.Unavailable):
+		return ReasonUnavailable
+	case errors.As(err, &f):
+		return f.Reason
+	}
+	return reasonInternal
 }
 
 var messages = map[Reason]string{
