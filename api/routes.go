@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	v1.DELETE("/tenants/:tenant/lti/registrations/:registration/deployments/:deployment", s.removeDeployment)
 	v1.GET("/tenants/:tenant/lti/registrations/:registration/tool-configuration", s.toolConfiguration)
 	v1.POST("/tenants/:tenant/lti/registration-links", s.createRegistrationLink)
+	v1.GET("/tenants/:tenant/lti/launches", s.listLaunches)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
