@@ -219,6 +219,9 @@ func (t *Tool) writeLaunch(ctx context.Context, tx *sqlx.Tx, l *Launch, stored s
 	writeMember := contextRef != nil && !(stored.Member && stored.User != nil && stored.HasContext &&
 		stored.Context.ID == *contextRef && slices.Equal(stored.Roles, l.Roles))
 	row := l.logFields()
+	if !writeUser && !writeMember {
+		return userID, t.logLaunch(ctx, tx, l, row, userID, requestID)
+	}
 	stmt, err := t.prepared.In(ctx, tx, writeLaunchQuery)
 	if err != nil {
 		return uuid.Nil, err
@@ -232,6 +235,25 @@ func (t *Tool) writeLaunch(ctx context.Context, tx *sqlx.Tx, l *Launch, stored s
 		return uuid.Nil, pg.MapError(fmt.Errorf("lti: record launch: %w", err))
 	}
 	return id, nil
+}
+
+// logLaunch writes only the launch's row in the launch log: the launch of
+// someone the hub knows, into a course they are a member of, with nothing
+// changed.
+func (t *Tool) logLaunch(ctx context.Context, tx *sqlx.Tx, l *Launch, row launchLogRow, userID uuid.UUID, requestID string) error {
+	stmt, err := t.prepared.In(ctx, tx, `INSERT INTO lti_launch_log (tenant_id, at, id, outcome, reason, request_id, registration_id,
+			deployment_id, context_id, context_title, message_type, user_id)
+		VALUES ($1, $2, $3, 'launched', '', $4, $5, $6, $7, $8, $9, $10)`)
+	if err != nil {
+		return err
+	}
+	reg := l.Registration
+	_, err = stmt.ExecContext(ctx, reg.TenantID, t.Now(), row.ID, requestID, reg.ID, row.Deployment, row.ContextID, row.ContextTitle,
+		row.MessageType, userID)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("lti: log launch: %w", err))
+	}
+	return nil
 }
 
 // writeLaunchQuery: $13 says whether to write the identity and user ($4 is
