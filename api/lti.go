@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -208,4 +209,32 @@ func forceParam(c echo.Context) (bool, error) {
 		return true, nil
 	}
 	return false, apperr.InvalidFields(apperr.FieldError{Field: "force", Message: "must be true or false"})
+}
+
+// listLaunches lists the tenant's launch log, newest first: launches and
+// the refusals of launches whose registration was found. ?request_id=
+// finds the one an error page named as its reference.
+func (s *Server) listLaunches(c echo.Context) error {
+	t, err := s.tenantFor(c, tenants.ScopeRead)
+	if err != nil {
+		return err
+	}
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	var v apperr.Validator
+	f := lti.LaunchFilter{Outcome: c.QueryParam("outcome"), RequestID: c.QueryParam("request_id"), Page: page}
+	v.Check(f.Outcome == "" || slices.Contains([]string{lti.OutcomeLaunched, lti.OutcomeRefused}, f.Outcome),
+		"outcome", "must be launched or refused")
+	v.CheckText("request_id", f.RequestID, 0, 64)
+	f.Since = timeParam(c, &v, "since")
+	if err := v.Err(); err != nil {
+		return err
+	}
+	entries, next, err := s.lti.Launches(c.Request().Context(), t.ID, f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newList(entries, next))
 }

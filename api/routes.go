@@ -62,6 +62,7 @@ func (s *Server) routes() {
 	v1.DELETE("/lti/registrations/:registration", s.deleteSharedRegistration)
 	v1.POST("/lti/registrations/:registration/deployments", s.assignSharedDeployment)
 	v1.DELETE("/lti/registrations/:registration/deployments/:deployment", s.unassignSharedDeployment)
+	v1.GET("/tenants/:tenant/lti/launches", s.listLaunches)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)

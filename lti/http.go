@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
@@ -71,19 +72,24 @@ func (t *Tool) HandleLaunch(c echo.Context) error {
 			}
 			return ck.Value
 		}}
-	l, err := t.Validate(c.Request().Context(), in)
+	ctx := c.Request().Context()
+	l := &Launch{}
+	err := t.validate(ctx, in, l)
 	var rec Recorded
 	if err == nil {
-		rec, err = t.Record(c.Request().Context(), l)
+		rec, err = t.Record(ctx, l, requestID(c))
 	}
 	if err != nil {
 		var f *Failure
 		if errors.As(err, &f) && f.Reason == ReasonStateNotBound && in.State != "" {
 			return t.unbound(c, in)
 		}
+		if l.target.ID != uuid.Nil {
+			t.logRefusal(ctx, l, reasonOf(err), requestID(c))
+		}
 		return t.refuse(c, "launch", err)
 	}
-	t.Metrics.launches.WithLabelValues(l.Message).Inc()
+	t.Metrics.launches.WithLabelValues(l.target.TenantSlug, OutcomeLaunched).Inc()
 	if l.Message == MessageDeepLinkingRequest {
 		return t.pickActivities(c, l)
 	}
@@ -113,6 +119,7 @@ func (t *Tool) unbound(c echo.Context, in LaunchRequest) error {
 		})
 	}
 	t.Metrics.refused.WithLabelValues("launch", string(ReasonStateNotBound)).Inc()
+	t.logRefusal(c.Request().Context(), &Launch{target: reg, Registration: reg.Registration}, ReasonStateNotBound, requestID(c))
 	return t.page(c, http.StatusUnauthorized, "new-window", map[string]any{"RequestID": requestID(c)})
 }
 
@@ -154,21 +161,18 @@ func (t *Tool) info(c echo.Context, heading, text string) error {
 // never sees. The page says whose the fault is: the hub's own failures
 // (its database unavailable, an internal error) are never put on the LMS.
 func (t *Tool) refuse(c echo.Context, stage string, err error) error {
-	reason, status := ReasonBadRequest, http.StatusBadRequest
-	var f *Failure
-	switch {
-	case apperr.Is(err, apperr.Unavailable):
-		reason, status = ReasonUnavailable, http.StatusServiceUnavailable
-		c.Response().Header().Set("Retry-After", "30")
-	case errors.As(err, &f):
-		reason = f.Reason
-	default:
-		reason, status = ReasonInternal, http.StatusInternalServerError
-	}
+	reason, status := reasonOf(err), http.StatusBadRequest
 	switch reason {
+	case ReasonUnavailable:
+		status = http.StatusServiceUnavailable
+		c.Response().Header().Set("Retry-After", "30")
+	case ReasonInternal:
+		status = http.StatusInternalServerError
 	case ReasonKeysetUnavailable:
 		status = http.StatusBadGateway
 	case ReasonRateLimited:
+		var f *Failure
+		errors.As(err, &f)
 		status = http.StatusTooManyRequests
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
 	case ReasonDeepLinkingNotAllowed, ReasonTenantSuspended:
@@ -210,6 +214,19 @@ var stagePages = map[string]struct{ heading, message, contact string }{
 		"your LMS administrator"},
 	"registration": {"The registration could not be completed", "The hub could not register with your LMS. Start again from your LMS's tool registration page.",
 		"your organisation's hub administrator"},
+}
+
+// reasonOf is the reason code a refusal shows: the Failure's, or
+// unavailable or internal for errors that are no fault of the launch.
+func reasonOf(err error) Reason {
+	var f *Failure
+	switch {
+	case apperr.Is(err, apperr.Unavailable):
+		return ReasonUnavailable
+	case errors.As(err, &f):
+		return f.Reason
+	}
+	return ReasonInternal
 }
 
 var messages = map[Reason]string{

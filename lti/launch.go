@@ -50,24 +50,35 @@ type Launch struct {
 // fails with a *Failure naming its reason. Nothing is written here: Record
 // stores a valid launch, consuming its nonce.
 func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) {
-	st, err := t.checkState(in)
-	if err != nil {
+	l := &Launch{}
+	if err := t.validate(ctx, in, l); err != nil {
 		return nil, err
 	}
-	l := &Launch{state: st}
+	return l, nil
+}
+
+// validate fills l as the pipeline goes: after a refusal, l holds what was
+// learnt before it (the registration once found, the claims once signed),
+// which is what the launch log can name.
+func (t *Tool) validate(ctx context.Context, in LaunchRequest, l *Launch) error {
+	st, err := t.checkState(in)
+	if err != nil {
+		return err
+	}
+	l.state = st
 	if l.target, err = t.targetOf(ctx, st.Registration, st.Tenant); err != nil {
-		return nil, err
+		return err
 	}
 	l.Registration = l.target.Registration
 	if err := l.target.usable(""); err != nil {
-		return nil, err
+		return err
 	}
 	payload, err := t.verifySignature(ctx, l.Registration, in.IDToken)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := json.Unmarshal(payload, &l.Claims); err != nil {
-		return nil, failErr(ReasonMalformedClaims, err)
+		return failErr(ReasonMalformedClaims, err)
 	}
 	steps := []func(context.Context, *Launch) error{
 		checkText, t.checkIssuerAudience, t.checkTimes, checkNonce, t.checkLaunchDeployment,
@@ -75,11 +86,11 @@ func (t *Tool) Validate(ctx context.Context, in LaunchRequest) (*Launch, error) 
 	}
 	for _, step := range steps {
 		if err := step(ctx, l); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	l.Roles, l.Institution, l.System = Roles(*l.Claims.Roles)
-	return l, nil
+	return nil
 }
 
 func (t *Tool) checkState(in LaunchRequest) (loginState, error) {

@@ -24,12 +24,17 @@ type Recorded struct {
 
 // Record stores a validated launch in one transaction: the nonce (a replay
 // fails here, and nothing else is written), the user and their platform
-// identity, the context with its NRPS and AGS endpoints, the resource link
-// and the membership.
-func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
+// identity, the context with its NRPS and AGS endpoints, the resource link,
+// the membership and the launch's row in the launch log, under requestID.
+// A launch that changes nothing but the log costs two statements: the
+// nonce with the read of what is stored, and the log row; a first launch
+// into a known course the same two, the second also writing the user, the
+// identity and the membership.
+func (t *Tool) Record(ctx context.Context, l *Launch, requestID string) (Recorded, error) {
 	var rec Recorded
 	err := pg.InTenant(ctx, t.db, l.Registration.TenantID, func(tx *sqlx.Tx) error {
-		if err := t.useNonce(ctx, tx, l); err != nil {
+		have, err := t.stored(ctx, tx, l)
+		if err != nil {
 			return err
 		}
 		if l.target.adopts() {
@@ -37,20 +42,14 @@ func (t *Tool) Record(ctx context.Context, l *Launch) (Recorded, error) {
 				return err
 			}
 		}
-		have, err := t.stored(ctx, tx, l)
-		if err != nil {
-			return err
-		}
-		if rec.UserID, err = t.upsertUser(ctx, tx, l, have); err != nil {
-			return err
-		}
 		if rec.ContextRef, err = t.upsertContext(ctx, tx, l, have); err != nil {
 			return err
 		}
 		if rec.ResourceLink, err = t.upsertResourceLink(ctx, tx, l, rec.ContextRef, have); err != nil {
 			return err
 		}
-		return t.upsertMembership(ctx, tx, l, rec, have)
+		rec.UserID, err = t.writeLaunch(ctx, tx, l, have, rec.ContextRef, requestID)
+		return err
 	})
 	return rec, err
 }
@@ -78,6 +77,7 @@ type userRow struct {
 }
 
 type storedScan struct {
+	Fresh           bool           `db:"fresh"`
 	UserID          *uuid.UUID     `db:"user_id"`
 	UserInstitution pq.StringArray `db:"user_institution"`
 	UserSystem      pq.StringArray `db:"user_system"`
@@ -104,6 +104,9 @@ type storedScan struct {
 	LinkLineItem    *string        `db:"link_lineitem"`
 }
 
+// stored consumes the launch's nonce and reads what the hub has of its
+// identity, user, course, membership and link, in one statement. A nonce
+// already used fails with ReasonNonceReplayed.
 func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch) (storedRows, error) {
 	c := l.Claims
 	contextID, linkID := "", ""
@@ -118,15 +121,27 @@ func (t *Tool) stored(ctx context.Context, tx *sqlx.Tx, l *Launch) (storedRows, 
 	if err != nil {
 		return storedRows{}, err
 	}
-	err = stmt.GetContext(ctx, &sc, l.Registration.ID, *c.DeploymentID, contextID, linkID, l.Registration.TenantID, c.Issuer, *c.Subject)
+	expires := unix(*c.ExpiresAt).Add(t.Leeway)
+	err = stmt.GetContext(ctx, &sc, l.Registration.ID, *c.DeploymentID, contextID, linkID, l.Registration.TenantID, c.Issuer, *c.Subject,
+		c.Nonce, expires)
 	if err != nil {
-		return storedRows{}, pg.MapError(err)
+		return storedRows{}, pg.MapError(fmt.Errorf("lti: nonce and stored rows: %w", err))
+	}
+	if !sc.Fresh {
+		return storedRows{}, fail(ReasonNonceReplayed, "nonce already used")
 	}
 	return storedFrom(sc), nil
 }
 
-// storedQuery reads a launch's identity, user, course, membership and link.
-const storedQuery = `SELECT i.user_id, i.institution_roles AS user_institution, i.system_roles AS user_system,
+// storedQuery inserts the nonce (fresh is false when it was there already)
+// and reads a launch's identity, user, course, membership and link. The
+// reads see the transaction's snapshot from before the insert, which they
+// do not need.
+const storedQuery = `WITH nonce AS (
+			INSERT INTO lti_nonces (tenant_id, registration_id, nonce, expires_at) VALUES ($5, $1, $8, $9)
+			ON CONFLICT DO NOTHING RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM nonce) AS fresh,
+			i.user_id, i.institution_roles AS user_institution, i.system_roles AS user_system,
 			i.last_launch_at AS user_last_launch, u.name AS user_name, u.given_name AS user_given, u.family_name AS user_family,
 			u.email AS user_email, u.locale AS user_locale,
 			c.id AS ctx_id, c.label AS ctx_label, c.title AS ctx_title, c.types AS ctx_types,
@@ -187,51 +202,87 @@ func (t *Tool) adoptDeployment(ctx context.Context, tx *sqlx.Tx, l *Launch) erro
 	return err
 }
 
-func (t *Tool) useNonce(ctx context.Context, tx *sqlx.Tx, l *Launch) error {
-	expires := unix(*l.Claims.ExpiresAt).Add(t.Leeway)
-	stmt, err := t.prepared.In(ctx, tx, `INSERT INTO lti_nonces (tenant_id, registration_id, nonce, expires_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`)
+// writeLaunch writes, in one statement, what the launch brings that the
+// hub lacks of the user and their platform identity (both created on a
+// first launch) and of the membership, and the launch's row in the launch
+// log; it returns the hub user. The identity's unique key settles a race
+// between two first launches: the second waits for the first and takes its
+// user. (Foreign keys to the user are checked at the end of the statement,
+// after every row exists.) What is unchanged is skipped by the statement's
+// own flags, so one prepared statement serves every launch.
+func (t *Tool) writeLaunch(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows, contextRef *uuid.UUID, requestID string) (uuid.UUID, error) {
+	c, reg := l.Claims, l.Registration
+	userID, writeUser := uuid.New(), true
+	if u := stored.User; u != nil {
+		userID, writeUser = u.ID, t.userChanged(*u, l)
+	}
+	writeMember := contextRef != nil && !(stored.Member && stored.User != nil && stored.HasContext &&
+		stored.Context.ID == *contextRef && slices.Equal(stored.Roles, l.Roles))
+	row := l.logFields()
+	if !writeUser && !writeMember {
+		return userID, t.logLaunch(ctx, tx, l, row, userID, requestID)
+	}
+	stmt, err := t.prepared.In(ctx, tx, writeLaunchQuery)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	var id uuid.UUID
+	err = stmt.GetContext(ctx, &id, reg.TenantID, c.Issuer, *c.Subject, userID, pq.StringArray(l.Institution), pq.StringArray(l.System),
+		t.Now(), c.Name, c.GivenName, c.FamilyName, c.Email, locale(c), writeUser,
+		contextRef, pq.StringArray(l.Roles), writeMember,
+		row.ID, requestID, reg.ID, row.Deployment, row.ContextID, row.ContextTitle, row.MessageType)
+	if err != nil {
+		return uuid.Nil, pg.MapError(fmt.Errorf("lti: record launch: %w", err))
+	}
+	return id, nil
+}
+
+// logLaunch writes only the launch's row in the launch log: the launch of
+// someone the hub knows, into a course they are a member of, with nothing
+// changed.
+func (t *Tool) logLaunch(ctx context.Context, tx *sqlx.Tx, l *Launch, row launchLogRow, userID uuid.UUID, requestID string) error {
+	stmt, err := t.prepared.In(ctx, tx, `INSERT INTO lti_launch_log (tenant_id, at, id, outcome, reason, request_id, registration_id,
+			deployment_id, context_id, context_title, message_type, user_id)
+		VALUES ($1, $2, $3, 'launched', '', $4, $5, $6, $7, $8, $9, $10)`)
 	if err != nil {
 		return err
 	}
-	res, err := stmt.ExecContext(ctx, l.Registration.TenantID, l.Registration.ID, l.Claims.Nonce, expires)
+	reg := l.Registration
+	_, err = stmt.ExecContext(ctx, reg.TenantID, t.Now(), row.ID, requestID, reg.ID, row.Deployment, row.ContextID, row.ContextTitle,
+		row.MessageType, userID)
 	if err != nil {
-		return pg.MapError(fmt.Errorf("lti: nonce: %w", err))
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fail(ReasonNonceReplayed, "nonce already used")
+		return pg.MapError(fmt.Errorf("lti: log launch: %w", err))
 	}
 	return nil
 }
 
-// upsertUser links the platform identity (tenant, issuer, sub) to one hub
-// user, creating both on the first launch, in one statement. The identity's
-// unique key settles a race between two first launches: the second waits
-// for the first and takes its user. (The foreign key from identity to user
-// is checked at the end of the statement, after both rows exist.)
-func (t *Tool) upsertUser(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows) (uuid.UUID, error) {
-	c, reg := l.Claims, l.Registration
-	if u := stored.User; u != nil && !t.userChanged(*u, l) {
-		return u.ID, nil
-	}
-	var id uuid.UUID
-	err := tx.GetContext(ctx, &id, `WITH identity AS (
+// writeLaunchQuery: $13 says whether to write the identity and user ($4 is
+// then the new user's id, else the stored one), $16 the membership.
+const writeLaunchQuery = `WITH identity AS (
 			INSERT INTO lti_identities (tenant_id, issuer, subject, user_id, institution_roles, system_roles, last_launch_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			SELECT $1::uuid, $2::text, $3::text, $4::uuid, $5::text[], $6::text[], $7::timestamptz WHERE $13::boolean
 			ON CONFLICT (tenant_id, issuer, subject) DO UPDATE SET institution_roles = excluded.institution_roles,
 				system_roles = excluded.system_roles, last_launch_at = excluded.last_launch_at
-			RETURNING user_id)
-		INSERT INTO users (id, tenant_id, name, given_name, family_name, email, locale, created_at, updated_at)
-		SELECT user_id, $1, nullif($8, ''), nullif($9, ''), nullif($10, ''), nullif($11, ''), nullif($12, ''), $7, $7 FROM identity
-		ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, users.name),
-			given_name = coalesce(excluded.given_name, users.given_name), family_name = coalesce(excluded.family_name, users.family_name),
-			email = coalesce(excluded.email, users.email), locale = coalesce(excluded.locale, users.locale), updated_at = excluded.updated_at
-			WHERE users.tenant_id = excluded.tenant_id
-		RETURNING id`,
-		reg.TenantID, c.Issuer, *c.Subject, uuid.New(), pq.StringArray(l.Institution), pq.StringArray(l.System), t.Now(),
-		c.Name, c.GivenName, c.FamilyName, c.Email, locale(c))
-	return id, pg.MapError(err)
-}
+			RETURNING user_id),
+		written AS (
+			INSERT INTO users (id, tenant_id, name, given_name, family_name, email, locale, created_at, updated_at)
+			SELECT user_id, $1, nullif($8::text, ''), nullif($9::text, ''), nullif($10::text, ''), nullif($11::text, ''),
+				nullif($12::text, ''), $7, $7 FROM identity
+			ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, users.name),
+				given_name = coalesce(excluded.given_name, users.given_name), family_name = coalesce(excluded.family_name, users.family_name),
+				email = coalesce(excluded.email, users.email), locale = coalesce(excluded.locale, users.locale), updated_at = excluded.updated_at
+				WHERE users.tenant_id = excluded.tenant_id
+			RETURNING id),
+		who AS (SELECT id FROM written UNION ALL SELECT $4 WHERE NOT $13),
+		member AS (
+			INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)
+			SELECT $1, $14::uuid, id, $15::text[], 'launch', $7 FROM who WHERE $16::boolean
+			ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', updated_at = excluded.updated_at
+				WHERE memberships.tenant_id = excluded.tenant_id)
+		INSERT INTO lti_launch_log (tenant_id, at, id, outcome, reason, request_id, registration_id, deployment_id,
+			context_id, context_title, message_type, user_id)
+		SELECT $1, $7, $17::uuid, 'launched', '', $18::text, $19::uuid, $20::text, $21::text, $22::text, $23::text, id FROM who
+		RETURNING user_id`
 
 // lastLaunchResolution is how stale an identity's last_launch_at may get
 // before a launch that changes nothing else writes it.
@@ -366,22 +417,6 @@ func sameUUID(a, b *uuid.UUID) bool {
 	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
-func (t *Tool) upsertMembership(ctx context.Context, tx *sqlx.Tx, l *Launch, rec Recorded, stored storedRows) error {
-	if rec.ContextRef == nil {
-		return nil
-	}
-	if stored.Member && stored.User != nil && stored.User.ID == rec.UserID && stored.HasContext &&
-		stored.Context.ID == *rec.ContextRef && slices.Equal(stored.Roles, l.Roles) {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)
-		VALUES ($1, $2, $3, $4, 'launch', $5)
-		ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', updated_at = excluded.updated_at
-			WHERE memberships.tenant_id = excluded.tenant_id`,
-		l.Registration.TenantID, *rec.ContextRef, rec.UserID, pq.StringArray(l.Roles), t.Now())
-	return pg.MapError(err)
-}
-
 // PurgeNonces deletes nonces whose tokens can no longer be valid, for every
 // tenant: the hub's own housekeeping.
 func (t *Tool) PurgeNonces(ctx context.Context) (int64, error) {
@@ -392,7 +427,8 @@ func (t *Tool) PurgeNonces(ctx context.Context) (int64, error) {
 	return n, pg.MapError(err)
 }
 
-// RunHousekeeping purges expired nonces every interval until ctx ends.
+// RunHousekeeping purges expired nonces and launch log rows past
+// LaunchLogRetention every interval until ctx ends.
 func (t *Tool) RunHousekeeping(ctx context.Context, interval time.Duration) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -403,6 +439,9 @@ func (t *Tool) RunHousekeeping(ctx context.Context, interval time.Duration) erro
 		case <-tick.C:
 			if _, err := t.PurgeNonces(ctx); err != nil && !apperr.Is(err, apperr.Unavailable) {
 				t.log.ErrorContext(ctx, "purge lti nonces", "err", err)
+			}
+			if _, err := t.PurgeLaunchLog(ctx); err != nil && !apperr.Is(err, apperr.Unavailable) {
+				t.log.ErrorContext(ctx, "purge lti launch log", "err", err)
 			}
 		}
 	}

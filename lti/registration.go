@@ -539,7 +539,7 @@ func (s *Registrations) update(ctx context.Context, tx *sqlx.Tx, by audit.Actor,
 	r.UpdatedAt = s.Now()
 	res, err := tx.ExecContext(ctx, `UPDATE lti_registrations SET auth_login_url = $3, auth_token_url = $4, jwks_url = $5,
 		token_audience = $6, updated_at = $7, trusted_audiences = $9 WHERE tenant_id IS NOT DISTINCT FROM $1 AND id = $2 AND shared = $8`,
-		ownerOf(*r), r.ID, r.AuthLoginURL, r.AuthTokenURL, r.JWKSURL, r.TokenAudience, r.UpdatedAt, r.Shared, r.TrustedAudiences)
+		ownerOf(*r), r.ID, r.AuthLoginURL, r.AuthTokenURL, r.JWKSURL, r.TokenAudience, r.UpdatedAt, r.Shared, pq.StringArray(dedupe(r.TrustedAudiences)))
 	if err != nil {
 		return pg.MapError(fmt.Errorf("lti: update registration: %w", err))
 	}

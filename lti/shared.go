@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
@@ -37,6 +38,9 @@ type SharedRegistration struct {
 	AuthTokenURL  string    `db:"auth_token_url" json:"auth_token_url"`
 	TokenAudience string    `db:"token_audience" json:"token_audience"`
 	JWKSURL       string    `db:"jwks_url" json:"jwks_url"`
+	// TrustedAudiences are the audiences besides ClientID that its
+	// id_tokens may name (see Registration).
+	TrustedAudiences pq.StringArray `db:"trusted_audiences" json:"trusted_audiences"`
 	// LoginURL is the registration's own login initiation URL; the api
 	// fills it in.
 	LoginURL    string             `db:"-" json:"login_url"`
@@ -66,7 +70,7 @@ type NewSharedRegistration struct {
 }
 
 const sharedColumns = `r.id, r.issuer, r.client_id, r.auth_login_url, r.auth_token_url, r.token_audience, r.jwks_url,
-	r.created_at, r.updated_at`
+	r.trusted_audiences, r.created_at, r.updated_at`
 
 // CreateShared registers a platform for no tenant; (issuer, client_id) is
 // unique among shared registrations. It is audited in the operator's chain.
@@ -180,7 +184,8 @@ func (s *Registrations) UpdateShared(ctx context.Context, by audit.Actor, id uui
 
 func (r SharedRegistration) registration() Registration {
 	return Registration{ID: r.ID, Shared: true, Issuer: r.Issuer, ClientID: r.ClientID, AuthLoginURL: r.AuthLoginURL,
-		AuthTokenURL: r.AuthTokenURL, TokenAudience: r.TokenAudience, JWKSURL: r.JWKSURL, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		AuthTokenURL: r.AuthTokenURL, TokenAudience: r.TokenAudience, JWKSURL: r.JWKSURL, TrustedAudiences: r.TrustedAudiences,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // DeleteShared removes a shared registration and every tenant's deployment

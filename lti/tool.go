@@ -43,8 +43,16 @@ type Tool struct {
 	StateTTL time.Duration // how long a login may take to come back
 	CacheTTL time.Duration // how long registration lookups are reused
 
+	// LaunchLogRetention is how long the launch log keeps a row;
+	// housekeeping purges older ones.
+	LaunchLogRetention time.Duration
+	// RefusalLogLimit bounds the refusals each tenant writes to its launch
+	// log per minute on this replica; more are counted, not written.
+	RefusalLogLimit int
+
 	targets  targetCache
 	prepared *pg.Prepared
+	refusals refusalBudget
 }
 
 // NewTool wires a Tool. publicURL is HUB_PUBLIC_URL: launch and redirect
@@ -53,6 +61,7 @@ func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secr
 	publicURL *url.URL, metrics *Metrics, log *slog.Logger) *Tool {
 	t := &Tool{db: db, registrations: regs, keysets: keysets, sealer: sealer, log: log, Metrics: metrics,
 		publicURL: publicURL, Now: time.Now, Leeway: 30 * time.Second, StateTTL: 10 * time.Minute, CacheTTL: 2 * time.Second,
+		LaunchLogRetention: DefaultLaunchLogRetention, RefusalLogLimit: DefaultRefusalLogLimit,
 		LoginLimiter: NewSourceLimiter(DefaultLoginRate, DefaultLoginBurst, DefaultLoginSources), prepared: pg.NewPrepared(db)}
 	regs.changed = t.forget
 	return t

@@ -9,7 +9,7 @@ CREATE TABLE lti_picker_sessions (
   session_id      text NOT NULL CHECK (length(session_id) BETWEEN 1 AND 64),
   expires_at      timestamptz NOT NULL,
   PRIMARY KEY (registration_id, session_id),
-  FOREIGN KEY (tenant_id, registration_id) REFERENCES lti_registrations (tenant_id, id) ON DELETE CASCADE
+  FOREIGN KEY (registration_id) REFERENCES lti_registrations (id) ON DELETE CASCADE -- shared registrations have no tenant
 );
 CREATE INDEX lti_picker_sessions_expiry ON lti_picker_sessions (tenant_id, expires_at);
 ALTER TABLE lti_picker_sessions ENABLE ROW LEVEL SECURITY;

@@ -168,7 +168,42 @@ func (c *guardedConn) Begin() (driver.Tx, error) { return c.conn.Begin() }
 
 func (c *guardedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	defer c.watch(ctx)()
+	if bs, ok := ctx.Value(beginSettingKey{}).(*beginSetting); ok && opts == (driver.TxOptions{}) {
+		return c.beginSetting(ctx, bs)
+	}
 	return c.conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+// beginSetting carries a transaction-local setting (SET LOCAL) that the
+// connection sets in the same round trip as BEGIN, so that a transaction
+// with its tenant set costs one round trip to start, not two. done
+// reports that it was set; a connection that cannot leaves it to the
+// caller.
+type beginSetting struct {
+	name, value string
+	done        bool
+}
+
+type beginSettingKey struct{}
+
+// beginSetting sends BEGIN and set_config as one simple query: PostgreSQL
+// runs its statements in order, so the setting holds before any statement
+// of the transaction. lib/pq's connection is its own driver.Tx and follows
+// the transaction status the server reports, so committing works as after
+// its own BEGIN. If the query fails, the transaction is rolled back, or the
+// connection is marked bad when its state is in doubt.
+func (c *guardedConn) beginSetting(ctx context.Context, bs *beginSetting) (driver.Tx, error) {
+	tx, ok := c.conn.(driver.Tx)
+	if !ok {
+		return c.conn.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
+	}
+	q := "BEGIN READ WRITE; SELECT set_config(" + pq.QuoteLiteral(bs.name) + ", " + pq.QuoteLiteral(bs.value) + ", true)"
+	if _, err := c.conn.(driver.ExecerContext).ExecContext(ctx, q, nil); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	bs.done = true
+	return tx, nil
 }
 
 func (c *guardedConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {

@@ -118,6 +118,11 @@ func InFoundTenant(ctx context.Context, db *sqlx.DB, lookup string, arg any, fn 
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
 	defer cancel()
+	var bs *beginSetting
+	if setting != "" {
+		bs = &beginSetting{name: setting, value: value}
+		ctx = context.WithValue(ctx, beginSettingKey{}, bs)
+	}
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return MapError(fmt.Errorf("pg: begin: %w", err))
@@ -128,7 +133,9 @@ func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx
 		}
 	}()
 	// set_config(..., true) is SET LOCAL: it ends with the transaction.
-	if setting != "" {
+	// The hub's own connections set it with BEGIN (guardedConn); others
+	// need a statement of its own.
+	if bs != nil && !bs.done {
 		if _, err = tx.ExecContext(ctx, `SELECT set_config($1, $2, true)`, setting, value); err != nil {
 			return MapError(fmt.Errorf("pg: set %s: %w", setting, err))
 		}

@@ -299,3 +299,47 @@ func TestEveryTenantTableIsIsolated(t *testing.T) {
 		t.Fatalf("only %d tenant tables found: the check is not looking at the schema", tables)
 	}
 }
+
+// TestTenantSetWithBegin: the hub's connections set the transaction's
+// tenant in the round trip of BEGIN; other connections with a statement of
+// its own. Either way the first statement sees it and it ends with the
+// transaction.
+func TestTenantSetWithBegin(t *testing.T) {
+	ctx := context.Background()
+	d := pgtest.New(t)
+	hubDB := pgtest.Connect(t, d.URL)
+	plain, err := sqlx.Open("postgres", d.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	a := seedTenant(t, hubDB, "tenant-a")
+	for name, db := range map[string]*sqlx.DB{"the hub's connection": hubDB, "a plain lib/pq connection": plain} {
+		t.Run(name, func(t *testing.T) {
+			db.SetMaxOpenConns(1) // every transaction on the same connection
+			var got string
+			err := pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+				return tx.Get(&got, `SELECT slug FROM tenants`)
+			})
+			if err != nil || got != "tenant-a" {
+				t.Fatalf("first statement: %q, %v", got, err)
+			}
+			err = pg.InTenant(ctx, db, a, func(tx *sqlx.Tx) error {
+				_, err := tx.Exec(`SELECT 1 / 0`)
+				return err
+			})
+			if err == nil {
+				t.Fatal("a failing statement did not fail")
+			}
+			if n := count(t, db, "tenants"); n != 0 {
+				t.Fatalf("after the transaction, %d tenant rows visible on its connection", n)
+			}
+			err = pg.InTx(ctx, db, func(tx *sqlx.Tx) error {
+				return tx.Get(&got, `SELECT coalesce(current_setting('hub.tenant_id', true), '')`)
+			})
+			if err != nil || got != "" {
+				t.Fatalf("a transaction with no tenant has %q, %v", got, err)
+			}
+		})
+	}
+}
