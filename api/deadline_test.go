@@ -138,6 +138,13 @@ func TestTenantInFlightAllowance(t *testing.T) {
 	_, keyB := h.createKey("tenant-b", "read")
 	var writers []*io.PipeWriter
 	var wg sync.WaitGroup
+	release := func() {
+		for _, pw := range writers {
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+		}
+		wg.Wait()
+	}
+	t.Cleanup(release) // also when the test fails: the server cannot close with requests in progress
 	for range api.TenantInFlight {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
@@ -152,7 +159,7 @@ func TestTenantInFlightAllowance(t *testing.T) {
 		_, _ = pw.Write([]byte(`{"issuer":`)) // the request is in; the body never ends
 	}
 	var r response
-	eventually(t, 10*time.Second, "A's next request is refused with 429", func() bool {
+	eventually(t, 30*time.Second, "A's next request is refused with 429", func() bool {
 		r = h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil)
 		return r.status == 429
 	})
@@ -161,9 +168,6 @@ func TestTenantInFlightAllowance(t *testing.T) {
 		t.Fatal("no Retry-After")
 	}
 	h.expect(h.do("GET", "/api/v1/tenants/tenant-b/lti/registrations", keyB, nil), 200)
-	for _, pw := range writers {
-		pw.CloseWithError(io.ErrUnexpectedEOF)
-	}
-	wg.Wait()
+	release()
 	h.expect(h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil), 200)
 }
