@@ -50,14 +50,24 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(callerKey, caller{operator: true})
 			return next(c)
 		}
-		p, err := s.tenants.Authenticate(c.Request().Context(), token)
-		if err != nil {
-			s.auditRefusal(c, err)
-			return err
+		prefix := tenants.PrefixOf(token)
+		if prefix == "" {
+			return s.authenticateKey(c, token, next) // refused without a lookup
 		}
-		c.Set(callerKey, caller{key: &p})
-		return s.limitTenant(c, p.Tenant.ID, next)
+		return s.within(c, keyHolder(prefix), func(c echo.Context) error { return s.authenticateKey(c, token, next) })
 	}
+}
+
+// authenticateKey looks the key up and runs next within its tenant's
+// in-flight allowance.
+func (s *Server) authenticateKey(c echo.Context, token string, next echo.HandlerFunc) error {
+	p, err := s.tenants.Authenticate(c.Request().Context(), token)
+	if err != nil {
+		s.auditRefusal(c, err)
+		return err
+	}
+	c.Set(callerKey, caller{key: &p})
+	return s.within(c, tenantHolder(p.Tenant.ID), next)
 }
 
 // isAdminToken compares digests so the comparison takes the same time

@@ -114,6 +114,10 @@ func newToken() (token, prefix string, err error) {
 // prefixOf returns a token's visible prefix, or "" if it is not shaped
 // like one of ours. Only the lookup alphabet passes, so whatever a client
 // sends (NUL characters, bytes that are not UTF-8) never reaches a query.
+// PrefixOf is the visible lookup part of an API key token, "" when token
+// is not shaped like one; it reads nothing from the database.
+func PrefixOf(token string) string { return prefixOf(token) }
+
 func prefixOf(token string) string {
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) < len(tokenPrefix)+lookupLen+2 {
 		return ""
