@@ -49,6 +49,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	client := httpx.New(cfg.OutboundAllowPrivate)
 	d.LTIRegs.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Keysets = keys.NewCache(client)
+	d.Keysets.Log = log
 	d.LTI = lti.NewTool(db, d.LTIRegs, d.Keysets, sealer, cfg.PublicURL, lti.NewMetrics(registry), log)
 	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db, chain, log), d.Keys, client
 	d.LTI.Leeway = cfg.LTILeeway

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,6 +49,10 @@ type Cache struct {
 	// RetryBackoff is the wait before refetching a failing keyset again,
 	// doubled with each failure up to MaxRetryBackoff.
 	RetryBackoff, MaxRetryBackoff time.Duration
+	// Log, when set, hears of each failed refetch answered with the last
+	// good keys (at most once per retry), so an operator sees a platform's
+	// keyset outage before its StaleIfError runs out.
+	Log *slog.Logger
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -147,6 +152,10 @@ func (c *Cache) refetch(ctx context.Context, url string) (*entry, error) {
 		failed.failures++
 		failed.retryAt = now.Add(c.backoff(failed.failures))
 		c.entries[url] = &failed
+		if c.Log != nil {
+			c.Log.WarnContext(ctx, "platform keyset unreachable: using the last good keys", "url", url,
+				"failures", failed.failures, "stale_until", last.expiresAt.Add(c.StaleIfError), "retry_at", failed.retryAt, "err", err)
+		}
 		return &failed, nil
 	})
 	if err != nil {

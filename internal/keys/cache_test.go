@@ -1,8 +1,11 @@
 package keys_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +24,8 @@ func TestCacheKeepsLastGoodKeysThroughAnOutage(t *testing.T) {
 	defer p.Close()
 	p.JWKSCacheControl = "max-age=300"
 	c := keys.NewCache(httpx.New(true))
+	var logged bytes.Buffer
+	c.Log = slog.New(slog.NewJSONHandler(&logged, nil))
 	now := time.Now()
 	c.Now = func() time.Time { return now }
 	kid := p.KeyID()
@@ -38,6 +43,9 @@ func TestCacheKeepsLastGoodKeysThroughAnOutage(t *testing.T) {
 	}
 	if n := p.JWKSFetches() - before; n != 1 {
 		t.Fatalf("%d fetches of a failing keyset for 50 launches at once, want 1", n)
+	}
+	if n := strings.Count(logged.String(), "using the last good keys"); n != 1 {
+		t.Fatalf("the outage was logged %d times, want once per failed refetch:\n%s", n, logged.String())
 	}
 
 	t.Run("refetches back off", func(t *testing.T) {
