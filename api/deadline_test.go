@@ -44,8 +44,18 @@ func TestFrozenDatabaseAnswers503(t *testing.T) {
 	problem503 := func(r response) bool {
 		return r.status == 503 && strings.Contains(r.header.Get("Content-Type"), "problem+json")
 	}
-	for range 25 { // more than the pool holds
-		check("an API read", reqLimit, func() response { return h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil) }, problem503)
+	// More reads than the pool holds: the key's first TenantInFlight wait
+	// for the database and answer 503; the rest are refused at once (429).
+	var unavailable atomic.Int32
+	for range 25 {
+		check("an API read", reqLimit, func() response { return h.do("GET", "/api/v1/tenants/uni/lti/registrations", key, nil) },
+			func(r response) bool {
+				if problem503(r) {
+					unavailable.Add(1)
+					return true
+				}
+				return r.status == 429
+			})
 	}
 	check("an operator write", reqLimit, func() response {
 		return h.do("POST", "/api/v1/tenants", adminToken, map[string]string{"slug": "acme", "display_name": "Acme", "kind": "employer"})
@@ -58,6 +68,9 @@ func TestFrozenDatabaseAnswers503(t *testing.T) {
 	check("readyz", 3*time.Second, func() response { return h.do("GET", "/readyz", "", nil) },
 		func(r response) bool { return r.status == 503 })
 	wg.Wait()
+	if unavailable.Load() == 0 {
+		t.Error("no read answered 503 while the database was frozen")
+	}
 
 	proxy.thaw()
 	eventually(t, 15*time.Second, "the hub recovers after the database path thawed", func() bool {
