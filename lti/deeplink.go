@@ -17,6 +17,7 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/tenants"
 )
 
@@ -67,8 +68,8 @@ func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
 	if !slices.ContainsFunc(l.Roles, isStaff) {
 		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
 	}
-	s, secret := l.Claims.DeepLinking, randomToken(24)
-	sess := dlSession{ID: randomToken(12), Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
+	s, secret := l.Claims.DeepLinking, token.Random(24)
+	sess := dlSession{ID: token.Random(12), Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
 		Data: s.Data, Title: s.Title, Multiple: s.AcceptMultiple == nil || *s.AcceptMultiple,
 		LinksOK: slices.Contains(s.AcceptTypes, "ltiResourceLink"), BrowserHash: hashSecret(secret), Expires: t.Now().Add(t.StateTTL).Unix()}
 	b, _ := json.Marshal(sess)
@@ -245,7 +246,7 @@ func (t *Tool) deepLinkingResponse(ctx context.Context, reg Registration, s dlSe
 	now := t.Now()
 	claims := map[string]any{
 		"iss": reg.ClientID, "aud": reg.Issuer, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
-		"nonce": randomToken(16), ClaimDeploymentID: s.Deployment, ClaimMessageType: MessageDeepLinkResponse,
+		"nonce": token.Random(16), ClaimDeploymentID: s.Deployment, ClaimMessageType: MessageDeepLinkResponse,
 		ClaimVersion: Version, ClaimDLContentItems: items,
 	}
 	if s.Data != "" {

@@ -3,7 +3,6 @@ package lti
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -57,11 +57,11 @@ type RegistrationLink struct {
 
 // CreateRegistrationLink makes a one-time link for tenant.
 func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenant uuid.UUID) (RegistrationLink, error) {
-	token := randomToken(32)
-	l := RegistrationLink{ID: uuid.New(), URL: t.publicURL.String() + "/lti/register/" + token, ExpiresAt: t.Now().Add(RegistrationLinkTTL)}
+	secret := token.Random(32)
+	l := RegistrationLink{ID: uuid.New(), URL: t.publicURL.String() + "/lti/register/" + secret, ExpiresAt: t.Now().Add(RegistrationLinkTTL)}
 	err := pg.InTenant(ctx, t.db, tenant, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO lti_registration_links (id, tenant_id, token_hash, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(token), l.ExpiresAt, t.Now()); err != nil {
+			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(secret), l.ExpiresAt, t.Now()); err != nil {
 			return pg.MapError(err)
 		}
 		_, err := t.registrations.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "lti_registration_link.created",
@@ -71,10 +71,8 @@ func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenan
 	return l, err
 }
 
-func linkHash(token string) []byte {
-	h := sha256.Sum256([]byte("lti registration link:" + token))
-	return h[:]
-}
+// linkHash is what a registration link is stored and found by.
+func linkHash(secret string) []byte { return token.Hash("lti registration link", secret) }
 
 type registrationLink struct {
 	ID             uuid.UUID  `db:"id"`

@@ -2,8 +2,6 @@ package lti
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"log/slog"
 	"math"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/handoff"
+	"github.com/klasterina/hub/internal/token"
 )
 
 // The browser-facing endpoints. api/routes.go registers them; they only
@@ -268,9 +267,7 @@ func (t *Tool) page(c echo.Context, status int, name string, data map[string]any
 	if data == nil {
 		data = map[string]any{}
 	}
-	nonce := make([]byte, 16)
-	_, _ = rand.Read(nonce)
-	data["Nonce"] = base64.StdEncoding.EncodeToString(nonce)
+	data["Nonce"] = token.Random(16)
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return err
