@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,3 +79,7 @@ func (st loginState) cookieName() string { return cookiePrefix + st.ID }
 
 // cookiePrefix starts the name of every login cookie.
 const cookiePrefix = "hub_lti_"
+
+// IsLoginCookie reports whether name is the name of a login's
+// browser-binding cookie.
+func IsLoginCookie(name string) bool { return strings.HasPrefix(name, cookiePrefix) }
