@@ -1,5 +1,7 @@
 package api
 
+import "github.com/klasterina/hub/lti/web"
+
 // routes lists every route the hub serves. The OpenAPI test checks this
 // list against the document, both ways.
 func (s *Server) routes() {
@@ -12,20 +14,21 @@ func (s *Server) routes() {
 
 	// Browser-facing LTI endpoints: the platform's login initiation and
 	// form post, inside the LMS's iframe.
-	e.GET("/lti/login", s.lti.HandleLogin)
-	e.POST("/lti/login", s.lti.HandleLogin)
-	e.GET("/lti/login/:registration", s.lti.HandleLogin)
-	e.POST("/lti/login/:registration", s.lti.HandleLogin)
-	e.GET("/lti/bound/:cookie", s.lti.HandleBound)
-	e.POST("/lti/window", s.lti.HandleWindow)
-	e.POST("/lti/launch", s.lti.HandleLaunch)
-	e.POST("/lti/deep-link", s.lti.HandleDeepLink)
+	browser := web.New(s.lti, s.log)
+	e.GET("/lti/login", browser.HandleLogin)
+	e.POST("/lti/login", browser.HandleLogin)
+	e.GET("/lti/login/:registration", browser.HandleLogin)
+	e.POST("/lti/login/:registration", browser.HandleLogin)
+	e.GET("/lti/bound/:cookie", browser.HandleBound)
+	e.POST("/lti/window", browser.HandleWindow)
+	e.POST("/lti/launch", browser.HandleLaunch)
+	e.POST("/lti/deep-link", browser.HandleDeepLink)
 	// The same addresses, and the hub's root, opened in a browser: a page
 	// saying what each is for.
-	e.GET("/", s.lti.HandleHome)
-	e.GET("/lti/launch", s.lti.HandleLaunchInfo)
-	e.GET("/lti/deep-link", s.lti.HandleDeepLinkInfo)
-	e.GET("/lti/register/:token", s.lti.HandleRegister)
+	e.GET("/", browser.HandleHome)
+	e.GET("/lti/launch", browser.HandleLaunchInfo)
+	e.GET("/lti/deep-link", browser.HandleDeepLinkInfo)
+	e.GET("/lti/register/:token", browser.HandleRegister)
 
 	v1 := e.Group("/api/v1", s.authenticate)
 	v1.POST("/tenants", s.createTenant)

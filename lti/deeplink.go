@@ -6,23 +6,24 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/tenants"
 )
 
 // Deep Linking 2.0: an instructor's LtiDeepLinkingRequest shows the
 // activity catalog; the choice goes back to the platform as a signed
-// LtiDeepLinkingResponse posted to deep_link_return_url.
+// LtiDeepLinkingResponse posted to deep_link_return_url. The picker page
+// and its cookie are package web's; the session, the staff decision and
+// the signed response are made here.
 
 // ReasonDeepLinkingNotAllowed refuses a deep linking request from a
 // learner: only course staff may add activities.
@@ -63,75 +64,69 @@ var dlAAD = []byte("hub deep linking session")
 // cookieName is the browser-binding cookie of this picker.
 func (s dlSession) cookieName() string { return "hub_dl_" + s.ID }
 
-func (t *Tool) pickActivities(c echo.Context, l *Launch) error {
+// Picker is a deep linking picker's session as its page needs it: the
+// sealed session the page posts back, the browser-binding cookie, and what
+// the platform accepts.
+type Picker struct {
+	Sealed      string // the session, sealed, as the page carries it
+	CookieName  string // the cookie binding the picker to its browser
+	CookieValue string // its secret: set only by StartPicker
+	Title       string
+	Multiple    bool // the platform accepts more than one item
+	LinksOK     bool // the platform accepts resource links
+	ReturnURL   string
+	session     dlSession
+}
+
+func pickerOf(s dlSession, sealed string) Picker {
+	return Picker{Sealed: sealed, CookieName: s.cookieName(), Title: s.Title, Multiple: s.Multiple, LinksOK: s.LinksOK,
+		ReturnURL: s.ReturnURL, session: s}
+}
+
+// StartPicker opens the picker of a deep linking request. Only course
+// staff may add activities: a learner's request is refused
+// (ReasonDeepLinkingNotAllowed).
+func (t *Tool) StartPicker(l *Launch) (Picker, error) {
 	if !slices.ContainsFunc(l.Roles, isStaff) {
-		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles))
+		return Picker{}, fail(ReasonDeepLinkingNotAllowed, "roles %v", l.Roles)
 	}
-	s, secret := l.Claims.DeepLinking, randomToken(24)
-	sess := dlSession{ID: randomToken(12), Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
+	s, secret := l.Claims.DeepLinking, token.Random(24)
+	sess := dlSession{ID: token.Random(12), Registration: l.Registration.ID, Tenant: l.Registration.TenantID, Deployment: *l.Claims.DeploymentID, ReturnURL: s.ReturnURL,
 		Data: s.Data, Title: s.Title, Multiple: s.AcceptMultiple == nil || *s.AcceptMultiple,
 		LinksOK: slices.Contains(s.AcceptTypes, "ltiResourceLink"), BrowserHash: hashSecret(secret), Expires: t.Now().Add(t.StateTTL).Unix()}
 	b, _ := json.Marshal(sess)
 	sealed, err := t.sealer.Seal(b, dlAAD)
 	if err != nil {
-		return t.refuse(c, "deep_linking", fmt.Errorf("lti: seal picker session: %w", err))
+		return Picker{}, fmt.Errorf("lti: seal picker session: %w", err)
 	}
-	// Partitioned: the picker runs in the LMS's frame, where browsers
-	// that block third-party cookies still keep a cookie partitioned to
-	// the LMS's site.
-	c.SetCookie(&http.Cookie{Name: sess.cookieName(), Value: secret, Path: t.cookiePath(), MaxAge: int(t.StateTTL.Seconds()),
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode, Partitioned: true})
-	return t.showPicker(c, sess, base64.RawURLEncoding.EncodeToString(sealed), "")
+	p := pickerOf(sess, base64.RawURLEncoding.EncodeToString(sealed))
+	p.CookieValue = secret
+	return p, nil
 }
 
-// showPicker renders the catalog for a session; notice says why it is
-// shown again.
-func (t *Tool) showPicker(c echo.Context, sess dlSession, sealed, notice string) error {
-	activities, err := t.Catalog.List(c.Request().Context())
+// ResumePicker opens the session a picker's form posted, refusing forged
+// and expired ones and those from a browser other than the one shown the
+// picker: cookie looks up the request's cookie by name.
+func (t *Tool) ResumePicker(sealed string, cookie func(name string) string) (Picker, error) {
+	sess, err := t.openDLSession(sealed)
 	if err != nil {
-		return t.refuse(c, "deep_linking", err)
+		return Picker{}, err
 	}
-	return t.page(c, http.StatusOK, "picker", map[string]any{
-		"Action": t.publicURL.String() + "/lti/deep-link", "Session": sealed, "Activities": activities,
-		"Multiple": sess.Multiple, "LinksOK": sess.LinksOK, "Title": sess.Title, "Notice": notice,
-	})
+	if err := sess.boundTo(cookie(sess.cookieName())); err != nil {
+		return Picker{}, err
+	}
+	return pickerOf(sess, sealed), nil
 }
 
-// HandleDeepLink answers the picker's form: Add signs the chosen
-// activities, Cancel an empty answer, with the hub's LTI key, and the page
-// posts the response to the platform. Add with nothing chosen shows the
-// picker again.
-func (t *Tool) HandleDeepLink(c echo.Context) error {
-	raw := c.FormValue("session")
-	sess, err := t.openDLSession(raw)
-	if err == nil {
-		err = sess.boundTo(c)
+// AnswerPicker signs the picker's answer to the platform, with the hub's
+// LTI key: the chosen activities, or none to cancel. It refuses a choice
+// the platform does not accept, checks the registration and its tenant
+// are still usable, and uses the session up: each answers once.
+func (t *Tool) AnswerPicker(ctx context.Context, p Picker, chosen []string) (string, error) {
+	sess := p.session
+	if len(chosen) > 0 && (!sess.Multiple && len(chosen) > 1 || !sess.LinksOK) {
+		return "", fail(ReasonDeepLinkingSession, "choice not acceptable to the platform")
 	}
-	if err != nil {
-		return t.refuse(c, "deep_linking", err)
-	}
-	form, _ := c.FormParams()
-	cancel, chosen := c.FormValue("cancel") != "", form["activity"]
-	switch {
-	case cancel:
-		chosen = nil
-	case len(chosen) == 0:
-		return t.showPicker(c, sess, raw, "Choose an activity to add, or Cancel to add nothing.")
-	case !sess.Multiple && len(chosen) > 1, !sess.LinksOK:
-		return t.refuse(c, "deep_linking", fail(ReasonDeepLinkingSession, "choice not acceptable to the platform"))
-	}
-	jwt, err := t.answerPicker(c.Request().Context(), sess, chosen)
-	if err != nil {
-		return t.refuse(c, "deep_linking", err)
-	}
-	c.SetCookie(&http.Cookie{Name: sess.cookieName(), Path: t.cookiePath(), MaxAge: -1,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode, Partitioned: true})
-	return t.page(c, http.StatusOK, "deep-link-return", map[string]any{"Action": sess.ReturnURL, "JWT": jwt})
-}
-
-// answerPicker checks the registration and its tenant are still usable,
-// uses the session up and signs the response.
-func (t *Tool) answerPicker(ctx context.Context, sess dlSession, chosen []string) (string, error) {
 	reg, err := t.targetOf(ctx, sess.Registration, sess.Tenant)
 	if err != nil {
 		return "", err
@@ -149,10 +144,10 @@ func (t *Tool) answerPicker(ctx context.Context, sess dlSession, chosen []string
 	return t.deepLinkingResponse(ctx, reg.Registration, sess, items)
 }
 
-// boundTo checks the request carries the cookie the picker set.
-func (s dlSession) boundTo(c echo.Context) error {
-	ck, err := c.Cookie(s.cookieName())
-	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(hashSecret(ck.Value)), []byte(s.BrowserHash)) != 1 {
+// boundTo checks the browser holds the secret the picker's cookie was set
+// to.
+func (s dlSession) boundTo(secret string) error {
+	if secret == "" || subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(s.BrowserHash)) != 1 {
 		return fail(ReasonDeepLinkingNotBound, "the picker's cookie is missing or does not match")
 	}
 	return nil
@@ -245,7 +240,7 @@ func (t *Tool) deepLinkingResponse(ctx context.Context, reg Registration, s dlSe
 	now := t.Now()
 	claims := map[string]any{
 		"iss": reg.ClientID, "aud": reg.Issuer, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
-		"nonce": randomToken(16), ClaimDeploymentID: s.Deployment, ClaimMessageType: MessageDeepLinkResponse,
+		"nonce": token.Random(16), ClaimDeploymentID: s.Deployment, ClaimMessageType: MessageDeepLinkResponse,
 		ClaimVersion: Version, ClaimDLContentItems: items,
 	}
 	if s.Data != "" {

@@ -13,4 +13,12 @@
 // deployment → version and message type → message claims. Only a fully
 // valid launch writes anything: the nonce, the user and identity, the
 // context, resource link and membership, in one transaction.
+//
+// This package is HTTP-free: its calls take and return plain Go values
+// (LoginRequest and LoginResult, LaunchRequest and Launch, Picker,
+// OpenedLink) and fail with a *Failure naming a Reason. The browser side,
+// the echo handlers with their pages, cookies, Content Security Policy
+// and templates, is package lti/web, which translates between HTTP and
+// these calls. Outbound HTTP (platform keysets, dynamic registration) stays
+// here, through the guarded client.
 package lti

@@ -3,7 +3,6 @@ package lti
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -15,11 +14,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -57,11 +56,11 @@ type RegistrationLink struct {
 
 // CreateRegistrationLink makes a one-time link for tenant.
 func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenant uuid.UUID) (RegistrationLink, error) {
-	token := randomToken(32)
-	l := RegistrationLink{ID: uuid.New(), URL: t.publicURL.String() + "/lti/register/" + token, ExpiresAt: t.Now().Add(RegistrationLinkTTL)}
+	secret := token.Random(32)
+	l := RegistrationLink{ID: uuid.New(), URL: t.publicURL.String() + "/lti/register/" + secret, ExpiresAt: t.Now().Add(RegistrationLinkTTL)}
 	err := pg.InTenant(ctx, t.db, tenant, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO lti_registration_links (id, tenant_id, token_hash, expires_at, created_at)
-			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(token), l.ExpiresAt, t.Now()); err != nil {
+			VALUES ($1, $2, $3, $4, $5)`, l.ID, tenant, linkHash(secret), l.ExpiresAt, t.Now()); err != nil {
 			return pg.MapError(err)
 		}
 		_, err := t.registrations.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "lti_registration_link.created",
@@ -71,10 +70,8 @@ func (t *Tool) CreateRegistrationLink(ctx context.Context, by audit.Actor, tenan
 	return l, err
 }
 
-func linkHash(token string) []byte {
-	h := sha256.Sum256([]byte("lti registration link:" + token))
-	return h[:]
-}
+// linkHash is what a registration link is stored and found by.
+func linkHash(secret string) []byte { return token.Hash("lti registration link", secret) }
 
 type registrationLink struct {
 	ID             uuid.UUID  `db:"id"`
@@ -86,34 +83,36 @@ type registrationLink struct {
 	TenantStatus   string     `db:"tenant_status"`
 }
 
-// HandleRegister answers /lti/register/:token, opened by the LMS admin.
-// The link is claimed before the hub talks to the platform, so a link
-// opened several times at once registers the hub at the platform once;
-// the other openings are refused. A registration that fails gives the
-// link back, for another try, MaxRegistrationAttempts times at most. The
-// tenant must be active when the link is opened and when the registration
-// is stored.
-func (t *Tool) HandleRegister(c echo.Context) error {
-	ctx := c.Request().Context()
-	link, err := t.findLink(ctx, c.Param("token"))
-	if err == nil && c.QueryParam("openid_configuration") == "" {
-		// Opened in a browser, not by the LMS: say how to use it.
-		return t.info(c, "Register the hub with your LMS", "This is a registration link for the learning hub. "+
-			"Use it from your LMS: paste it where your LMS registers an LTI 1.3 tool by URL (LTI Advantage dynamic registration), "+
-			"and the LMS opens it with its registration details. The link is still unused.")
+// OpenedLink is a registration link found usable when its URL was
+// opened, not yet claimed.
+type OpenedLink struct{ link registrationLink }
+
+// OpenRegistrationLink finds the link a registration URL's secret names,
+// refusing unknown, revoked, spent, used and expired links, and links of a
+// tenant that is not active.
+func (t *Tool) OpenRegistrationLink(ctx context.Context, secret string) (OpenedLink, error) {
+	l, err := t.findLink(ctx, secret)
+	return OpenedLink{l}, err
+}
+
+// Register registers the hub with the platform whose configuration the LMS
+// passed when it opened the link, and returns the platform's issuer. The
+// link is claimed before the hub talks to the platform, so a link opened
+// several times at once registers the hub at the platform once; the other
+// openings are refused. A registration that fails gives the link back, for
+// another try, MaxRegistrationAttempts times at most. The tenant must be
+// active when the link is opened and when the registration is stored.
+func (t *Tool) Register(ctx context.Context, o OpenedLink, configURL, registrationToken string) (string, error) {
+	link := o.link
+	if err := t.claimLink(ctx, &link); err != nil {
+		return "", err
 	}
-	if err == nil {
-		err = t.claimLink(ctx, &link)
-	}
-	if err != nil {
-		return t.refuse(c, "registration", err)
-	}
-	platform, err := t.registerDynamically(ctx, link, c.QueryParam("openid_configuration"), c.QueryParam("registration_token"))
+	platform, err := t.registerDynamically(ctx, link, configURL, registrationToken)
 	if err != nil {
 		t.releaseLink(ctx, link, attemptFailed(err))
-		return t.refuse(c, "registration", err)
+		return "", err
 	}
-	return t.page(c, http.StatusOK, "registered", map[string]any{"Platform": platform})
+	return platform, nil
 }
 
 // registerDynamically reads the platform's configuration, registers the

@@ -1,8 +1,11 @@
 package lti
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/klasterina/hub/internal/apperr"
 )
 
 // Reason is a stable code for why a login or launch was refused; it is
@@ -96,3 +99,18 @@ func fail(r Reason, format string, args ...any) *Failure {
 }
 
 func failErr(r Reason, err error) *Failure { return &Failure{Reason: r, Err: err} }
+
+// ReasonOf is the reason code a refusal shows: the Failure's, or
+// unavailable or internal for errors that are no fault of the launch.
+func ReasonOf(err error) Reason { return reasonOf(err) }
+
+func reasonOf(err error) Reason {
+	var f *Failure
+	switch {
+	case apperr.Is(err, apperr.Unavailable):
+		return ReasonUnavailable
+	case errors.As(err, &f):
+		return f.Reason
+	}
+	return ReasonInternal
+}

@@ -31,3 +31,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.launches, m.refused, m.logDropped)
 	return m
 }
+
+// CountRefusal counts a refused login, launch, picker or registration by
+// its stage and reason.
+func (m *Metrics) CountRefusal(stage string, r Reason) {
+	m.refused.WithLabelValues(stage, string(r)).Inc()
+}

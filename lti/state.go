@@ -1,17 +1,17 @@
 package lti
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/klasterina/hub/internal/secrets"
+	"github.com/klasterina/hub/internal/token"
 )
 
 // loginState is what the hub remembers between login and launch. It
@@ -33,22 +33,15 @@ type loginState struct {
 
 var stateAAD = []byte("hub lti login state")
 
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hashSecret(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+// hashSecret is how a browser secret is kept in a sealed state or session:
+// the hex SHA-256 of the bare secret, as states already issued hold it.
+func hashSecret(s string) string { return hex.EncodeToString(token.Hash("", s)) }
 
 // newLoginState returns a state and the browser secret bound to it.
 func newLoginState(reg uuid.UUID, target string, ttl time.Duration, now time.Time) (loginState, string) {
-	secret := randomToken(24)
+	secret := token.Random(24)
 	return loginState{
-		ID: randomToken(9), Registration: reg, Nonce: randomToken(24), TargetLink: target,
+		ID: token.Random(9), Registration: reg, Nonce: token.Random(24), TargetLink: target,
 		BrowserHash: hashSecret(secret), Expires: now.Add(ttl).Unix(),
 	}, secret
 }
@@ -86,3 +79,7 @@ func (st loginState) cookieName() string { return cookiePrefix + st.ID }
 
 // cookiePrefix starts the name of every login cookie.
 const cookiePrefix = "hub_lti_"
+
+// IsLoginCookie reports whether name is the name of a login's
+// browser-binding cookie.
+func IsLoginCookie(name string) bool { return strings.HasPrefix(name, cookiePrefix) }

@@ -67,6 +67,10 @@ func NewTool(db *sqlx.DB, regs *Registrations, keysets *keys.Cache, sealer *secr
 	return t
 }
 
+// PublicURL is HUB_PUBLIC_URL, a copy: the pages build their addresses
+// and cookie paths from it.
+func (t *Tool) PublicURL() url.URL { return *t.publicURL }
+
 // LaunchURL is the redirect_uri the platform posts id_tokens to.
 func (t *Tool) LaunchURL() string { return t.publicURL.String() + "/lti/launch" }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/tenants/audit"
 )
 
@@ -133,10 +133,9 @@ func prefixOf(token string) string {
 // lookups.
 func notLookup(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }
 
-func hashToken(token string) []byte {
-	h := sha256.Sum256([]byte(token))
-	return h[:]
-}
+// hashToken is what a key is stored and found by: the SHA-256 of the bare
+// token, as the keys already issued were stored.
+func hashToken(t string) []byte { return token.Hash("", t) }
 
 // CreateKey issues a key for tenant on the operator's behalf and returns it
 // with the token, which is shown this once. Its expiry is whatever in asks,

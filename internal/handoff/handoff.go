@@ -10,13 +10,12 @@ package handoff
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/internal/token"
 )
 
 // TTL is how long a handoff token is valid: long enough for one auto-posted
@@ -70,8 +69,6 @@ func (s *Signer) Audience() string { return s.audience }
 // Sign returns a token for sub.
 func (s *Signer) Sign(ctx context.Context, sub Subject) (string, error) {
 	now := s.Now()
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
 	claims := struct {
 		Subject
 		Issuer   string `json:"iss"`
@@ -79,7 +76,7 @@ func (s *Signer) Sign(ctx context.Context, sub Subject) (string, error) {
 		IssuedAt int64  `json:"iat"`
 		Expires  int64  `json:"exp"`
 		ID       string `json:"jti"`
-	}{sub, s.issuer, s.audience, now.Unix(), now.Add(TTL).Unix(), base64.RawURLEncoding.EncodeToString(jti)}
+	}{sub, s.issuer, s.audience, now.Unix(), now.Add(TTL).Unix(), token.Random(16)}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("handoff: %w", err)

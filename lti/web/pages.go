@@ -1,4 +1,4 @@
-package lti
+package web
 
 import "html/template"
 
