@@ -145,10 +145,10 @@ func TestSharedRegistrationRoutesEachDeploymentToItsTenant(t *testing.T) {
 
 // TestTenantRegisteringAnothersClientIDGetsNoneOfItsLaunches: tenant B
 // registers tenant A's issuer and client_id. B gets 201 and answers that
-// tell it nothing a fresh client_id would not; A's launches still land in
-// A, through A's own login URL and through the shared one with A's
-// deployment id; where A's and B's registrations both claim a deployment,
-// the shared login URL picks neither.
+// tell it nothing a fresh client_id would not; A's launches land in A
+// through A's own login URL, and the shared login URL, with the pair now
+// held by two tenants, routes neither (not even a deployment id B listed
+// before A registered it).
 func TestTenantRegisteringAnothersClientIDGetsNoneOfItsLaunches(t *testing.T) {
 	ph := newPlatformHub(t) // tenant "uni" holds the platform's registration
 	ph.createTenant("intruder", "institution")
@@ -178,12 +178,26 @@ func TestTenantRegisteringAnothersClientIDGetsNoneOfItsLaunches(t *testing.T) {
 	ph.problem(regB("a-fresh-client", nil), 409, "conflict")
 
 	ownURL := ph.url + "/lti/login/" + ph.reg
-	t.Run("A's launches land in A", func(t *testing.T) {
+	t.Run("A's launches land in A, never in B", func(t *testing.T) {
 		ph.t = t
-		ph.landedIn(ph.launch(ltitest.Launch{}), "uni")
+		// The pair is contested: the shared login URL routes neither
+		// tenant's registration, whatever deployment id the login names.
+		ph.refusedWith(ph.launch(ltitest.Launch{}), lti.ReasonAmbiguousIssuer)
 		ph.landedIn(ph.launchVia(ownURL, ltitest.Launch{}), "uni")
 		if n := ph.rowsOf("contexts", "intruder") + ph.rowsOf("lti_nonces", "intruder") + ph.rowsOf("users", "intruder"); n != 0 {
 			t.Fatalf("the intruder holds %d rows of A's launches", n)
+		}
+	})
+	t.Run("a deployment B listed first, before A registered it, does not route to B", func(t *testing.T) {
+		ph.t = t
+		ph.expect(ph.do("POST", "/api/v1/tenants/intruder/lti/registrations/"+idB+"/deployments", keyB,
+			map[string]string{"deployment_id": "a-new-installation"}), 201)
+		orig := ph.p.DeploymentID
+		ph.p.DeploymentID = "a-new-installation"
+		defer func() { ph.p.DeploymentID = orig }()
+		ph.refusedWith(ph.launch(ltitest.Launch{}), lti.ReasonAmbiguousIssuer)
+		if n := ph.rowsOf("users", "intruder"); n != 0 {
+			t.Fatalf("the intruder holds %d users", n)
 		}
 	})
 	t.Run("a deployment both claim is not routed by the shared login URL", func(t *testing.T) {

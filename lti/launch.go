@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -115,6 +118,30 @@ func (t *Tool) checkState(in LaunchRequest) (loginState, error) {
 	return st, nil
 }
 
+// sameOrigin compares two origins as browsers do: scheme and host without
+// regard to case, and a port equal to the scheme's default left out.
+func sameOrigin(a, b string) bool {
+	norm := func(s string) string {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			return ""
+		}
+		host, port := strings.ToLower(u.Hostname()), u.Port()
+		scheme := strings.ToLower(u.Scheme)
+		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+			port = ""
+		}
+		if port != "" {
+			host = net.JoinHostPort(host, port)
+		} else if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		return scheme + "://" + host
+	}
+	na := norm(a)
+	return na != "" && na == norm(b)
+}
+
 // checkStoragePost admits a secret from platform storage only when the
 // login stored one there, and only posted by the hub's own launch page (its
 // Origin is the hub's). Anyone who started a login of their own knows that
@@ -124,7 +151,7 @@ func (t *Tool) checkStoragePost(st loginState, origin string) error {
 	if st.Storage == "" {
 		return fail(ReasonStorageSecretUnexpected, "a storage secret was posted, but the login did not use platform storage")
 	}
-	if origin != t.origin() {
+	if !sameOrigin(origin, t.origin()) {
 		return fail(ReasonStorageSecretCrossOrigin, "the post's Origin is %.100q, not the hub's", origin)
 	}
 	return nil

@@ -95,6 +95,13 @@ type launchLogRow struct {
 // logFields takes from l's claims what the log keeps: only claims the
 // platform signed (Claims is filled after the signature is checked), only
 // text, cut to the column's bound.
+// claimsAreTenants reports whether the launch's signed claims name one of
+// its tenant's own deployments, so the tenant's log may show them.
+func (l *Launch) claimsAreTenants() bool {
+	d := l.Claims.DeploymentID
+	return d != nil && (l.target.deploys(*d) || l.target.adopts())
+}
+
 func (l *Launch) logFields() launchLogRow {
 	row := launchLogRow{ID: uuid.New()}
 	c := l.Claims
@@ -169,6 +176,12 @@ func (t *Tool) logRefusal(ctx context.Context, l *Launch, reason Reason, request
 	issuer, subject := "", ""
 	if l.Claims.Subject != nil && validIdentifier(*l.Claims.Subject) {
 		issuer, subject = l.Claims.Issuer, *l.Claims.Subject
+	}
+	if !l.claimsAreTenants() {
+		// Signed for another installation (a login that named this
+		// tenant's deployment, a launch from another's): none of it is
+		// this tenant's to see.
+		row, issuer, subject = launchLogRow{ID: row.ID}, "", ""
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusalWriteTimeout)
 	defer cancel()
