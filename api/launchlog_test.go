@@ -206,6 +206,20 @@ func TestLaunchLogRefusalLimit(t *testing.T) {
 	}
 }
 
+// TestLaunchLogRefusalsPerSource: one source cannot spend a tenant's
+// whole refusal budget (anyone can start logins and post junk launches),
+// so real refusals stay findable by their reference.
+func TestLaunchLogRefusalsPerSource(t *testing.T) {
+	ph := newPlatformHub(t)
+	for range lti.RefusalLogPerSource + 5 {
+		ph.refusedWith(ph.launch(ltitest.Launch{Claims: map[string]any{lti.ClaimVersion: "1.2.0"}}), lti.ReasonWrongVersion)
+	}
+	if n := ph.rows("lti_launch_log WHERE outcome = 'refused'"); n != lti.RefusalLogPerSource {
+		t.Fatalf("%d refusals from one source written, want %d", n, lti.RefusalLogPerSource)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{}))
+}
+
 // TestLaunchLogPurge: housekeeping removes every tenant's rows past the
 // retention, in batches, and nothing newer.
 func TestLaunchLogPurge(t *testing.T) {

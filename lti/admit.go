@@ -24,7 +24,7 @@ func (t *Tool) Admit(ctx context.Context, in LaunchRequest, requestID string) (*
 	}
 	if err != nil {
 		if l.target.ID != uuid.Nil {
-			t.logRefusal(ctx, l, reasonOf(err), requestID)
+			t.logRefusal(ctx, l, reasonOf(err), requestID, in.Source)
 		}
 		return nil, Recorded{}, err
 	}
@@ -63,7 +63,7 @@ func (t *Tool) Unbound(ctx context.Context, in LaunchRequest, requestID string) 
 		return StorageFetch{Target: st.Storage, Key: st.cookieName(), Origin: origin(reg.AuthLoginURL)}, nil
 	}
 	t.Metrics.refused.WithLabelValues("launch", string(ReasonStateNotBound)).Inc()
-	t.logRefusal(ctx, &Launch{target: reg, Registration: reg.Registration}, ReasonStateNotBound, requestID)
+	t.logRefusal(ctx, &Launch{target: reg, Registration: reg.Registration}, ReasonStateNotBound, requestID, in.Source)
 	return StorageFetch{}, fail(ReasonStateNotBound, "the login cookie was lost and no platform storage was offered")
 }
 

@@ -27,6 +27,9 @@ type LaunchRequest struct {
 	StorageSecret string
 	Origin        string
 	Cookie        func(name string) string
+	// Source is the client's address, which bounds the refusals one
+	// source can write to a tenant's launch log.
+	Source string
 }
 
 // browserSecret is the secret the browser holds for st, if any.

@@ -29,8 +29,11 @@ const (
 const (
 	DefaultLaunchLogRetention = 30 * 24 * time.Hour
 	DefaultRefusalLogLimit    = 60 // per tenant, per minute, per replica
-	launchLogPurgeBatch       = 5000
-	refusalWriteTimeout       = 2 * time.Second
+	// RefusalLogPerSource is how many of a tenant's refusal rows one source
+	// (an address, IPv6 by /64) may write per minute per replica.
+	RefusalLogPerSource = 10
+	launchLogPurgeBatch = 5000
+	refusalWriteTimeout = 2 * time.Second
 )
 
 // LaunchEntry is one launch or refusal in a tenant's launch log. The
@@ -137,21 +140,28 @@ func logText(s string) *string {
 // writes at most the limit each minute. The counts start over each minute,
 // so the map holds only tenants refused this minute.
 type refusalBudget struct {
-	mu     sync.Mutex
-	minute int64
-	counts map[uuid.UUID]int
+	mu      sync.Mutex
+	minute  int64
+	counts  map[uuid.UUID]int
+	sources map[string]int // tenant and source (IPv6 by /64)
 }
 
-func (b *refusalBudget) take(tenant uuid.UUID, now time.Time, limit int) bool {
+// take spends one of tenant's refusal rows this minute, and one of the
+// source's within it: one source (anyone can start logins and post junk
+// launches) cannot spend the whole tenant's budget and so hide the real
+// refusals an admin looks up by reference.
+func (b *refusalBudget) take(tenant uuid.UUID, source string, now time.Time, limit, perSource int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if m := now.Unix() / 60; m != b.minute || b.counts == nil {
-		b.minute, b.counts = m, map[uuid.UUID]int{}
+		b.minute, b.counts, b.sources = m, map[uuid.UUID]int{}, map[string]int{}
 	}
-	if b.counts[tenant] >= limit {
+	key := tenant.String() + " " + sourceKey(source)
+	if b.counts[tenant] >= limit || b.sources[key] >= perSource {
 		return false
 	}
 	b.counts[tenant]++
+	b.sources[key]++
 	return true
 }
 
@@ -161,14 +171,14 @@ func (b *refusalBudget) take(tenant uuid.UUID, now time.Time, limit int) bool {
 // write has refusalWriteTimeout and its own transaction: the launch's, if
 // any, was rolled back. The hub user is named when the platform's signed
 // subject is one the hub knows.
-func (t *Tool) logRefusal(ctx context.Context, l *Launch, reason Reason, requestID string) {
+func (t *Tool) logRefusal(ctx context.Context, l *Launch, reason Reason, requestID, source string) {
 	tg := l.target
 	t.Metrics.launches.WithLabelValues(tg.TenantSlug, OutcomeRefused).Inc()
 	if reason == ReasonUnavailable {
 		t.Metrics.logDropped.WithLabelValues(tg.TenantSlug, "unavailable").Inc()
 		return
 	}
-	if !t.refusals.take(tg.TenantID, t.Now(), t.RefusalLogLimit) {
+	if !t.refusals.take(tg.TenantID, source, t.Now(), t.RefusalLogLimit, RefusalLogPerSource) {
 		t.Metrics.logDropped.WithLabelValues(tg.TenantSlug, "over_limit").Inc()
 		return
 	}

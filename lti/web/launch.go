@@ -15,7 +15,8 @@ import (
 // only from the hub's own page.
 func (h *Handlers) HandleLaunch(c echo.Context) error {
 	in := lti.LaunchRequest{IDToken: c.FormValue("id_token"), State: c.FormValue("state"),
-		StorageSecret: c.FormValue("lti_storage_secret"), Origin: c.Request().Header.Get("Origin"), Cookie: cookieOf(c)}
+		StorageSecret: c.FormValue("lti_storage_secret"), Origin: c.Request().Header.Get("Origin"), Cookie: cookieOf(c),
+		Source: c.RealIP()}
 	l, rec, err := h.tool.Admit(c.Request().Context(), in, requestID(c))
 	if err != nil {
 		var f *lti.Failure
