@@ -406,6 +406,16 @@ func TestRegistrationLinkSpentAfterFailedAttempts(t *testing.T) {
 	if attempts != lti.MaxRegistrationAttempts {
 		t.Fatalf("failed_attempts = %d, want %d", attempts, lti.MaxRegistrationAttempts)
 	}
+	var list struct {
+		Items []struct {
+			Status         string `json:"status"`
+			FailedAttempts int    `json:"failed_attempts"`
+		} `json:"items"`
+	}
+	h.expect(h.do("GET", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 200).json(t, &list)
+	if len(list.Items) != 1 || list.Items[0].Status != "spent" || list.Items[0].FailedAttempts != lti.MaxRegistrationAttempts {
+		t.Fatalf("the spent link lists as %+v", list.Items)
+	}
 }
 
 // TestRegistrationLinkOpenedOutsideTheLMS: an LMS admin who opens the link

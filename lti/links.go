@@ -16,13 +16,16 @@ import (
 // LinkStatus is where a registration link stands.
 type LinkStatus string
 
-// The statuses of a registration link: usable; used by a registration;
-// past its expiry unused; revoked by a tenant admin before use.
+// The statuses of a registration link: usable; being used by an attempt
+// in progress; used by a registration; past its expiry unused; revoked by
+// a tenant admin before use; spent by MaxRegistrationAttempts failures.
 const (
 	LinkActive  LinkStatus = "active"
+	LinkInUse   LinkStatus = "in_use"
 	LinkUsed    LinkStatus = "used"
 	LinkExpired LinkStatus = "expired"
 	LinkRevoked LinkStatus = "revoked"
+	LinkSpent   LinkStatus = "spent"
 )
 
 // RegistrationLinkInfo is a registration link as listed: never its token,
@@ -35,12 +38,18 @@ type RegistrationLinkInfo struct {
 	UsedAt         *time.Time `db:"used_at" json:"used_at"`
 	RevokedAt      *time.Time `db:"revoked_at" json:"revoked_at"`
 	RegistrationID *uuid.UUID `db:"registration_id" json:"registration_id"`
+	// FailedAttempts counts registrations through the link that failed.
+	FailedAttempts int `db:"failed_attempts" json:"failed_attempts"`
 }
 
 func (l *RegistrationLinkInfo) setStatus(now time.Time) {
 	switch {
 	case l.RevokedAt != nil:
 		l.Status = LinkRevoked
+	case l.FailedAttempts >= MaxRegistrationAttempts:
+		l.Status = LinkSpent
+	case l.UsedAt != nil && l.RegistrationID == nil && now.Sub(*l.UsedAt) < linkAttemptWindow:
+		l.Status = LinkInUse // (a used link whose registration was deleted since is "used")
 	case l.UsedAt != nil:
 		l.Status = LinkUsed
 	case !now.Before(l.ExpiresAt):
@@ -50,7 +59,11 @@ func (l *RegistrationLinkInfo) setStatus(now time.Time) {
 	}
 }
 
-const linkColumns = `id, created_at, expires_at, used_at, revoked_at, registration_id`
+// linkAttemptWindow is how long a claimed link without a registration is
+// taken to be in use by an attempt: longer than any attempt runs.
+const linkAttemptWindow = 10 * time.Minute
+
+const linkColumns = `id, created_at, expires_at, used_at, revoked_at, registration_id, failed_attempts`
 
 // ListRegistrationLinks returns a page of tenant's registration links,
 // oldest first.
