@@ -439,3 +439,34 @@ func TestRegistrationLinkOpenedOutsideTheLMS(t *testing.T) {
 		t.Fatalf("the link after being opened outside the LMS: %d\n%s", r.status, r.body)
 	}
 }
+
+// TestRegistrationLinkRevokedDuringAnAttempt: an admin revoking a link
+// while the LMS registers through it wins: the attempt stores nothing, and
+// the link stays revoked.
+func TestRegistrationLinkRevokedDuringAnAttempt(t *testing.T) {
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	defer p.Close()
+	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	created := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201)
+	link, id := created.field(t, "url"), created.field(t, "id")
+	p.OnRegister = func() {
+		h.expect(h.do("DELETE", "/api/v1/tenants/uni/lti/registration-links/"+id, adminToken, nil), 204)
+	}
+	ph.refusedWith(ph.get(link+"?"+url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()), lti.ReasonRegistrationLink)
+	p.OnRegister = nil
+	if n := ph.rows("lti_registrations"); n != 0 {
+		t.Fatalf("a registration through a revoked link was stored: %d rows", n)
+	}
+	var list struct {
+		Items []struct {
+			Status string `json:"status"`
+		} `json:"items"`
+	}
+	h.expect(h.do("GET", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 200).json(t, &list)
+	if len(list.Items) != 1 || list.Items[0].Status != "revoked" {
+		t.Fatalf("the link lists as %+v", list.Items)
+	}
+}

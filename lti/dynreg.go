@@ -388,7 +388,7 @@ func (t *Tool) storeDynamic(ctx context.Context, link registrationLink, cfg Plat
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE lti_registration_links SET registration_id = $3
-			WHERE tenant_id = $1 AND id = $2 AND used_at = $4 AND registration_id IS NULL`, link.TenantID, link.ID, reg.ID, link.UsedAt)
+			WHERE tenant_id = $1 AND id = $2 AND used_at = $4 AND registration_id IS NULL AND revoked_at IS NULL`, link.TenantID, link.ID, reg.ID, link.UsedAt)
 		if err != nil {
 			return pg.MapError(err)
 		}

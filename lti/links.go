@@ -89,7 +89,8 @@ func (t *Tool) ListRegistrationLinks(ctx context.Context, tenant uuid.UUID, page
 
 // RevokeRegistrationLink makes one of tenant's unused links unusable,
 // audited in the same transaction. Revoking a revoked link changes
-// nothing; a used one (or one in use this moment) answers Conflict.
+// nothing; one that made a registration answers Conflict. A link in use by
+// an attempt this moment is revoked: the attempt then stores nothing.
 func (t *Tool) RevokeRegistrationLink(ctx context.Context, by audit.Actor, tenant, id uuid.UUID) (RegistrationLinkInfo, error) {
 	var l RegistrationLinkInfo
 	err := pg.InTenant(ctx, t.db, tenant, func(tx *sqlx.Tx) error {
@@ -101,7 +102,7 @@ func (t *Tool) RevokeRegistrationLink(ctx context.Context, by audit.Actor, tenan
 			return pg.MapError(fmt.Errorf("lti: read registration link: %w", err))
 		case l.RevokedAt != nil:
 			return nil
-		case l.UsedAt != nil:
+		case l.UsedAt != nil && l.RegistrationID != nil:
 			return apperr.New(apperr.Conflict, "the registration link was used")
 		}
 		now := t.Now().Truncate(time.Microsecond)
