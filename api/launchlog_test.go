@@ -249,3 +249,22 @@ func TestLaunchLogPurge(t *testing.T) {
 		t.Fatalf("%d old rows left", old)
 	}
 }
+
+// TestLaunchLogRecordsLoginRefusals: a login refused once its registration
+// is known (an unknown deployment, a suspended tenant) is in the tenant's
+// log under the reference its page showed.
+func TestLaunchLogRecordsLoginRefusals(t *testing.T) {
+	ph := newPlatformHub(t)
+	_, key := ph.createKey("uni", "read")
+	u := ph.p.LoginURL(ph.url+"/lti/login", ph.url+"/lti/launch", ltitest.Launch{})
+	u = strings.Replace(u, "lti_deployment_id="+url.QueryEscape(ph.p.DeploymentID), "lti_deployment_id=not-ours", 1)
+	if !strings.Contains(u, "lti_deployment_id=not-ours") {
+		t.Fatalf("the login URL names no deployment: %s", u)
+	}
+	r := ph.get(u)
+	ph.refusedWith(r, lti.ReasonUnknownDeployment)
+	found := ph.launches(key, "?request_id="+r.header.Get("X-Request-Id"))
+	if len(found.Items) != 1 || found.Items[0].Outcome != lti.OutcomeRefused || found.Items[0].Reason != string(lti.ReasonUnknownDeployment) {
+		t.Fatalf("the login refusal's reference finds %+v", found.Items)
+	}
+}

@@ -106,8 +106,12 @@ type LoginRequest struct {
 	StorageTarget  string
 	RegistrationID string // from a per-registration login URL
 	// Source is the client's address: its registration lookups are rate
-	// limited (LoginLimiter).
+	// limited (LoginLimiter), and so are the refusals it writes to a
+	// tenant's launch log.
 	Source string
+	// RequestID is the reference the refusal page shows, under which a
+	// refusal once the registration is known goes into its tenant's log.
+	RequestID string
 }
 
 // Bounds of a login's parameters, in bytes. The hints come back in the
@@ -173,6 +177,7 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 		return LoginResult{}, err
 	}
 	if err := reg.usable(in.DeploymentID); err != nil {
+		t.logRefusal(ctx, &Launch{target: reg, Registration: reg.Registration}, reasonOf(err), in.RequestID, in.Source)
 		return LoginResult{}, err
 	}
 	st, secret := newLoginState(reg.ID, in.TargetLinkURI, t.StateTTL, t.Now())

@@ -15,7 +15,7 @@ func (h *Handlers) HandleLogin(c echo.Context) error {
 		Issuer: c.FormValue("iss"), ClientID: c.FormValue("client_id"), LoginHint: c.FormValue("login_hint"),
 		MessageHint: c.FormValue("lti_message_hint"), TargetLinkURI: c.FormValue("target_link_uri"),
 		DeploymentID: c.FormValue("lti_deployment_id"), StorageTarget: c.FormValue("lti_storage_target"),
-		RegistrationID: c.Param("registration"), Source: c.RealIP(),
+		RegistrationID: c.Param("registration"), Source: c.RealIP(), RequestID: requestID(c),
 	}
 	res, err := h.tool.Login(c.Request().Context(), in)
 	if err != nil {
