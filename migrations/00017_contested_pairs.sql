@@ -2,8 +2,9 @@
 -- A tenant could list on its own registration of another institution's
 -- (issuer, client_id) a deployment id that institution has not registered
 -- yet, and so win that installation's logins to the shared /lti/login.
--- When more than one tenant registration holds a pair, the shared login
--- now routes none of them: each must use its registration's own login URL.
+-- When registrations of more than one tenant hold a pair, the shared
+-- login now routes none of them: each must use its registration's own
+-- login URL.
 -- Deployments of operator-shared registrations, which the operator
 -- assigns, still route as before.
 -- +goose StatementBegin
@@ -11,7 +12,7 @@ CREATE OR REPLACE FUNCTION hub_lti_route(p_id uuid, p_issuer text, p_client_id t
 RETURNS TABLE (registration_id uuid, tenant_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
   WITH regs AS (
-    SELECT r.id, r.tenant_id, r.shared, r.adopt_first_deployment, r.created_at FROM public.lti_registrations r
+    SELECT r.id, r.tenant_id, r.client_id, r.shared, r.adopt_first_deployment, r.created_at FROM public.lti_registrations r
     WHERE (p_id IS NOT NULL AND r.id = p_id)
        OR (p_id IS NULL AND r.issuer = p_issuer AND (p_client_id = '' OR r.client_id = p_client_id))
   ), candidates AS (
@@ -35,7 +36,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
      -- A pair held by several tenants' own registrations is contested: a
      -- deployment id, which anyone may list on a registration of theirs,
      -- does not settle it, so the shared login picks none.
-     OR (p_id IS NULL AND (SELECT count(*) FROM regs WHERE NOT regs.shared) > 1)
+     OR (p_id IS NULL AND EXISTS (SELECT 1 FROM regs a JOIN regs b ON a.client_id = b.client_id AND a.tenant_id <> b.tenant_id
+                                  WHERE NOT a.shared AND NOT b.shared))
   ORDER BY c.created_at, c.id, c.tenant LIMIT 2
 $$;
 -- +goose StatementEnd
