@@ -67,7 +67,7 @@ func (s *Server) authenticateKey(c echo.Context, token string, next echo.Handler
 		return err
 	}
 	c.Set(callerKey, caller{key: &p})
-	return s.within(c, tenantHolder(p.Tenant.ID), next)
+	return s.within(c, tenantHolder(p.Tenant.ID), s.keyRequest(next))
 }
 
 // isAdminToken compares digests so the comparison takes the same time

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -171,11 +172,11 @@ func TestTenantInFlightAllowance(t *testing.T) {
 		})
 		_, _ = pw.Write([]byte(`{"issuer":`)) // the request is in; the body never ends
 	}
-	var r response
-	eventually(t, 30*time.Second, "A's next request is refused with 429", func() bool {
-		r = h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil)
-		return r.status == 429
+	want := fmt.Sprintf("hub_api_key_requests_in_flight %d\n", api.TenantInFlight)
+	eventually(t, 30*time.Second, "all of A's held requests are in progress", func() bool {
+		return strings.Contains(string(h.do("GET", "/metrics", "", nil).body), want)
 	})
+	r := h.do("GET", "/api/v1/tenants/tenant-a/lti/registrations", keyA, nil)
 	h.problem(r, 429, "rate-limited")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")

@@ -61,5 +61,15 @@ func (s *Server) within(c echo.Context, holder string, next echo.HandlerFunc) er
 	return next(c)
 }
 
+// keyRequest counts a tenant key's request while it is in progress, for
+// hub_api_key_requests_in_flight.
+func (s *Server) keyRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		s.keyRequests.Inc()
+		defer s.keyRequests.Dec()
+		return next(c)
+	}
+}
+
 func keyHolder(prefix string) string       { return "key:" + prefix }
 func tenantHolder(tenant uuid.UUID) string { return "tenant:" + tenant.String() }

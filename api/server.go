@@ -60,6 +60,7 @@ type Server struct {
 	registry      *prometheus.Registry
 	refusals      *refusalAuditor // audits refused tokens within bounds
 	inFlight      *inFlight       // each tenant's API-key requests in progress
+	keyRequests   prometheus.Gauge
 }
 
 // New builds the server with every route registered.
@@ -76,6 +77,9 @@ func New(d Deps) (*Server, error) {
 	s.registry.MustRegister(unaudited)
 	s.refusals = newRefusalAuditor(d.RefusalAudit, d.Audit, unaudited, d.Log)
 	s.inFlight = newInFlight(TenantInFlight)
+	s.keyRequests = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "hub", Name: "api_key_requests_in_flight",
+		Help: "Tenant API-key requests admitted and in progress on this replica."})
+	s.registry.MustRegister(s.keyRequests)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.IPExtractor = ipExtractor(d.TrustedProxies)
