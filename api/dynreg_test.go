@@ -178,13 +178,9 @@ func TestDynamicRegistrationWithRecordedPlatforms(t *testing.T) {
 // dynamic registration without a deployment id; the first signed launch
 // names it, and only that deployment is adopted.
 func TestCanvasStyleRegistrationAdoptsTheFirstDeployment(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	p.RegisterWithoutDeployment = true
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	if r := ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()); r.status != 200 {
 		t.Fatalf("registration: %d %s", r.status, r.body)
@@ -267,13 +263,9 @@ func TestDynamicRegistrationRequiresHTTPS(t *testing.T) {
 // or a page opened in ten tabs, registers the hub at the platform once and
 // stores one registration; the other openings are refused.
 func TestRegistrationLinkOpenedManyTimesAtOnce(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	p.RegisterDelay = 200 * time.Millisecond
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	u := link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode()
 
@@ -312,13 +304,9 @@ func TestRegistrationLinkOpenedManyTimesAtOnce(t *testing.T) {
 // TestFailedRegistrationGivesTheLinkBack: a link whose registration failed
 // (here the platform refused the token) can be used again.
 func TestFailedRegistrationGivesTheLinkBack(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	p.RegistrationToken = "right"
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	open := func(token string) response {
 		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}, "registration_token": {token}}.Encode())
@@ -337,12 +325,8 @@ func TestFailedRegistrationGivesTheLinkBack(t *testing.T) {
 // neither opens nor completes a registration; the link survives for the
 // tenant's return.
 func TestDynamicRegistrationHonoursSuspension(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	open := func() response {
 		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}}.Encode())
@@ -379,13 +363,9 @@ func TestDynamicRegistrationHonoursSuspension(t *testing.T) {
 // gives the link back, up to lti.MaxRegistrationAttempts; then the link is
 // spent, and the page tells the LMS admin to ask for a new one.
 func TestRegistrationLinkSpentAfterFailedAttempts(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	p.RegistrationToken = "right"
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	open := func(token string) response {
 		return ph.get(link + "?" + url.Values{"openid_configuration": {p.OpenIDConfigurationURL()}, "registration_token": {token}}.Encode())
@@ -422,12 +402,8 @@ func TestRegistrationLinkSpentAfterFailedAttempts(t *testing.T) {
 // in a browser, not from the LMS, is told how to use it; the link is
 // neither used nor counted as a failed attempt.
 func TestRegistrationLinkOpenedOutsideTheLMS(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	link := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201).field(t, "url")
 	for range lti.MaxRegistrationAttempts + 1 {
 		r := ph.get(link)
@@ -444,12 +420,8 @@ func TestRegistrationLinkOpenedOutsideTheLMS(t *testing.T) {
 // while the LMS registers through it wins: the attempt stores nothing, and
 // the link stays revoked.
 func TestRegistrationLinkRevokedDuringAnAttempt(t *testing.T) {
-	d := pgtest.New(t)
-	h := serveHub(t, d, mustOpen(t, d))
-	h.createTenant("uni", "institution")
-	p := ltitest.New()
-	defer p.Close()
-	ph := &platformHub{hub: h, p: p, slug: "uni"}
+	ph := newLinkHub(t)
+	h, p := ph.hub, ph.p
 	created := h.expect(h.do("POST", "/api/v1/tenants/uni/lti/registration-links", adminToken, nil), 201)
 	link, id := created.field(t, "url"), created.field(t, "id")
 	p.OnRegister = func() {
@@ -469,4 +441,16 @@ func TestRegistrationLinkRevokedDuringAnAttempt(t *testing.T) {
 	if len(list.Items) != 1 || list.Items[0].Status != "revoked" {
 		t.Fatalf("the link lists as %+v", list.Items)
 	}
+}
+
+// newLinkHub is a hub with the tenant "uni" and a fake LMS to register
+// through dynamic registration links.
+func newLinkHub(t *testing.T) *platformHub {
+	t.Helper()
+	d := pgtest.New(t)
+	h := serveHub(t, d, mustOpen(t, d))
+	h.createTenant("uni", "institution")
+	p := ltitest.New()
+	t.Cleanup(p.Close)
+	return &platformHub{hub: h, p: p, slug: "uni"}
 }
