@@ -150,9 +150,15 @@ const storedQuery = `WITH nonce AS (
 			r.id AS link_id, r.context_ref AS link_context, r.title AS link_title, r.description AS link_description, r.ags_lineitem AS link_lineitem
 		FROM (SELECT 1) AS one
 		LEFT JOIN lti_identities i ON i.tenant_id = $5 AND i.issuer = $6 AND i.subject = $7
-		LEFT JOIN users u ON u.tenant_id = $5 AND u.id = i.user_id
+		LEFT JOIN LATERAL (SELECT name, given_name, family_name, email, locale FROM users
+			WHERE tenant_id = $5 AND id = i.user_id LIMIT 1) u ON true
 		LEFT JOIN contexts c ON c.tenant_id = $5 AND c.registration_id = $1 AND c.deployment_id = $2 AND c.context_id = $3
-		LEFT JOIN memberships m ON m.tenant_id = $5 AND m.context_ref = c.id AND m.user_id = i.user_id
+		-- LATERAL with LIMIT (so the planner keeps it a subquery): the user's
+		-- and the membership's whole keys are their index conditions; a
+		-- generic plan otherwise reads every user of the tenant and every
+		-- member of the course.
+		LEFT JOIN LATERAL (SELECT roles, user_id FROM memberships
+			WHERE tenant_id = $5 AND context_ref = c.id AND user_id = i.user_id LIMIT 1) m ON true
 		LEFT JOIN resource_links r ON r.tenant_id = $5 AND r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`
 
 func storedFrom(sc storedScan) storedRows {
