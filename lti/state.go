@@ -20,8 +20,7 @@ import (
 type loginState struct {
 	ID           string    `json:"i"` // names the browser-binding cookie
 	Registration uuid.UUID `json:"r"`
-	Tenant       uuid.UUID `json:"t"`           // the launch's tenant: a shared registration serves several
-	Deployment   string    `json:"d,omitempty"` // the login's lti_deployment_id, to restart the login with
+	Tenant       uuid.UUID `json:"t"` // the launch's tenant: a shared registration serves several
 	Nonce        string    `json:"n"`
 	TargetLink   string    `json:"u"`
 	BrowserHash  string    `json:"b"` // SHA-256 of the secret in the cookie

@@ -182,7 +182,7 @@ func (t *Tool) Login(ctx context.Context, in LoginRequest) (LoginResult, error) 
 	}
 	st, secret := newLoginState(reg.ID, in.TargetLinkURI, t.StateTTL, t.Now())
 	st.Storage = in.StorageTarget
-	st.Tenant, st.Deployment = reg.TenantID, in.DeploymentID
+	st.Tenant = reg.TenantID
 	state, err := sealState(t.sealer, st)
 	if err != nil {
 		return LoginResult{}, err

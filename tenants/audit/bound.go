@@ -32,7 +32,7 @@ type Bound struct {
 // will, such as refused bearer tokens.
 func (l *Log) RecordBounded(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Event, b Bound) (bool, error) {
 	wrote := false
-	err := l.inChain(ctx, tenant, "audit record "+ev.Action, func(tx *sqlx.Tx) error {
+	err := l.inChain(ctx, tenant, func(tx *sqlx.Tx) error {
 		now := l.Now()
 		if b.HubMax > 0 {
 			under, err := underHubBound(ctx, tx, ev.Action, now.Add(-b.Window), b.HubMax)

@@ -32,7 +32,7 @@ func NewLog(db *sqlx.DB, keys *Keyring, log *slog.Logger) *Log {
 // Record appends one event in a transaction of its own, for events that
 // change nothing else (a failed sign-in, say).
 func (l *Log) Record(ctx context.Context, tenant *uuid.UUID, actor Actor, ev Event) error {
-	return l.inChain(ctx, tenant, "audit record "+ev.Action, func(tx *sqlx.Tx) error {
+	return l.inChain(ctx, tenant, func(tx *sqlx.Tx) error {
 		_, err := l.keys.Append(ctx, tx, tenant, actor, ev, l.Now())
 		return err
 	})
@@ -45,7 +45,7 @@ func (l *Log) Append(ctx context.Context, tx *sqlx.Tx, tenant *uuid.UUID, actor 
 }
 
 // inChain runs fn in a transaction that sees tenant's chain.
-func (l *Log) inChain(ctx context.Context, tenant *uuid.UUID, purpose string, fn func(*sqlx.Tx) error) error {
+func (l *Log) inChain(ctx context.Context, tenant *uuid.UUID, fn func(*sqlx.Tx) error) error {
 	if tenant == nil {
 		return pg.InTx(ctx, l.db, fn) // the operator's chain: visible only outside any tenant
 	}
@@ -66,7 +66,7 @@ type Filter struct {
 func (l *Log) List(ctx context.Context, tenant *uuid.UUID, f Filter) ([]Entry, int64, error) {
 	q, args := listQuery(tenant, f)
 	var entries []Entry
-	err := l.inChain(ctx, tenant, "audit list", func(tx *sqlx.Tx) error {
+	err := l.inChain(ctx, tenant, func(tx *sqlx.Tx) error {
 		return tx.SelectContext(ctx, &entries, q, args...)
 	})
 	if err != nil {
@@ -152,7 +152,7 @@ func (l *Log) Verify(ctx context.Context, tenant *uuid.UUID) (Verification, erro
 	w := walker{keys: l.keys, prev: genesis}
 	v := Verification{Valid: true}
 	for done := false; !done; {
-		err := l.inChain(ctx, tenant, "audit verify", func(tx *sqlx.Tx) error {
+		err := l.inChain(ctx, tenant, func(tx *sqlx.Tx) error {
 			if err := lockChain(ctx, tx, tenant); err != nil {
 				return err
 			}
