@@ -81,7 +81,7 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 	if tenant == uuid.Nil {
 		return errors.New("pg: InTenant with no tenant")
 	}
-	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
+	ctx, cancel := withTxDeadline(ctx)
 	defer cancel()
 	release, err := acquireShare(ctx, db, tenant)
 	if err != nil {
@@ -89,6 +89,15 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 	}
 	defer release()
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
+}
+
+// withTxDeadline gives ctx a deadline TxTimeout from now, unless it
+// already ends sooner (InTenant's, when it calls inTx).
+func withTxDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= TxTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, TxTimeout)
 }
 
 // ErrNoTenant is returned by InFoundTenant when the lookup finds none.
@@ -116,7 +125,7 @@ func InFoundTenant(ctx context.Context, db *sqlx.DB, lookup string, arg any, fn 
 }
 
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, TxTimeout)
+	ctx, cancel := withTxDeadline(ctx)
 	defer cancel()
 	var bs *beginSetting
 	if setting != "" {
