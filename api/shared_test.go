@@ -104,6 +104,21 @@ func TestSharedRegistrationRoutesEachDeploymentToItsTenant(t *testing.T) {
 		l.Tamper = func(_, c map[string]any) { c[lti.ClaimDeploymentID] = "bb-dep-2" }
 		ph.refusedWith(ph.launch(l), lti.ReasonUnknownDeployment)
 	})
+	t.Run("a tenant's own copy of the shared pair takes none of its logins", func(t *testing.T) {
+		ph.t = t
+		h.createTenant("intruder", "institution")
+		_, keyB := h.createKey("intruder", "write")
+		copyOf := map[string]any{"issuer": p.Issuer(), "client_id": p.ClientID, "auth_login_url": p.AuthURL(),
+			"auth_token_url": p.TokenURL(), "jwks_url": p.JWKSURL(), "deployment_ids": []string{"bb-dep-new", "bb-dep-1"}}
+		h.expect(h.do("POST", "/api/v1/tenants/intruder/lti/registrations", keyB, copyOf), 201)
+		// An installation the operator has not assigned yet stays unknown,
+		// and one it assigned still reaches its tenant.
+		ph.refusedWith(ph.launch(from("bb-dep-new")), lti.ReasonUnknownDeployment)
+		ph.landedIn(ph.launch(from("bb-dep-1")), "uni-a")
+		if n := ph.rowsOf("users", "intruder"); n != 0 {
+			t.Fatalf("the intruder holds %d users", n)
+		}
+	})
 	t.Run("a login without a deployment id is not routed", func(t *testing.T) {
 		ph.t = t
 		q := url.Values{"iss": {p.Issuer()}, "client_id": {p.ClientID}, "login_hint": {"u"}, "target_link_uri": {h.url + "/lti/launch"}}

@@ -5,8 +5,10 @@
 -- When registrations of more than one tenant hold a pair, the shared
 -- login now routes none of them: each must use its registration's own
 -- login URL.
--- Deployments of operator-shared registrations, which the operator
--- assigns, still route as before.
+-- Likewise a pair the operator shares routes on the shared login only by
+-- the deployments the operator assigned: a tenant's own registration of
+-- that pair could otherwise list an installation's deployment id first and
+-- win its logins, or claim an assigned one and make it ambiguous.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION hub_lti_route(p_id uuid, p_issuer text, p_client_id text, p_deployment_id text)
 RETURNS TABLE (registration_id uuid, tenant_id uuid)
@@ -21,6 +23,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
         OR (r.adopt_first_deployment AND NOT EXISTS (SELECT 1 FROM public.lti_deployments d WHERE d.registration_id = r.id))
       ) AS claims
     FROM regs r WHERE NOT r.shared
+      -- A pair the operator shares routes on the shared login by the
+      -- operator's assignments only: a tenant's own copy of the pair, with
+      -- whatever deployment ids it lists, is reached by its own login URL.
+      AND NOT (p_id IS NULL AND EXISTS (SELECT 1 FROM regs s WHERE s.shared AND s.client_id = r.client_id))
     UNION ALL
     SELECT r.id, d.tenant_id, r.created_at, p_deployment_id <> ''
     FROM regs r CROSS JOIN LATERAL (SELECT DISTINCT d.tenant_id FROM public.lti_deployments d
