@@ -53,7 +53,8 @@ func migrationStatus(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	return m.WriteStatus(ctx, stdout)
 }
 
-// migrateAndGrant migrates under the advisory lock as the owner, then
+// migrateAndGrant migrates under the advisory lock as the owner (the hub's
+// migrations, then the job engine's), then
 // grants the application role (whoever HUB_DATABASE_URL logs in as) its
 // privileges, tables a migration just added included.
 func migrateAndGrant(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -79,10 +80,13 @@ func migrateAndGrant(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 	if err := m.Up(ctx); err != nil {
 		return err
 	}
+	if err := pg.MigrateJobEngine(ctx, owner); err != nil {
+		return err
+	}
 	current, _, err := m.Versions(ctx)
 	if err != nil {
 		return err
 	}
-	log.Info("schema migrated", "version", current, "application_role", role)
+	log.Info("schema migrated", "version", current, "job_engine", "river", "application_role", role)
 	return pg.GrantApplication(ctx, owner, role)
 }

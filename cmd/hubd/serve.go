@@ -74,6 +74,13 @@ func (h *hub) prepareSchema(ctx context.Context) error {
 	if current < target {
 		return fmt.Errorf("database schema is at version %d, this hubd needs %d: run `hubd migrate` (or set HUB_AUTO_MIGRATE=true)", current, target)
 	}
+	jobsCurrent, err := pg.JobEngineCurrent(ctx, h.db)
+	if err != nil {
+		return err
+	}
+	if !jobsCurrent {
+		return errors.New("the job engine's schema is not current: run `hubd migrate` (or set HUB_AUTO_MIGRATE=true)")
+	}
 	if err := pg.CheckApplicationRole(ctx, h.db); err != nil {
 		return &exitError{2, err}
 	}

@@ -20,6 +20,10 @@ type Limits struct {
 	StatementTimeout time.Duration // server side; 0: none (migrations)
 	IdleInTxTimeout  time.Duration // server side; 0: none
 	ReadTimeout      time.Duration // longest silence on a read; 0: none
+	// TextParameters sends query parameters as text, in a separate prepare
+	// round trip. The job engine needs it: lib/pq's binary_parameters sends
+	// []byte arguments in binary, which PostgreSQL's jsonb input refuses.
+	TextParameters bool
 }
 
 // TxTimeout is the deadline of every InTenant and InTx transaction, from
@@ -32,6 +36,17 @@ var ServeLimits = Limits{
 	StatementTimeout: 5 * time.Second,
 	IdleInTxTimeout:  15 * time.Second,
 	ReadTimeout:      7 * time.Second,
+}
+
+// JobLimits are the job engine's pool's: River passes its job arguments
+// as jsonb, so parameters go as text; a job's statements may take longer
+// than a request's (River's maintenance deletes in batches), but not
+// forever.
+var JobLimits = Limits{
+	StatementTimeout: 30 * time.Second,
+	IdleInTxTimeout:  60 * time.Second,
+	ReadTimeout:      35 * time.Second,
+	TextParameters:   true,
 }
 
 // MigrateLimits are the owner's: a migration may rewrite a large table,

@@ -13,9 +13,9 @@ import (
 	"github.com/klasterina/hub/migrations"
 )
 
-// migrationLockID is the advisory lock every replica takes before migrating,
+// MigrationLockID is the advisory lock every replica takes before migrating,
 // so several hubd processes starting at once apply each migration once.
-const migrationLockID = 0x6875622d6d6967 // "hub-mig"
+const MigrationLockID = 0x6875622d6d6967 // "hub-mig"
 
 // Migrator applies and reports the embedded migrations.
 type Migrator struct {
@@ -25,7 +25,7 @@ type Migrator struct {
 
 // NewMigrator prepares the embedded migrations for db.
 func NewMigrator(db *sqlx.DB, log *slog.Logger) (*Migrator, error) {
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(MigrationLockID))
 	if err != nil {
 		return nil, fmt.Errorf("pg: migration lock: %w", err)
 	}

@@ -62,7 +62,9 @@ func withSettings(raw string, limits Limits) string {
 			q.Set(k, v)
 		}
 	}
-	set("binary_parameters", "yes")
+	if !limits.TextParameters {
+		set("binary_parameters", "yes")
+	}
 	if limits.StatementTimeout > 0 {
 		set("statement_timeout", fmt.Sprint(limits.StatementTimeout.Milliseconds()))
 	}

@@ -43,7 +43,7 @@ func GrantApplication(ctx context.Context, owner *sqlx.DB, role string) error {
 	// Under the migration lock: replicas starting together would otherwise
 	// update the same catalog rows at once.
 	err := InTx(ctx, owner, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockID); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, MigrationLockID); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(ApplicationGrants, pq.QuoteIdentifier(role)))

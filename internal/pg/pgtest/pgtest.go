@@ -251,6 +251,9 @@ func migrate(ctx context.Context, dbName string) error {
 	if err := m.Up(ctx); err != nil {
 		return err
 	}
+	if err := pg.MigrateJobEngine(ctx, db); err != nil {
+		return err
+	}
 	return pg.GrantApplication(ctx, db, AppRole())
 }
 
@@ -271,6 +274,7 @@ func templateName() (string, error) {
 		return "", err
 	}
 	h.Write([]byte(pg.ApplicationGrants))
+	fmt.Fprint(h, pg.JobEngineVersion())
 	return Prefix() + "tpl_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 

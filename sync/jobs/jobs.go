@@ -1,0 +1,181 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/rivercontrib/otelriver"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/klasterina/hub/internal/pg"
+)
+
+// Queues of the hub and how many jobs of each one replica works at once.
+const (
+	QueueRoster      = "roster"      // NRPS pulls: each holds a platform's attention for a while
+	QueueMaintenance = "maintenance" // schedules and housekeeping: short jobs
+)
+
+// Defaults an operator may change through Config.
+const (
+	// DefaultRescueAfter is how long a job may stay running before River
+	// takes it for stuck (its process was killed) and runs it again.
+	// River's own default is an hour; a roster sync resumes from its last
+	// page, so minutes are enough.
+	DefaultRescueAfter = 3 * time.Minute
+	// CompletedRetention keeps finished jobs for inspection, then deletes
+	// them: the hub's own records (sync runs, deliveries) outlive them.
+	CompletedRetention = 24 * time.Hour
+	// DiscardedRetention keeps jobs that failed for good longer, to be looked into.
+	DiscardedRetention = 7 * 24 * time.Hour
+	// poolSize is the job engine's own connections per replica: River's
+	// producers, leader election and maintenance, and the job inserts.
+	poolSize = 8
+)
+
+// Config is what the engine runs.
+type Config struct {
+	Workers  *river.Workers
+	Periodic []*river.PeriodicJob
+	// Queues maps each queue to its worker limit per replica; nil: the
+	// hub's queues with their default limits.
+	Queues map[string]int
+	// RescueAfter: see DefaultRescueAfter; 0 means the default. Jobs
+	// should finish (or snooze to continue) within JobTimeout(RescueAfter).
+	RescueAfter time.Duration
+	// PollInterval is how often an idle replica looks for new jobs (the
+	// database/sql driver has no LISTEN); 0: one second.
+	PollInterval time.Duration
+	Registry     prometheus.Registerer
+	Log          *slog.Logger
+}
+
+// DefaultQueues are the hub's queues and their worker limits per replica.
+func DefaultQueues() map[string]int {
+	return map[string]int{QueueRoster: 4, QueueMaintenance: 2}
+}
+
+// JobTimeout is the longest a job may run before River cancels its
+// context: two thirds of rescueAfter, so a job is never rescued while it
+// still runs.
+func JobTimeout(rescueAfter time.Duration) time.Duration {
+	if rescueAfter <= 0 {
+		rescueAfter = DefaultRescueAfter
+	}
+	return rescueAfter * 2 / 3
+}
+
+// Client is River's client over the hub's job pool; InsertTx takes a
+// *sql.Tx of that pool.
+type Client = river.Client[*sql.Tx]
+
+// Open connects the job engine's pool to url: the application role, with
+// pg.JobLimits (River's jsonb arguments need text parameters).
+func Open(ctx context.Context, url string) (*sqlx.DB, error) {
+	db, err := pg.OpenWith(ctx, url, pg.JobLimits)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	db.SetMaxOpenConns(poolSize)
+	db.SetMaxIdleConns(poolSize)
+	return db, nil
+}
+
+// New builds River's client on db (from Open) for cfg. A client without
+// workers only inserts jobs.
+func New(db *sqlx.DB, cfg Config) (*Client, error) {
+	rescue := cfg.RescueAfter
+	if rescue <= 0 {
+		rescue = DefaultRescueAfter
+	}
+	rc := &river.Config{
+		Logger:                      cfg.Log,
+		JobTimeout:                  JobTimeout(rescue),
+		RescueStuckJobsAfter:        rescue,
+		CompletedJobRetentionPeriod: CompletedRetention,
+		CancelledJobRetentionPeriod: CompletedRetention,
+		DiscardedJobRetentionPeriod: DiscardedRetention,
+		FetchPollInterval:           cfg.PollInterval,
+		PeriodicJobs:                cfg.Periodic,
+		// River reindexes its tables nightly, which needs the tables'
+		// owner; the application role is not, and the schema owner's
+		// autovacuum keeps them in shape.
+		ReindexerSchedule: neverSchedule{},
+	}
+	if cfg.Registry != nil {
+		mw, err := metricsMiddleware(cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		rc.Middleware = append(rc.Middleware, mw)
+	}
+	if cfg.Workers != nil {
+		rc.Workers = cfg.Workers
+		rc.Queues = queueConfig(cfg.Queues)
+	}
+	client, err := river.NewClient(riverdatabasesql.New(db.DB), rc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: new client: %w", err)
+	}
+	return client, nil
+}
+
+func queueConfig(limits map[string]int) map[string]river.QueueConfig {
+	if limits == nil {
+		limits = DefaultQueues()
+	}
+	qs := make(map[string]river.QueueConfig, len(limits))
+	for name, n := range limits {
+		qs[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+	}
+	return qs
+}
+
+// metricsMiddleware exports River's own metrics (jobs inserted and
+// worked, by kind, queue and outcome, and their durations: rivercontrib's
+// otelriver) to reg, through OpenTelemetry's Prometheus exporter.
+func metricsMiddleware(reg prometheus.Registerer) (*otelriver.Middleware, error) {
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		return nil, fmt.Errorf("jobs: metrics exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	return otelriver.NewMiddleware(&otelriver.MiddlewareConfig{MeterProvider: provider, DurationUnit: "s"}), nil
+}
+
+// neverSchedule is a periodic schedule that never comes round.
+type neverSchedule struct{}
+
+func (neverSchedule) Next(time.Time) time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// Run works jobs until ctx ends, then stops fetching and lets running
+// jobs finish within grace; jobs still running then are cancelled (a
+// roster sync resumes from its last page when River runs it again).
+func Run(ctx context.Context, client *Client, grace time.Duration, log *slog.Logger) error {
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
+	<-ctx.Done()
+	log.Info("shutting down: draining jobs", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	err := client.Stop(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		hard, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancelHard()
+		err = client.StopAndCancel(hard)
+	}
+	if err != nil {
+		return fmt.Errorf("jobs: stop: %w", err)
+	}
+	return nil
+}
