@@ -47,7 +47,18 @@ func (s *Source) request(ctx context.Context, p Platform, scope string, now time
 	if tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "bearer") {
 		return "", 0, fmt.Errorf("lti token endpoint %s: token type %q, want Bearer", p.TokenURL, tok.TokenType)
 	}
-	return tok.AccessToken, time.Duration(tok.ExpiresIn) * time.Second, nil
+	return tok.AccessToken, lifetime(tok), nil
+}
+
+// lifetime is the token's expires_in. x/oauth2's client credentials
+// source drops ExpiresIn and keeps only Expiry, which it set to the time
+// of receipt plus expires_in (zero when there was none), so the lifetime
+// is read back from it.
+func lifetime(tok *oauth2.Token) time.Duration {
+	if tok.Expiry.IsZero() {
+		return 0
+	}
+	return time.Until(tok.Expiry).Round(time.Second)
 }
 
 // assertion is the signed client assertion (Security Framework §4.1.1):
