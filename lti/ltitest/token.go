@@ -93,8 +93,10 @@ func (p *Platform) token(w http.ResponseWriter, r *http.Request) {
 		p.tokens.fail.n--
 	}
 	p.mu.Unlock()
-	if p.TokenDelay > 0 {
-		time.Sleep(p.TokenDelay)
+	select {
+	case <-time.After(p.TokenDelay):
+	case <-r.Context().Done():
+		return
 	}
 	if fail.n > 0 {
 		p.failToken(w, fail)
@@ -222,12 +224,9 @@ func (p *Platform) grantedScopes(scope string) ([]string, *oauthError) {
 	return slices.Compact(scopes), nil
 }
 
+// writeOAuthError answers e. Its 401 carries no WWW-Authenticate: the
+// client authenticated in the body, not by an HTTP scheme (RFC 6749 §5.2).
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
-	if e.status == http.StatusUnauthorized {
-		// RFC 6749 §5.2: a 401 names the authentication scheme; for a JWT
-		// assertion there is none in a header, so name the realm only.
-		w.Header().Set("WWW-Authenticate", `Bearer realm="ltitest"`)
-	}
 	writeNoStore(w, e.status, e)
 }
 

@@ -45,6 +45,8 @@ const (
 	MaxMargin = time.Minute
 	// AssertionLifetime is how long a client assertion is good for.
 	AssertionLifetime = 5 * time.Minute
+
+	defaultFetchTimeout = 30 * time.Second
 )
 
 // Source gives out access tokens, fetching each once and keeping it until
@@ -85,7 +87,7 @@ type cached struct {
 // NewSource returns a Source signing assertions with signer and calling
 // token endpoints with client (httpx.New in the hub).
 func NewSource(signer Signer, client *http.Client) *Source {
-	return &Source{Now: time.Now, FetchTimeout: 30 * time.Second, signer: signer, client: client,
+	return &Source{Now: time.Now, FetchTimeout: defaultFetchTimeout, signer: signer, client: client,
 		tokens: map[cacheKey]cached{}}
 }
 
@@ -102,11 +104,18 @@ func (s *Source) Token(ctx context.Context, p Platform, scopes []string) (string
 	if tok, ok := s.cached(key); ok {
 		return tok, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	ch := s.flight.DoChan(key.String(), func() (any, error) {
 		if tok, ok := s.cached(key); ok { // a flight that just ended stored it
 			return tok, nil
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.FetchTimeout)
+		timeout := s.FetchTimeout
+		if timeout <= 0 {
+			timeout = defaultFetchTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
 		return s.fetch(ctx, key)
 	})
