@@ -68,6 +68,21 @@ type Platform struct {
 	// DeepLinks are the content items of verified deep linking responses.
 	DeepLinks []DeepLinkResponse
 
+	// GrantedScopes are the scopes the token endpoint grants the tool;
+	// asking for any other is invalid_scope.
+	GrantedScopes []string
+	// TokenLifetime is how long an access token lives (expires_in).
+	TokenLifetime time.Duration
+	// TokenAudience, when set, is accepted as a client assertion's aud
+	// besides the token URL, as platforms that name their own audience do.
+	TokenAudience string
+	// TokenDelay holds each token answer this long, as a slow platform
+	// does, so a test can ask for one token several times at once.
+	TokenDelay time.Duration
+	// TokenRetryAfter, when set, is the Retry-After of token requests
+	// FailTokens fails.
+	TokenRetryAfter time.Duration
+
 	mu          sync.Mutex
 	jwksStatus  int // non-zero: the keyset endpoint fails with it
 	jwksFetches int
@@ -77,6 +92,7 @@ type Platform struct {
 	spent       map[string]bool // hints already used in an authentication request
 	replays     int             // authentication requests refused for a spent hint
 	now         func() time.Time
+	tokens      tokenState // the token endpoint's: token.go
 }
 
 type signingKey struct {
@@ -92,6 +108,8 @@ func New() *Platform { return NewOn(nil) }
 func NewOn(ln net.Listener) *Platform {
 	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
 		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, spent: map[string]bool{}, now: time.Now}
+	p.GrantedScopes = []string{lti.ScopeNRPS, lti.ScopeAGSLineItem, lti.ScopeAGSLineItemRead, lti.ScopeAGSResultRead, lti.ScopeAGSScore}
+	p.TokenLifetime = time.Hour
 	p.RotateKey()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", p.serveJWKS)
@@ -100,6 +118,7 @@ func NewOn(ln net.Listener) *Platform {
 	mux.HandleFunc("POST /deep-link-return", p.deepLinkReturn)
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.openIDConfiguration)
 	mux.HandleFunc("POST /register", p.register)
+	mux.HandleFunc("POST /token", p.token)
 	mux.HandleFunc("GET /{$}", p.home)
 	mux.HandleFunc("GET /start", p.start)
 	p.Server = httptest.NewUnstartedServer(mux)
