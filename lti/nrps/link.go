@@ -6,11 +6,12 @@ import (
 )
 
 // parseLinks reads Link headers (RFC 8288 §3) for the relations NRPS uses
-// (§2.4 paging: "next"; §2.5: "differences"): several links in one header
-// and several headers, rel quoted or not, with space-separated relation
-// types, compared without regard to case. Targets are resolved against
-// base; only absolute http and https URLs are kept. For each relation the
-// first link wins. A link that cannot be read is skipped, not the header.
+// (paging: "next"; membership differences: "differences"): several links
+// in one header and several headers, rel quoted or not, with
+// space-separated relation types, compared without regard to case.
+// Targets are resolved against base; only absolute http and https URLs are
+// kept. For each relation the first link wins. A link that cannot be read
+// is skipped, not the header.
 func parseLinks(headers []string, base *url.URL) map[string]string {
 	links := map[string]string{}
 	for _, h := range headers {

@@ -16,7 +16,7 @@ import (
 	"github.com/klasterina/hub/internal/httpx"
 )
 
-// MediaType is the membership container's media type (NRPS 2.0 §2.2),
+// MediaType is the membership container's media type (NRPS 2.0),
 // sent as the Accept header of every page request.
 const MediaType = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 
@@ -52,10 +52,11 @@ type Page struct {
 	Differences                           string // Link rel="differences", "" when not offered
 }
 
-// Query is what the hub asks of a membership URL: a page size (Limit,
-// NRPS 2.0 §2.4; zero leaves it to the platform), a role filter (Role, a
-// full URI or a short context role name, §2.3) and a resource link whose
-// message claims each member should carry (RLID, §3).
+// Query is what the hub asks of a membership URL: a page size (Limit, the
+// limit query parameter; zero leaves it to the platform), a role filter
+// (Role, a full URI or a short context role name) and a resource link
+// whose message claims each member should carry (RLID, the resource link
+// membership of NRPS 2.0).
 type Query struct {
 	Limit int
 	Role  string
