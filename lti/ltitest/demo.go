@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/klasterina/hub/lti"
 )
@@ -11,9 +12,10 @@ import (
 // The demo LMS: a page with links that launch into a tool as a student or
 // an instructor, or start deep linking, the way an LMS course page does.
 
-var homePage = template.Must(template.New("home").Parse(`<!doctype html>
+var homePage = template.Must(template.New("home").Funcs(template.FuncMap{"roleName": roleName}).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Demo LMS</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}li{margin:.5rem 0}</style></head>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}li{margin:.5rem 0}
+table{border-collapse:collapse;font-size:.9rem}th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd}</style></head>
 <body><h1>Demo LMS — Mathematics 101</h1>
 <p>A stand-in LMS (issuer <code>{{.Issuer}}</code>, client <code>{{.ClientID}}</code>) registered with the hub.</p>
 <ul>
@@ -25,7 +27,14 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 {{range $i, $b := .Bad}}<li><a href="/start?as=student&amp;bad={{$i}}">{{$b.Name}}</a></li>{{end}}
 </ul></details>
 {{if .Links}}<h2>Activities added by deep linking</h2><ul>{{range .Links}}{{range .Items}}<li>{{index . "title"}}</li>{{end}}{{end}}</ul>{{end}}
-</body></html>`))
+{{range .Rosters}}<h2>Roster of {{.ID}}: {{.Members}} members</h2>
+<table><tr><th>Name</th><th>Email</th><th>Roles</th><th>Status</th></tr>
+{{range .First}}<tr><td>{{.Name}}</td><td>{{.Email}}</td><td>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{roleName $r}}{{end}}</td><td>{{.Status}}</td></tr>
+{{end}}</table>{{if gt .Members (len .First)}}<p>… and {{.Members}} in all, served to the hub by the roster service.</p>{{end}}
+{{end}}</body></html>`))
+
+// roleName is the last part of a role URI: "TeachingAssistant".
+func roleName(role string) string { return role[strings.LastIndexAny(role, "#/")+1:] }
 
 func (p *Platform) home(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
@@ -33,7 +42,7 @@ func (p *Platform) home(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links,
-		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere")})
+		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere"), "Rosters": p.rosterSummaries(5)})
 }
 
 // start begins a launch from the demo page: it sends the browser to the

@@ -2,8 +2,9 @@
 // the spirit of net/http/httptest: it has its own RSA key and JWKS, an OIDC
 // authorization endpoint that answers a tool's login redirect with a signed
 // id_token posted to the tool (form_post), launches for any role and
-// message type, and each of the certification suite's bad payloads on
-// demand.
+// message type, each of the certification suite's bad payloads on demand,
+// and a roster service (Names and Role Provisioning Services) with paging,
+// differences and injected faults (nrps.go).
 //
 // It implements the platform side of the LTI 1.3 core and 1EdTech Security
 // Framework as published; it shares no code with the tool it tests but the
@@ -82,6 +83,16 @@ type Platform struct {
 	// TokenRetryAfter, when set, is the Retry-After of token requests
 	// FailTokens fails.
 	TokenRetryAfter time.Duration
+	// NRPSPageCap is the most members a roster page holds, whatever the
+	// tool asks (0: 50, as Canvas).
+	NRPSPageCap int
+	// OfferDifferences makes the last page of a roster listing offer a
+	// differences link (true unless a test turns it off).
+	OfferDifferences bool
+	// NRPSDelay holds every roster page this long, as a busy platform does.
+	NRPSDelay time.Duration
+	// NRPSSlowDelay is how long FaultSlow holds a roster request (0: 3 s).
+	NRPSSlowDelay time.Duration
 
 	mu          sync.Mutex
 	jwksStatus  int // non-zero: the keyset endpoint fails with it
@@ -93,6 +104,7 @@ type Platform struct {
 	replays     int             // authentication requests refused for a spent hint
 	now         func() time.Time
 	tokens      tokenState // the token endpoint's: token.go
+	nrps        nrpsState
 }
 
 type signingKey struct {
@@ -107,7 +119,8 @@ func New() *Platform { return NewOn(nil) }
 // whose issuer must stay the same across restarts.
 func NewOn(ln net.Listener) *Platform {
 	p := &Platform{ClientID: "hub-client-" + randomHex(4), DeploymentID: "deployment-" + randomHex(4),
-		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, spent: map[string]bool{}, now: time.Now}
+		JWKSCacheControl: "max-age=300", pending: map[string]Launch{}, spent: map[string]bool{}, now: time.Now,
+		OfferDifferences: true}
 	p.GrantedScopes = []string{lti.ScopeNRPS, lti.ScopeAGSLineItem, lti.ScopeAGSLineItemRead, lti.ScopeAGSResultRead, lti.ScopeAGSScore}
 	p.TokenLifetime = time.Hour
 	p.RotateKey()
@@ -119,6 +132,7 @@ func NewOn(ln net.Listener) *Platform {
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.openIDConfiguration)
 	mux.HandleFunc("POST /register", p.register)
 	mux.HandleFunc("POST /token", p.token)
+	mux.HandleFunc("GET /nrps/{context}", p.memberships)
 	mux.HandleFunc("GET /{$}", p.home)
 	mux.HandleFunc("GET /start", p.start)
 	p.Server = httptest.NewUnstartedServer(mux)

@@ -1,0 +1,94 @@
+package nrps
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// StatusError is a page the platform refused or failed.
+type StatusError struct {
+	Status     int
+	RetryAfter time.Duration // from Retry-After; 0 when absent
+	Throttled  bool          // the platform asked the hub to slow down
+	Body       string        // first 512 bytes
+}
+
+// maxErrorBody is how much of a refusal's body StatusError keeps.
+const maxErrorBody = 512
+
+// Error names the status, and the wait when the platform asked for one.
+// The body is left out: it is the platform's text, for a log at most.
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("nrps: platform answered %d %s", e.Status, http.StatusText(e.Status))
+	if e.Throttled {
+		msg += " (throttled)"
+	}
+	if e.RetryAfter > 0 {
+		msg += fmt.Sprintf(", retry after %s", e.RetryAfter)
+	}
+	return msg
+}
+
+// Temporary reports whether the same request may succeed later: the
+// platform throttled it (429, 503 with Retry-After, Canvas's 403 rate
+// limit) or failed (5xx). Anything else (401, 403, 404, 410) needs a new
+// token, a new URL or a full sync, not a retry.
+func (e *StatusError) Temporary() bool { // 429, 5xx, Throttled
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.Throttled
+}
+
+// newStatusError reads a refusal: its Retry-After and the start of its
+// body, which tells Canvas's throttling 403 from a real one.
+func newStatusError(resp *http.Response, now time.Time) *StatusError {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	retry := resp.Header.Get("Retry-After")
+	e := &StatusError{Status: resp.StatusCode, RetryAfter: ParseRetryAfter(retry, now), Body: string(b)}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		e.Throttled = true
+	case http.StatusServiceUnavailable:
+		e.Throttled = strings.TrimSpace(retry) != ""
+	case http.StatusForbidden:
+		// Canvas throttles with "403 Forbidden (Rate Limit Exceeded)".
+		e.Throttled = strings.Contains(strings.ToLower(e.Body), "rate limit exceeded")
+	}
+	return e
+}
+
+// MaxRetryAfter caps what ParseRetryAfter returns, so a broken or hostile
+// header cannot park a sync for ever.
+const MaxRetryAfter = 24 * time.Hour
+
+// ParseRetryAfter reads a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 0 when absent or unreadable; never negative.
+// A date in the past is 0; anything past MaxRetryAfter is MaxRetryAfter.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if isDigits(v) {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs > int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter // only overflow fails: all digits
+		}
+		return time.Duration(secs) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	return min(max(t.Sub(now), 0), MaxRetryAfter)
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
