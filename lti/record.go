@@ -20,6 +20,9 @@ type Recorded struct {
 	UserID       uuid.UUID
 	ContextRef   *uuid.UUID
 	ResourceLink *uuid.UUID
+	// RosterDue says the course is new to the hub, or its platform had
+	// lost it and launches into it again: its roster should be synced.
+	RosterDue bool
 }
 
 // Record stores a validated launch in one transaction: the nonce (a replay
@@ -42,7 +45,7 @@ func (t *Tool) Record(ctx context.Context, l *Launch, requestID string) (Recorde
 				return err
 			}
 		}
-		if rec.ContextRef, err = t.upsertContext(ctx, tx, l, have); err != nil {
+		if rec.ContextRef, rec.RosterDue, err = t.upsertContext(ctx, tx, l, have); err != nil {
 			return err
 		}
 		if rec.ResourceLink, err = t.upsertResourceLink(ctx, tx, l, rec.ContextRef, have); err != nil {
@@ -51,6 +54,9 @@ func (t *Tool) Record(ctx context.Context, l *Launch, requestID string) (Recorde
 		rec.UserID, err = t.writeLaunch(ctx, tx, l, have, rec.ContextRef, requestID)
 		return err
 	})
+	if err == nil && rec.RosterDue && t.CourseFound != nil {
+		t.CourseFound(l.Registration.TenantID, *rec.ContextRef)
+	}
 	return rec, err
 }
 
@@ -95,6 +101,7 @@ type storedScan struct {
 	CtxNRPSVersions pq.StringArray `db:"ctx_nrps_versions"`
 	CtxLineItems    *string        `db:"ctx_lineitems"`
 	CtxScopes       pq.StringArray `db:"ctx_scopes"`
+	CtxGone         bool           `db:"ctx_gone"`
 	MemberRoles     pq.StringArray `db:"member_roles"`
 	Member          bool           `db:"member"`
 	LinkID          *uuid.UUID     `db:"link_id"`
@@ -146,6 +153,7 @@ const storedQuery = `WITH nonce AS (
 			u.email AS user_email, u.locale AS user_locale,
 			c.id AS ctx_id, c.label AS ctx_label, c.title AS ctx_title, c.types AS ctx_types,
 			c.nrps_url AS ctx_nrps, c.nrps_versions AS ctx_nrps_versions, c.ags_lineitems AS ctx_lineitems, c.ags_scopes AS ctx_scopes,
+			c.roster_gone_at IS NOT NULL AS ctx_gone,
 			m.roles AS member_roles, m.user_id IS NOT NULL AS member,
 			r.id AS link_id, r.context_ref AS link_context, r.title AS link_title, r.description AS link_description, r.ags_lineitem AS link_lineitem
 		FROM (SELECT 1) AS one
@@ -158,14 +166,14 @@ const storedQuery = `WITH nonce AS (
 		-- generic plan otherwise reads every user of the tenant and every
 		-- member of the course.
 		LEFT JOIN LATERAL (SELECT roles, user_id FROM memberships
-			WHERE tenant_id = $5 AND context_ref = c.id AND user_id = i.user_id LIMIT 1) m ON true
+			WHERE tenant_id = $5 AND context_ref = c.id AND user_id = i.user_id AND status = 'active' LIMIT 1) m ON true
 		LEFT JOIN resource_links r ON r.tenant_id = $5 AND r.registration_id = $1 AND r.deployment_id = $2 AND r.resource_link_id = $4`
 
 func storedFrom(sc storedScan) storedRows {
 	st := storedRows{HasContext: sc.CtxID != nil, HasLink: sc.LinkID != nil, Member: sc.Member, Roles: sc.MemberRoles}
 	if st.HasContext {
 		st.Context = contextRow{ID: *sc.CtxID, Label: sc.CtxLabel, Title: sc.CtxTitle, Types: sc.CtxTypes, NRPSURL: sc.CtxNRPS,
-			NRPSVersions: sc.CtxNRPSVersions, LineItems: sc.CtxLineItems, AGSScopes: sc.CtxScopes}
+			NRPSVersions: sc.CtxNRPSVersions, LineItems: sc.CtxLineItems, AGSScopes: sc.CtxScopes, Gone: sc.CtxGone}
 	}
 	if sc.UserID != nil && sc.UserLastLaunch != nil {
 		st.User = &userRow{ID: *sc.UserID, Institution: sc.UserInstitution, System: sc.UserSystem, LastLaunch: *sc.UserLastLaunch,
@@ -281,9 +289,10 @@ const writeLaunchQuery = `WITH identity AS (
 			RETURNING id),
 		who AS (SELECT id FROM written UNION ALL SELECT $4 WHERE NOT $13),
 		member AS (
-			INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, updated_at)
-			SELECT $1, $14::uuid, id, $15::text[], 'launch', $7 FROM who WHERE $16::boolean
-			ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', updated_at = excluded.updated_at
+			INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, status, launched_at, updated_at)
+			SELECT $1, $14::uuid, id, $15::text[], 'launch', 'active', $7, $7 FROM who WHERE $16::boolean
+			ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'launch', status = 'active',
+				launched_at = excluded.launched_at, updated_at = excluded.updated_at
 				WHERE memberships.tenant_id = excluded.tenant_id)
 		INSERT INTO lti_launch_log (tenant_id, at, id, outcome, reason, request_id, registration_id, deployment_id,
 			context_id, context_title, message_type, user_id)
@@ -327,15 +336,20 @@ type contextRow struct {
 	NRPSVersions pq.StringArray `db:"nrps_versions"`
 	LineItems    *string        `db:"ags_lineitems"`
 	AGSScopes    pq.StringArray `db:"ags_scopes"`
+	Gone         bool           // the platform answered 404 to its roster sync
 }
 
 // upsertContext stores the course and its service endpoints. Every
 // learner of a course launches into the same row, so it is written only
-// when something changed: an unchanged row is read, not locked.
-func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows) (*uuid.UUID, error) {
+// when something changed: an unchanged row is read, not locked. due says
+// the course's roster should be synced: the course is new, or its
+// platform had answered a sync with 404 and launches into it again. A new
+// course's roster is due on the schedule in a few minutes too, in case
+// the sync the launch asks for is lost.
+func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored storedRows) (_ *uuid.UUID, due bool, _ error) {
 	c := l.Claims
 	if c.Context == nil || c.Context.ID == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	want := contextRow{Label: nullable(c.Context.Label), Title: nullable(c.Context.Title), Types: nonNil(c.Context.Type),
 		NRPSVersions: []string{}, AGSScopes: []string{}}
@@ -346,23 +360,27 @@ func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored
 		want.LineItems, want.AGSScopes = nullable(c.AGS.LineItems), nonNil(c.AGS.Scope)
 	}
 	if stored.HasContext && sameContext(stored.Context, want) {
-		return &stored.Context.ID, nil
+		return &stored.Context.ID, false, nil
 	}
 	var id uuid.UUID
 	err := tx.GetContext(ctx, &id, `INSERT INTO contexts (id, tenant_id, registration_id, deployment_id, context_id, label, title, types,
-			nrps_url, nrps_versions, ags_lineitems, ags_scopes, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			nrps_url, nrps_versions, ags_lineitems, ags_scopes, updated_at, roster_next_sync_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13::timestamptz + interval '5 minutes')
 		ON CONFLICT (registration_id, deployment_id, context_id) DO UPDATE SET label = excluded.label, title = excluded.title,
 			types = excluded.types, nrps_url = excluded.nrps_url, nrps_versions = excluded.nrps_versions,
-			ags_lineitems = excluded.ags_lineitems, ags_scopes = excluded.ags_scopes, updated_at = excluded.updated_at
+			ags_lineitems = excluded.ags_lineitems, ags_scopes = excluded.ags_scopes, updated_at = excluded.updated_at,
+			roster_gone_at = NULL,
+			roster_next_sync_at = CASE WHEN contexts.roster_gone_at IS NULL THEN contexts.roster_next_sync_at
+				ELSE excluded.roster_next_sync_at END
 			WHERE contexts.tenant_id = excluded.tenant_id
 		RETURNING id`, uuid.New(), l.Registration.TenantID, l.Registration.ID, *c.DeploymentID, c.Context.ID,
 		want.Label, want.Title, want.Types, want.NRPSURL, want.NRPSVersions, want.LineItems, want.AGSScopes, t.Now())
-	return &id, pg.MapError(err)
+	due = want.NRPSURL != nil && (!stored.HasContext || stored.Context.Gone)
+	return &id, due, pg.MapError(err)
 }
 
 func sameContext(a, b contextRow) bool {
-	return eqPtr(a.Label, b.Label) && eqPtr(a.Title, b.Title) && slices.Equal(a.Types, b.Types) &&
+	return a.Gone == b.Gone && eqPtr(a.Label, b.Label) && eqPtr(a.Title, b.Title) && slices.Equal(a.Types, b.Types) &&
 		eqPtr(a.NRPSURL, b.NRPSURL) && slices.Equal(a.NRPSVersions, b.NRPSVersions) &&
 		eqPtr(a.LineItems, b.LineItems) && slices.Equal(a.AGSScopes, b.AGSScopes)
 }

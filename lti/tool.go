@@ -33,6 +33,9 @@ type Tool struct {
 	Signer  *keys.Store     // signs deep linking responses
 	Client  *http.Client    // outbound, guarded (internal/httpx)
 	Handoff *handoff.Signer // nil: show the hub's landing page
+	// CourseFound hears, after the launch is recorded, of a course whose
+	// roster is due (Recorded.RosterDue); it must not block.
+	CourseFound func(tenant, contextRef uuid.UUID)
 
 	// LoginLimiter bounds, per source, the registration lookups of logins
 	// (the only database reads anonymous callers can cause at will).

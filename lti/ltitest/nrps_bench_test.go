@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
 )
 
@@ -18,6 +19,7 @@ func BenchmarkServeMemberships(b *testing.B) {
 	p := ltitest.New()
 	defer p.Close()
 	p.SetRoster("big", members)
+	p.GrantToken("bench", lti.ScopeNRPS)
 	client := &http.Client{}
 	var pages int
 	for b.Loop() {

@@ -22,6 +22,7 @@ func newPlatform(t *testing.T) *ltitest.Platform {
 	t.Helper()
 	p := ltitest.New()
 	t.Cleanup(p.Close)
+	p.GrantToken("token", lti.ScopeNRPS)
 	return p
 }
 
