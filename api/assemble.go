@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 
 	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/handoff"
@@ -16,6 +18,9 @@ import (
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/servicetoken"
+	"github.com/klasterina/hub/sync/jobs"
+	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -57,5 +62,34 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}
+	if err := assembleJobs(ctx, &d, cfg, chain, client, registry, log); err != nil {
+		return Deps{}, err
+	}
 	return d, nil
+}
+
+// assembleJobs opens the job engine's pool and builds its client with the
+// workers of the roster sync; the first launch into a course asks for its
+// sync.
+func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit.Keyring, client *http.Client,
+	registry *prometheus.Registry, log *slog.Logger) error {
+	jobsDB, err := jobs.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	d.JobsDB = jobsDB
+	tokens := servicetoken.NewSource(d.Keys, client)
+	d.Roster = roster.New(d.DB, jobsDB, tokens, client, chain, roster.NewMetrics(registry), log)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, d.Roster.Worker())
+	river.AddWorker(workers, d.Roster.Scheduler())
+	d.Jobs, err = jobs.New(jobsDB, jobs.Config{Workers: workers, Periodic: []*river.PeriodicJob{d.Roster.PeriodicJob()},
+		RescueAfter: cfg.JobsRescueAfter, Registry: registry, Log: log})
+	if err != nil {
+		jobsDB.Close()
+		return err
+	}
+	d.Roster.Jobs = d.Jobs
+	d.LTI.CourseFound = d.Roster.AfterLaunch
+	return nil
 }

@@ -67,6 +67,16 @@ func (s *Server) routes() {
 	v1.DELETE("/lti/registrations/:registration/deployments/:deployment", s.unassignSharedDeployment)
 	v1.GET("/tenants/:tenant/lti/launches", s.listLaunches)
 
+	// Courses and their rosters (NRPS).
+	v1.GET("/tenants/:tenant/lti/contexts", s.listCourses)
+	v1.GET("/tenants/:tenant/lti/contexts/:context", s.getCourse)
+	v1.GET("/tenants/:tenant/lti/contexts/:context/members", s.listMembers)
+	v1.POST("/tenants/:tenant/lti/contexts/:context/roster-syncs", s.requestRosterSync)
+	v1.GET("/tenants/:tenant/roster-syncs", s.listRosterSyncs)
+	v1.GET("/tenants/:tenant/roster-syncs/:run", s.getRosterSync)
+	v1.GET("/tenants/:tenant/roster-schedule", s.getRosterSchedule)
+	v1.PUT("/tenants/:tenant/roster-schedule", s.setRosterSchedule)
+
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
 	v1.GET("/activities/:activity", s.getActivity)

@@ -17,6 +17,8 @@ import (
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/sync/jobs"
+	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -35,6 +37,9 @@ type Deps struct {
 	Catalog    *lti.Catalog
 	LTI        *lti.Tool
 	LTIRegs    *lti.Registrations
+	Roster     *roster.Service
+	JobsDB     *sqlx.DB     // the job engine's pool (text parameters)
+	Jobs       *jobs.Client // River: serve starts it
 	AdminToken string
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client; none: the peer address does.
@@ -55,6 +60,7 @@ type Server struct {
 	lti           *lti.Tool
 	registrations *lti.Registrations
 	catalog       *lti.Catalog
+	roster        *roster.Service
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -67,7 +73,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

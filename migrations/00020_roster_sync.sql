@@ -60,6 +60,7 @@ CREATE TABLE roster_syncs (
   changed       integer NOT NULL DEFAULT 0,
   removed       integer NOT NULL DEFAULT 0,
   next_url      text CHECK (length(next_url) <= 4096),
+  lease_owner   text CHECK (length(lease_owner) <= 64),
   error_code    text CHECK (length(error_code) <= 64),
   error         text CHECK (length(error) <= 1024),
   FOREIGN KEY (tenant_id, context_ref) REFERENCES contexts (tenant_id, id) ON DELETE CASCADE

@@ -16,6 +16,7 @@ import (
 	"github.com/klasterina/hub/api"
 	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/sync/jobs"
 )
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
@@ -95,6 +96,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		return err
 	}
 	defer h.db.Close()
+	defer h.deps.JobsDB.Close()
 	return h.serve(ctx, ready)
 }
 
@@ -122,6 +124,8 @@ func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
 	})
 	g.Go(func() error { return deps.LTI.RunHousekeeping(gctx, time.Minute) })
 	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return jobs.Run(gctx, deps.Jobs, shutdownGrace, h.log) })
+	g.Go(func() error { return deps.Roster.RunLaunchQueue(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		h.log.Info("shutting down: draining requests", "grace", shutdownGrace)

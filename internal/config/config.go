@@ -29,6 +29,9 @@ type Config struct {
 	OutboundAllowPrivate bool
 	LTILeeway            time.Duration // clock skew allowed on id_token exp, iat and nbf
 	TrustedProxies       []*net.IPNet  // whose X-Forwarded-For names the client
+	// JobsRescueAfter is how long a background job may run before the job
+	// engine takes it for stuck (its process died) and runs it again.
+	JobsRescueAfter time.Duration
 }
 
 // Error names the variable at fault.
@@ -53,10 +56,11 @@ const (
 
 // Load reads and validates the environment through getenv.
 func Load(getenv func(string) string, need Need) (*Config, error) {
-	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second}
+	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second, JobsRescueAfter: 3 * time.Minute}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
 		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadMigrateDatabaseURL, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
+		c.loadJobsRescueAfter,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -242,6 +246,21 @@ func (c *Config) loadLTILeeway(getenv func(string) string, _ Need) error {
 	return nil
 }
 
+// loadJobsRescueAfter reads HUB_JOBS_RESCUE_AFTER: from 30 seconds (a
+// job then has 20 to finish or snooze) to an hour (River's own default).
+func (c *Config) loadJobsRescueAfter(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_JOBS_RESCUE_AFTER")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 30*time.Second || d > time.Hour {
+		return &Error{"HUB_JOBS_RESCUE_AFTER", "must be a duration from 30s to 1h, such as 3m"}
+	}
+	c.JobsRescueAfter = d
+	return nil
+}
+
 // loadTrustedProxies reads HUB_TRUSTED_PROXIES: comma-separated CIDRs of
 // the load balancers in front of the hub. Only their X-Forwarded-For is
 // believed; without it the peer address is the client.
@@ -289,6 +308,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("outbound_allow_private", c.OutboundAllowPrivate),
 		slog.Duration("lti_leeway", c.LTILeeway),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.Duration("jobs_rescue_after", c.JobsRescueAfter),
 	)
 }
 

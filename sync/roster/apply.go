@@ -1,0 +1,294 @@
+package roster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/nrps"
+)
+
+// course is what a sync needs of a course and its registration.
+type course struct {
+	TenantID        uuid.UUID `db:"tenant_id"`
+	Ref             uuid.UUID `db:"id"`
+	ContextID       string    `db:"context_id"`
+	Issuer          string    `db:"issuer"`
+	ClientID        string    `db:"client_id"`
+	TokenURL        string    `db:"auth_token_url"`
+	TokenAudience   string    `db:"token_audience"`
+	RegistrationID  uuid.UUID `db:"registration_id"`
+	MembershipsURL  *string   `db:"nrps_url"`
+	DifferencesURL  *string   `db:"roster_differences_url"`
+	IntervalMinutes *int      `db:"interval_minutes"`
+	Scheduled       bool      `db:"scheduled"`
+}
+
+// stored is one listed member as the hub has them, read with the page.
+type stored struct {
+	Subject     string         `db:"subject"`
+	UserID      uuid.UUID      `db:"user_id"`
+	LastLaunch  *time.Time     `db:"last_launch_at"`
+	Name        *string        `db:"name"`
+	GivenName   *string        `db:"given_name"`
+	FamilyName  *string        `db:"family_name"`
+	Email       *string        `db:"email"`
+	Picture     *string        `db:"picture"`
+	SourcedID   *string        `db:"lis_person_sourcedid"`
+	LegacyID    *string        `db:"lti11_legacy_user_id"`
+	Institution pq.StringArray `db:"institution_roles"`
+	Member      bool           `db:"member"`
+	Roles       pq.StringArray `db:"roles"`
+	Status      *string        `db:"status"`
+	Launched    *time.Time     `db:"launched_at"`
+}
+
+// readPage reads what the hub has of the page's members and, in the same
+// statement, marks those already in the course as listed by run (a full
+// sync removes the course's members it did not list; PostgreSQL runs a
+// data-modifying WITH whether or not the query reads it). An unchanged
+// page costs this one statement.
+const readPage = `WITH listed AS (
+		SELECT subject FROM unnest($4::text[]) AS s(subject)),
+	known AS (
+		SELECT i.subject, i.user_id, i.last_launch_at, i.picture, i.lis_person_sourcedid, i.lti11_legacy_user_id, i.institution_roles
+		FROM listed JOIN lti_identities i ON i.tenant_id = $1 AND i.issuer = $2 AND i.subject = listed.subject),
+	marked AS (
+		UPDATE memberships m SET synced_run = $5 FROM known
+		WHERE $6::boolean AND m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = known.user_id
+		RETURNING m.user_id)
+	SELECT k.subject, k.user_id, k.last_launch_at, u.name, u.given_name, u.family_name, u.email, k.picture,
+		k.lis_person_sourcedid, k.lti11_legacy_user_id, k.institution_roles,
+		m.user_id IS NOT NULL AS member, m.roles, m.status, m.launched_at
+	FROM known k
+	JOIN users u ON u.tenant_id = $1 AND u.id = k.user_id
+	LEFT JOIN memberships m ON m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = k.user_id`
+
+// change is one member to write, in the columns of writePage.
+type change struct {
+	subject, name, given, family, email, picture, sourced, legacy string
+	userID                                                        uuid.UUID
+	roles, institution                                            string // newline-separated
+	status                                                        string
+	writeUser, writeMember                                        bool
+}
+
+// writePage writes, in one statement, the page's new and changed members:
+// the platform identity first (its unique key settles a race with the
+// member's first launch, whose user it then takes), the user, and the
+// membership. Neither the user nor the membership is overwritten when a
+// launch newer than the page ($7) wrote them.
+const writePage = `WITH input AS (
+		SELECT * FROM unnest($4::text[], $5::uuid[], $6::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+			$12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::boolean[], $18::boolean[])
+		AS x(subject, user_id, name, given_name, family_name, email, picture, sourced, legacy, roles, institution, status,
+			write_user, write_member)),
+	identities AS (
+		INSERT INTO lti_identities (tenant_id, issuer, subject, user_id, institution_roles, picture, lis_person_sourcedid,
+			lti11_legacy_user_id, synced_at)
+		SELECT $1, $2, subject, user_id, string_to_array(institution, E'\n'), nullif(picture, ''), nullif(sourced, ''),
+			nullif(legacy, ''), $19 FROM input WHERE write_user
+		ON CONFLICT (tenant_id, issuer, subject) DO UPDATE SET picture = excluded.picture,
+			lis_person_sourcedid = excluded.lis_person_sourcedid, lti11_legacy_user_id = excluded.lti11_legacy_user_id,
+			institution_roles = CASE WHEN lti_identities.last_launch_at IS NULL THEN excluded.institution_roles
+				ELSE lti_identities.institution_roles END,
+			synced_at = excluded.synced_at
+			WHERE lti_identities.last_launch_at IS NULL OR lti_identities.last_launch_at <= $7
+		RETURNING subject, user_id),
+	written AS (
+		INSERT INTO users (id, tenant_id, name, given_name, family_name, email, created_at, updated_at)
+		SELECT i.user_id, $1, nullif(x.name, ''), nullif(x.given_name, ''), nullif(x.family_name, ''), nullif(x.email, ''), $19, $19
+		FROM identities i JOIN input x USING (subject)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, given_name = excluded.given_name,
+			family_name = excluded.family_name, email = excluded.email, updated_at = excluded.updated_at
+			WHERE users.tenant_id = excluded.tenant_id
+		RETURNING id),
+	who AS (
+		SELECT x.subject, coalesce(i.user_id, x.user_id) AS user_id FROM input x LEFT JOIN identities i USING (subject)),
+	members AS (
+		INSERT INTO memberships (tenant_id, context_ref, user_id, roles, source, status, synced_at, synced_run, updated_at)
+		SELECT $1, $3, w.user_id, string_to_array(x.roles, E'\n'), 'nrps', x.status, $19, $20, $19
+		FROM input x JOIN who w USING (subject) WHERE x.write_member
+		ON CONFLICT (context_ref, user_id) DO UPDATE SET roles = excluded.roles, source = 'nrps', status = excluded.status,
+			synced_at = excluded.synced_at, synced_run = coalesce(excluded.synced_run, memberships.synced_run),
+			updated_at = excluded.updated_at
+			WHERE memberships.tenant_id = excluded.tenant_id
+				AND (memberships.launched_at IS NULL OR memberships.launched_at <= $7)
+		RETURNING 1)
+	SELECT (SELECT count(*) FROM written) + (SELECT count(*) FROM members)`
+
+// applyPage applies one page in tx: members new to the hub become users
+// with their platform identity, changed ones are updated, and the run's
+// progress and cursor move on. full marks the listed members as seen by
+// run.
+func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, page *nrps.Page, fetched, now time.Time, full bool) (progress, error) {
+	subjects := make([]string, len(page.Members))
+	for i, m := range page.Members {
+		subjects[i] = m.UserID
+	}
+	var runRef *uuid.UUID
+	if full {
+		runRef = &run.ID
+	}
+	var have []stored
+	if err := tx.SelectContext(ctx, &have, readPage, c.TenantID, c.Issuer, c.Ref, pq.StringArray(subjects), runRef, full); err != nil {
+		return progress{}, pg.MapError(fmt.Errorf("roster: read page: %w", err))
+	}
+	changes, p := diff(page.Members, have, fetched)
+	if len(changes) > 0 {
+		if err := write(ctx, tx, c, run, changes, fetched, now, runRef); err != nil {
+			return progress{}, err
+		}
+	}
+	p.Next = page.Next
+	return p, nil
+}
+
+// diff compares a page with what the hub has and returns what to write,
+// counting members added to the course and changed (name, email, roles,
+// status). Members a launch after fetched wrote are left as they are.
+func diff(members []nrps.Member, have []stored, fetched time.Time) ([]change, progress) {
+	bySubject := make(map[string]*stored, len(have))
+	for i := range have {
+		bySubject[have[i].Subject] = &have[i]
+	}
+	var out []change
+	p := progress{Members: len(members)}
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if seen[m.UserID] { // listed twice on one page: the first counts
+			continue
+		}
+		seen[m.UserID] = true
+		ch, added, changed := compare(m, bySubject[m.UserID], fetched)
+		if added {
+			p.Added++
+		} else if changed {
+			p.Changed++
+		}
+		if ch.writeUser || ch.writeMember {
+			out = append(out, ch)
+		}
+	}
+	return out, p
+}
+
+// compare works out what to write of one member.
+func compare(m nrps.Member, s *stored, fetched time.Time) (ch change, added, changed bool) {
+	context, institution, system := lti.Roles(m.Roles)
+	institution = append(institution, system...)
+	ch = change{subject: m.UserID, name: m.Name, given: m.GivenName, family: m.FamilyName, email: m.Email, picture: m.Picture,
+		sourced: m.LISPersonSourcedID, legacy: m.LTI11LegacyUserID, roles: joinRoles(context), institution: joinRoles(institution),
+		status: memberStatus(m.Status), userID: uuid.New()}
+	if s == nil {
+		ch.writeUser, ch.writeMember = true, true
+		return ch, true, false
+	}
+	ch.userID = s.UserID
+	launchedSince := s.LastLaunch != nil && s.LastLaunch.After(fetched)
+	ch.writeUser = !launchedSince && userDiffers(ch, s)
+	memberLaunchedSince := s.Launched != nil && s.Launched.After(fetched)
+	switch {
+	case !s.Member:
+		ch.writeMember, added = true, true
+	case memberLaunchedSince:
+	case *s.Status == "removed" && ch.status == "active":
+		ch.writeMember, added = true, true
+	case *s.Status != ch.status || !slices.Equal(s.Roles, context):
+		ch.writeMember, changed = true, true
+	}
+	if ch.writeUser && !added && userVisiblyDiffers(ch, s) {
+		changed = true
+	}
+	return ch, added, changed
+}
+
+// userDiffers reports whether the page brings anything the stored user
+// and identity lack.
+func userDiffers(ch change, s *stored) bool {
+	return !eq(s.Name, ch.name) || !eq(s.GivenName, ch.given) || !eq(s.FamilyName, ch.family) || !eq(s.Email, ch.email) ||
+		!eq(s.Picture, ch.picture) || !eq(s.SourcedID, ch.sourced) || !eq(s.LegacyID, ch.legacy) ||
+		(s.LastLaunch == nil && joinRoles(s.Institution) != ch.institution)
+}
+
+// userVisiblyDiffers is the part of a user's change a roster reports:
+// name and email.
+func userVisiblyDiffers(ch change, s *stored) bool {
+	return !eq(s.Name, ch.name) || !eq(s.GivenName, ch.given) || !eq(s.FamilyName, ch.family) || !eq(s.Email, ch.email)
+}
+
+func eq(stored *string, sent string) bool {
+	if stored == nil {
+		return sent == ""
+	}
+	return *stored == sent
+}
+
+// memberStatus maps NRPS's status (§2.3.1) to the hub's.
+func memberStatus(s string) string {
+	switch s {
+	case "Inactive":
+		return "inactive"
+	case "Deleted":
+		return "deleted"
+	}
+	return "active"
+}
+
+func joinRoles(roles []string) string { return strings.Join(roles, "\n") }
+
+func write(ctx context.Context, tx *sqlx.Tx, c course, run Run, changes []change, fetched, now time.Time, runRef *uuid.UUID) error {
+	n := len(changes)
+	cols := make([][]string, 13)
+	for i := range cols {
+		cols[i] = make([]string, n)
+	}
+	ids := make([]string, n)
+	writeUser, writeMember := make([]bool, n), make([]bool, n)
+	for i, ch := range changes {
+		for j, v := range []string{ch.subject, "", ch.name, ch.given, ch.family, ch.email, ch.picture, ch.sourced, ch.legacy,
+			ch.roles, ch.institution, ch.status} {
+			cols[j][i] = v
+		}
+		ids[i] = ch.userID.String()
+		writeUser[i], writeMember[i] = ch.writeUser, ch.writeMember
+	}
+	a := func(j int) pq.StringArray { return pq.StringArray(cols[j]) }
+	_, err := tx.ExecContext(ctx, writePage, c.TenantID, c.Issuer, c.Ref, a(0), pq.StringArray(ids), a(2), fetched,
+		a(3), a(4), a(5), a(6), a(7), a(8), a(9), a(10), a(11), pq.BoolArray(writeUser), pq.BoolArray(writeMember), now, runRef)
+	if err != nil {
+		return pg.MapError(fmt.Errorf("roster: write page: %w", err))
+	}
+	return nil
+}
+
+// removeBatch is how many members one statement marks removed.
+const removeBatch = 5000
+
+// markRemoved marks up to removeBatch of the course's members the full
+// sync run did not list as removed, except those who launched since the
+// run started; it returns how many it marked.
+func markRemoved(ctx context.Context, tx *sqlx.Tx, c course, run Run, now time.Time) (int, error) {
+	started := run.RequestedAt
+	if run.StartedAt != nil {
+		started = *run.StartedAt
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE memberships SET status = 'removed', updated_at = $4
+		WHERE tenant_id = $1 AND context_ref = $2 AND user_id IN (
+			SELECT user_id FROM memberships WHERE tenant_id = $1 AND context_ref = $2 AND status <> 'removed'
+				AND synced_run IS DISTINCT FROM $3 AND (launched_at IS NULL OR launched_at < $5)
+			LIMIT $6)`, c.TenantID, c.Ref, run.ID, now, started, removeBatch)
+	if err != nil {
+		return 0, pg.MapError(fmt.Errorf("roster: mark removed: %w", err))
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
