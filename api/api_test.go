@@ -83,7 +83,8 @@ func serveHubWith(t testing.TB, d pgtest.DB, db *sqlx.DB, adjust func(*api.Deps)
 		t.Fatal(err)
 	}
 	public, _ := url.Parse("https://" + ln.Addr().String())
-	cfg := &config.Config{AdminToken: adminToken, SecretKey: bytes.Repeat([]byte{7}, 32), PublicURL: public, OutboundAllowPrivate: true}
+	cfg := &config.Config{DatabaseURL: d.URL, AdminToken: adminToken, SecretKey: bytes.Repeat([]byte{7}, 32), PublicURL: public,
+		OutboundAllowPrivate: true}
 	for _, c := range configure {
 		c(cfg)
 	}
@@ -91,6 +92,7 @@ func serveHubWith(t testing.TB, d pgtest.DB, db *sqlx.DB, adjust func(*api.Deps)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { deps.JobsDB.Close() })
 	if adjust != nil {
 		adjust(&deps)
 	}

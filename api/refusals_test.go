@@ -30,13 +30,14 @@ func refusalHub(t *testing.T, d pgtest.DB, ra api.RefusalAudit) (*hub, *api.Serv
 	log := slog.New(api.LogHandler{Handler: slog.NewJSONHandler(logs, nil)})
 	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
 	public, _ := url.Parse("http://hub.test")
-	cfg := &config.Config{AdminToken: adminToken, SecretKey: make([]byte, 32), PublicURL: public,
+	cfg := &config.Config{DatabaseURL: d.URL, AdminToken: adminToken, SecretKey: make([]byte, 32), PublicURL: public,
 		OutboundAllowPrivate: true, TrustedProxies: []*net.IPNet{loopback}}
 	db := mustOpen(t, d)
 	deps, err := api.Assemble(context.Background(), db, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { deps.JobsDB.Close() })
 	deps.RefusalAudit = ra
 	srv, err := api.New(deps)
 	if err != nil {
