@@ -30,7 +30,11 @@ const jobMargin = 15 * time.Second
 // differencesRefused.
 func (s *Service) fetchAll(ctx context.Context, c course, first string, differences bool, deadline time.Time, out chan<- fetched) {
 	defer close(out)
+	n := 0
 	for url := first; url != ""; differences = false {
+		if n++; s.nrpsHook != nil {
+			s.nrpsHook(n)
+		}
 		if !deadline.IsZero() && time.Until(deadline) < jobMargin {
 			send(ctx, out, fetched{err: &snooze{after: time.Second}})
 			return

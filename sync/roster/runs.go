@@ -97,11 +97,12 @@ func queueRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, tr
 }
 
 // claimRun gives owner the lease of contextRef's active run, creating one
-// when none is queued or running. A run another owner holds is errJoined
+// when none is queued or running (differences when the platform offers
+// them, else full). A run another owner holds is errJoined
 // while its owner makes progress; one whose owner went silent for
 // leaseTTL is taken over.
 func claimRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, trigger, owner string, now time.Time) (Run, error) {
-	run, _, err := queueRun(ctx, tx, tenant, contextRef, trigger, ModeFull, now)
+	run, _, err := queueRun(ctx, tx, tenant, contextRef, trigger, ModeDifferences, now)
 	if err != nil {
 		return Run{}, err
 	}

@@ -45,6 +45,8 @@ type Service struct {
 	Retry       RetryPolicy
 
 	launches chan launched
+	// nrpsHook, in tests, hears of each page about to be fetched (from 1).
+	nrpsHook func(page int)
 }
 
 // RetryPolicy says how a run waits out a failing platform.
