@@ -22,6 +22,10 @@ const (
 	// demoLMSAddr keeps the demo LMS's issuer the same across restarts,
 	// so its registration is reused.
 	demoLMSAddr = "127.0.0.1:8090"
+	// demoCourse is the context of the demo LMS's launches; its roster
+	// has demoRosterSize members.
+	demoCourse     = "course-1"
+	demoRosterSize = 40
 )
 
 // demo seeds a demo tenant with a fresh API key, the activity catalog and
@@ -129,7 +133,13 @@ func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Plat
 	p.ClientID, p.DeploymentID = "demo-client", "demo-deployment"
 	base := h.cfg.PublicURL.String()
 	p.ToolLoginURL, p.ToolLaunchURL = base+"/lti/login", base+"/lti/launch"
+	// The platform verifies what the hub signs against its keyset: deep
+	// linking responses, and the client assertions of the hub's service
+	// token requests (roster syncs).
 	p.ToolJWKSURL, p.ToolClient = base+"/.well-known/jwks.json", http.DefaultClient
+	// The course the demo page launches into has a roster, which the hub
+	// syncs after the course's first launch.
+	p.SetRoster(demoCourse, demoRosterSize)
 	_, err = h.deps.LTIRegs.Create(ctx, audit.System("demo seed"), t.ID, lti.NewRegistration{
 		Issuer: p.Issuer(), ClientID: p.ClientID, AuthLoginURL: p.AuthURL(), AuthTokenURL: p.TokenURL(),
 		JWKSURL: p.JWKSURL(), DeploymentIDs: []string{p.DeploymentID}})
@@ -155,6 +165,11 @@ Try:
   curl -s %[1]s/readyz
 
   curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/registrations
+
+  After a first launch the hub syncs the course's roster from the demo LMS:
+
+  curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/contexts
+  curl -s -H 'Authorization: Bearer %[5]s' '%[1]s/api/v1/tenants/%[3]s/lti/contexts/COURSE_ID/members?role=Learner'
 
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -d '{"slug":"acme","display_name":"Acme Corp","kind":"employer"}' %[1]s/api/v1/tenants
