@@ -159,7 +159,8 @@ func (s *Server) getRosterSchedule(c echo.Context) error {
 }
 
 // setRosterSchedule sets how often the tenant's courses are synced, or
-// turns the schedule off ({"enabled": false}).
+// turns the schedule off ({"enabled": false}); a field left out keeps its
+// current value.
 func (s *Server) setRosterSchedule(c echo.Context) error {
 	t, err := s.tenantFor(c, tenants.ScopeWrite)
 	if err != nil {
@@ -172,7 +173,13 @@ func (s *Server) setRosterSchedule(c echo.Context) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	sc := roster.Schedule{Enabled: in.Enabled == nil || *in.Enabled, IntervalMinutes: int(roster.DefaultInterval.Minutes())}
+	sc, err := s.roster.Schedule(c.Request().Context(), t.ID)
+	if err != nil {
+		return err
+	}
+	if in.Enabled != nil {
+		sc.Enabled = *in.Enabled
+	}
 	var v apperr.Validator
 	if in.IntervalMinutes != nil {
 		sc.IntervalMinutes = *in.IntervalMinutes

@@ -492,8 +492,8 @@ func TestRosterSchedule(t *testing.T) {
 	if sc.Enabled {
 		t.Fatalf("PUT enabled false = %+v", sc)
 	}
-	if sc := get(); sc.Enabled || sc.UpdatedAt == nil {
-		t.Fatalf("after turning it off: %+v", sc)
+	if sc := get(); sc.Enabled || sc.IntervalMinutes != 60 || sc.UpdatedAt == nil {
+		t.Fatalf("after turning it off (the interval kept): %+v", sc)
 	}
 	var audited auditPage
 	ph.expect(ph.do("GET", "/api/v1/tenants/uni/audit?action=roster_schedule.updated", key, nil), 200).json(t, &audited)

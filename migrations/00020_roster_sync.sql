@@ -32,11 +32,12 @@ ALTER TABLE contexts
 CREATE INDEX contexts_roster_due ON contexts (roster_next_sync_at)
   WHERE nrps_url IS NOT NULL AND roster_gone_at IS NULL;
 
--- A tenant's sync schedule; no row is the default (every 6 hours), a NULL
--- interval is off.
+-- A tenant's sync schedule; no row is the default (every 6 hours). A
+-- schedule turned off keeps its interval for when it is turned on again.
 CREATE TABLE roster_schedules (
   tenant_id        uuid PRIMARY KEY REFERENCES tenants (id),
-  interval_minutes integer CHECK (interval_minutes BETWEEN 15 AND 10080),
+  enabled          boolean NOT NULL,
+  interval_minutes integer NOT NULL CHECK (interval_minutes BETWEEN 15 AND 10080),
   updated_at       timestamptz NOT NULL
 );
 
@@ -93,7 +94,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
   LEFT JOIN public.roster_schedules s ON s.tenant_id = c.tenant_id
   WHERE c.nrps_url IS NOT NULL AND c.roster_gone_at IS NULL
     AND c.roster_next_sync_at <= p_now
-    AND (s.tenant_id IS NULL OR s.interval_minutes IS NOT NULL)
+    AND (s.tenant_id IS NULL OR s.enabled)
   ORDER BY c.roster_next_sync_at
   LIMIT least(greatest(p_limit, 0), 1000)
 $$;

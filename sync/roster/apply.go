@@ -28,7 +28,7 @@ type course struct {
 	RegistrationID  uuid.UUID `db:"registration_id"`
 	MembershipsURL  *string   `db:"nrps_url"`
 	DifferencesURL  *string   `db:"roster_differences_url"`
-	IntervalMinutes *int      `db:"interval_minutes"`
+	IntervalMinutes *int      `db:"interval_minutes"` // nil: the default
 	Scheduled       bool      `db:"scheduled"`
 }
 

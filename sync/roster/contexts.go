@@ -117,7 +117,7 @@ func (s *Service) Members(ctx context.Context, tenant, course uuid.UUID, f Membe
 			LEFT JOIN LATERAL (SELECT subject FROM lti_identities li WHERE li.tenant_id = m.tenant_id AND li.user_id = m.user_id
 				AND li.issuer = r.issuer LIMIT 1) i ON true
 			WHERE m.tenant_id = $1 AND m.context_ref = $2 AND ($3 = '' OR m.status = $3)
-				AND (cardinality($4::text[]) = 0 OR EXISTS (SELECT 1 FROM unnest(m.roles) AS role
+				AND (coalesce(cardinality($4::text[]), 0) = 0 OR EXISTS (SELECT 1 FROM unnest(m.roles) AS role
 					WHERE role = ANY($4) OR role LIKE ANY (SELECT p || '#%' FROM unnest($4::text[]) AS p)))
 				AND ($5::uuid IS NULL OR m.user_id > $5)
 			ORDER BY m.user_id LIMIT $6`, tenant, course, f.Status, pq.StringArray(roles), after, f.Page.Limit+1)
@@ -158,21 +158,16 @@ func (s *Service) Schedule(ctx context.Context, tenant uuid.UUID) (Schedule, err
 	sc := Schedule{Enabled: true, IntervalMinutes: int(DefaultInterval / time.Minute)}
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		var row struct {
-			Interval  *int      `db:"interval_minutes"`
+			Enabled   bool      `db:"enabled"`
+			Interval  int       `db:"interval_minutes"`
 			UpdatedAt time.Time `db:"updated_at"`
 		}
-		err := tx.GetContext(ctx, &row, `SELECT interval_minutes, updated_at FROM roster_schedules WHERE tenant_id = $1`, tenant)
+		err := tx.GetContext(ctx, &row, `SELECT enabled, interval_minutes, updated_at FROM roster_schedules WHERE tenant_id = $1`, tenant)
 		if pg.IsNoRows(err) {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		sc.UpdatedAt, sc.Enabled = &row.UpdatedAt, row.Interval != nil
-		if row.Interval != nil {
-			sc.IntervalMinutes = *row.Interval
-		}
-		return nil
+		sc = Schedule{Enabled: row.Enabled, IntervalMinutes: row.Interval, UpdatedAt: &row.UpdatedAt}
+		return err
 	})
 	return sc, pg.MapError(err)
 }
@@ -187,20 +182,17 @@ const (
 // Courses already scheduled keep their next time when it comes sooner
 // than the new interval; later ones are brought forward.
 func (s *Service) SetSchedule(ctx context.Context, by audit.Actor, tenant uuid.UUID, sc Schedule) (Schedule, error) {
-	var interval *int
-	if sc.Enabled {
-		interval = &sc.IntervalMinutes
-	}
 	now := s.Now()
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_schedules (tenant_id, interval_minutes, updated_at) VALUES ($1, $2, $3)
-			ON CONFLICT (tenant_id) DO UPDATE SET interval_minutes = excluded.interval_minutes, updated_at = excluded.updated_at`,
-			tenant, interval, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO roster_schedules (tenant_id, enabled, interval_minutes, updated_at)
+			VALUES ($1, $2, $3, $4)
+			ON CONFLICT (tenant_id) DO UPDATE SET enabled = excluded.enabled, interval_minutes = excluded.interval_minutes,
+				updated_at = excluded.updated_at`, tenant, sc.Enabled, sc.IntervalMinutes, now); err != nil {
 			return err
 		}
-		if interval != nil {
+		if sc.Enabled {
 			if _, err := tx.ExecContext(ctx, `UPDATE contexts SET roster_next_sync_at = $2
-				WHERE tenant_id = $1 AND roster_next_sync_at > $2`, tenant, nextSync(now, time.Duration(*interval)*time.Minute)); err != nil {
+				WHERE tenant_id = $1 AND roster_next_sync_at > $2`, tenant, nextSync(now, time.Duration(sc.IntervalMinutes)*time.Minute)); err != nil {
 				return err
 			}
 		}

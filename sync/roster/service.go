@@ -95,7 +95,7 @@ func (s *Service) Request(ctx context.Context, by *audit.Actor, tenant, contextR
 				return err
 			}
 		}
-		return s.insertJob(ctx, tx, tenant, contextRef, trigger)
+		return s.insertJob(ctx, tx, tenant, run, trigger)
 	})
 	return run, joined, err
 }
@@ -115,11 +115,12 @@ func requireEndpoint(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.U
 	return nil
 }
 
-func (s *Service) insertJob(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, trigger string) error {
+// insertJob queues run's job, unless it has one queued or running.
+func (s *Service) insertJob(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, run Run, trigger string) error {
 	if s.Jobs == nil {
 		return errors.New("roster: no job engine")
 	}
-	_, err := s.Jobs.InsertTx(ctx, tx.Tx, SyncArgs{TenantID: tenant, ContextRef: contextRef, Trigger: trigger}, nil)
+	_, err := s.Jobs.InsertTx(ctx, tx.Tx, SyncArgs{TenantID: tenant, ContextRef: run.ContextRef, RunID: run.ID, Trigger: trigger}, nil)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("roster: queue job: %w", err))
 	}
@@ -132,7 +133,7 @@ func loadCourse(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID) 
 	var c course
 	err := tx.GetContext(ctx, &c, `SELECT c.tenant_id, c.id, c.context_id, r.issuer, r.client_id, r.auth_token_url,
 			r.token_audience, c.registration_id, c.nrps_url, c.roster_differences_url, s.interval_minutes,
-			(s.tenant_id IS NULL OR s.interval_minutes IS NOT NULL) AS scheduled
+			(s.tenant_id IS NULL OR s.enabled) AS scheduled
 		FROM contexts c
 		JOIN lti_registrations r ON r.id = c.registration_id AND (r.tenant_id = c.tenant_id OR r.shared)
 		LEFT JOIN roster_schedules s ON s.tenant_id = c.tenant_id

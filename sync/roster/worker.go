@@ -15,12 +15,15 @@ import (
 	"github.com/klasterina/hub/sync/jobs"
 )
 
-// SyncArgs is the job that runs a course's sync. It is unique per course
-// while queued or running: a second request for the course joins the job
-// (and its run) rather than starting another.
+// SyncArgs is the job that runs a course's sync. It names the run it was
+// queued for and is unique per run while queued or running: a second
+// request for the course joins the run (one is active per course) and its
+// job. A run queued while the last one's job is still finishing gets a job
+// of its own.
 type SyncArgs struct {
-	TenantID   uuid.UUID `json:"tenant_id" river:"unique"`
-	ContextRef uuid.UUID `json:"context_ref" river:"unique"`
+	TenantID   uuid.UUID `json:"tenant_id"`
+	ContextRef uuid.UUID `json:"context_ref"`
+	RunID      uuid.UUID `json:"run_id" river:"unique"`
 	Trigger    string    `json:"trigger"`
 }
 
@@ -31,7 +34,7 @@ func (SyncArgs) Kind() string { return "roster.sync" }
 var activeStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 	rivertype.JobStateRunning, rivertype.JobStateScheduled}
 
-// InsertOpts puts the job on the roster queue, unique per course.
+// InsertOpts puts the job on the roster queue, unique per run.
 func (SyncArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: jobs.QueueRoster, MaxAttempts: 10, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: activeStates}}
 }
@@ -137,10 +140,11 @@ func (s *Service) queueScheduled(ctx context.Context, d due) error {
 			d.TenantID, d.ContextRef, nextSync(now, c.interval())); err != nil {
 			return pg.MapError(err)
 		}
-		if _, _, err := queueRun(ctx, tx, d.TenantID, d.ContextRef, TriggerSchedule, ModeDifferences, now); err != nil {
+		run, _, err := queueRun(ctx, tx, d.TenantID, d.ContextRef, TriggerSchedule, ModeDifferences, now)
+		if err != nil {
 			return err
 		}
-		return s.insertJob(ctx, tx, d.TenantID, d.ContextRef, TriggerSchedule)
+		return s.insertJob(ctx, tx, d.TenantID, run, TriggerSchedule)
 	})
 }
 
