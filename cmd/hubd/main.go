@@ -1,7 +1,8 @@
 // Command hubd is the hub: `hubd serve` (the default) runs the HTTP server,
 // `hubd migrate [status]` applies or reports the schema, `hubd demo` seeds a
-// demo tenant and serves (what `make run` uses), `hubd version` prints the
-// build.
+// demo tenant and serves (what `make run` uses), `hubd roster-sync TENANT
+// CONTEXT` syncs one course's roster in the foreground, `hubd version`
+// prints the build.
 package main
 
 import (
@@ -34,7 +35,7 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
-const usage = `usage: hubd [serve | migrate [status] | demo | version]`
+const usage = `usage: hubd [serve | migrate [status] | demo | roster-sync TENANT CONTEXT | version]`
 
 // run is main without the process: tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = demo(ctx, getenv, stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, args, getenv, stdout, stderr)
+	case "roster-sync":
+		err = rosterSync(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hubd", version)
 	case "help", "-h", "--help":

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/nrps"
 	"github.com/klasterina/hub/lti/servicetoken"
@@ -84,6 +85,8 @@ func (s *Service) fetchPage(ctx context.Context, c course, url string, differenc
 			return fetched{err: &failure{CodeContextGone, se.Error()}}
 		case errors.Is(err, nrps.ErrMalformed):
 			return fetched{err: &failure{CodeMalformedPage, err.Error()}}
+		case errors.Is(err, httpx.ErrForbiddenAddress), errors.Is(err, httpx.ErrInsecureRedirect):
+			return fetched{err: &failure{CodeRefused, err.Error()}}
 		}
 		wait, ferr := s.backoff(err, &faults, &throttles)
 		if ferr != nil {
