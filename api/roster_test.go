@@ -81,6 +81,9 @@ func (ph *platformHub) startJobs(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	if err := jobs.Start(ctx, ph.deps.Jobs); err != nil {
+		t.Fatal(err)
+	}
 	go func() { done <- jobs.Run(ctx, ph.deps.Jobs, 2*time.Second, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(func() {
 		cancel()

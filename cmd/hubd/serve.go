@@ -115,6 +115,9 @@ func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
 	if ready != nil {
 		ready(h, ln.Addr())
 	}
+	if err := jobs.Start(ctx, deps.Jobs); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

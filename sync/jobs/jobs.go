@@ -157,13 +157,21 @@ type neverSchedule struct{}
 
 func (neverSchedule) Next(time.Time) time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }
 
-// Run works jobs until ctx ends, then stops fetching and lets running
-// jobs finish within grace; jobs still running then are cancelled (a
-// roster sync resumes from its last page when River runs it again).
-func Run(ctx context.Context, client *Client, grace time.Duration, log *slog.Logger) error {
+// Start starts working jobs. River's client must be started before
+// anything inserts jobs through it (an insert signals the client's
+// producers, which Start creates), so it is called before the server
+// takes requests, and Run then waits for the end.
+func Start(ctx context.Context, client *Client) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("jobs: start: %w", err)
 	}
+	return nil
+}
+
+// Run waits until ctx ends, then stops fetching and lets running jobs
+// finish within grace; jobs still running then are cancelled (a roster
+// sync resumes from its last page when River runs it again).
+func Run(ctx context.Context, client *Client, grace time.Duration, log *slog.Logger) error {
 	<-ctx.Done()
 	log.Info("shutting down: draining jobs", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)

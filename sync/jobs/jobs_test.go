@@ -60,6 +60,9 @@ func start(t *testing.T, url string, w *echoWorker, reg prometheus.Registerer) (
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	if err := jobs.Start(runCtx, client); err != nil {
+		t.Fatal(err)
+	}
 	go func() { done <- jobs.Run(runCtx, client, 2*time.Second, quiet()) }()
 	t.Cleanup(func() { stop(); <-done })
 	return client, stop, done

@@ -31,6 +31,9 @@ func startEngine(t *testing.T, s *Service, jobsDB *sqlx.DB) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	if err := jobs.Start(ctx, client); err != nil {
+		t.Fatal(err)
+	}
 	go func() { done <- jobs.Run(ctx, client, 5*time.Second, quiet()) }()
 	t.Cleanup(func() {
 		stop()
