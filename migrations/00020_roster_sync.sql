@@ -19,7 +19,6 @@ ALTER TABLE memberships
   ADD COLUMN synced_at   timestamptz,
   ADD COLUMN synced_run  uuid;
 UPDATE memberships SET launched_at = updated_at WHERE source = 'launch';
-CREATE INDEX memberships_context_status ON memberships (tenant_id, context_ref, status, user_id);
 
 -- A course's roster state: the platform's differences link from the last
 -- sync, when it finished, when the schedule next syncs it, and whether the
@@ -107,7 +106,6 @@ DROP TABLE roster_syncs, roster_schedules;
 DROP INDEX contexts_roster_due;
 ALTER TABLE contexts DROP COLUMN roster_differences_url, DROP COLUMN roster_synced_at,
   DROP COLUMN roster_next_sync_at, DROP COLUMN roster_gone_at;
-DROP INDEX memberships_context_status;
 ALTER TABLE memberships DROP COLUMN status, DROP COLUMN launched_at, DROP COLUMN synced_at, DROP COLUMN synced_run;
 ALTER TABLE lti_identities DROP COLUMN lis_person_sourcedid, DROP COLUMN lti11_legacy_user_id, DROP COLUMN picture,
   DROP COLUMN synced_at;

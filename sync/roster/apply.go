@@ -49,28 +49,49 @@ type stored struct {
 	Roles       pq.StringArray `db:"roles"`
 	Status      *string        `db:"status"`
 	Launched    *time.Time     `db:"launched_at"`
+	Held        bool           `db:"held"`
 }
 
 // readPage reads what the hub has of the page's members and, in the same
 // statement, marks those already in the course as listed by run (a full
 // sync removes the course's members it did not list; PostgreSQL runs a
-// data-modifying WITH whether or not the query reads it). An unchanged
-// page costs this one statement.
+// data-modifying WITH whether or not the query reads it) and records the
+// page in the run, if its owner ($8) still holds it: every row says so
+// (held); when none of the page's members is known, one row with no
+// subject says it. An unchanged page costs this one statement.
 const readPage = `WITH listed AS (
 		SELECT subject FROM unnest($4::text[]) AS s(subject)),
 	known AS (
-		SELECT i.subject, i.user_id, i.last_launch_at, i.picture, i.lis_person_sourcedid, i.lti11_legacy_user_id, i.institution_roles
-		FROM listed JOIN lti_identities i ON i.tenant_id = $1 AND i.issuer = $2 AND i.subject = listed.subject),
+		SELECT i.* FROM listed JOIN LATERAL (
+			SELECT subject, user_id, last_launch_at, picture, lis_person_sourcedid, lti11_legacy_user_id, institution_roles
+			FROM lti_identities WHERE tenant_id = $1 AND issuer = $2 AND subject = listed.subject LIMIT 1) i ON true),
 	marked AS (
-		UPDATE memberships m SET synced_run = $5 FROM known
-		WHERE $6::boolean AND m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = known.user_id
-		RETURNING m.user_id)
-	SELECT k.subject, k.user_id, k.last_launch_at, u.name, u.given_name, u.family_name, u.email, k.picture,
-		k.lis_person_sourcedid, k.lti11_legacy_user_id, k.institution_roles,
-		m.user_id IS NOT NULL AS member, m.roles, m.status, m.launched_at
-	FROM known k
-	JOIN users u ON u.tenant_id = $1 AND u.id = k.user_id
-	LEFT JOIN memberships m ON m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = k.user_id`
+		UPDATE memberships m SET synced_run = $5
+		WHERE $6::boolean AND m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = ANY (ARRAY(SELECT user_id FROM known))
+		RETURNING m.user_id),
+	progressed AS (
+		UPDATE roster_syncs SET pages = pages + 1, members = members + cardinality($4::text[]), next_url = nullif($9, ''),
+			progressed_at = $10
+		WHERE tenant_id = $1 AND id = $7 AND lease_owner = $8 AND status = 'running'
+		RETURNING 1)
+	SELECT coalesce(k.subject, '') AS subject, coalesce(k.user_id, '00000000-0000-0000-0000-000000000000') AS user_id,
+		k.last_launch_at, u.name, u.given_name, u.family_name, u.email, k.picture,
+		k.lis_person_sourcedid, k.lti11_legacy_user_id, coalesce(k.institution_roles, '{}') AS institution_roles,
+		m.user_id IS NOT NULL AS member, m.roles, m.status, m.launched_at, h.held
+	FROM (SELECT EXISTS (SELECT 1 FROM progressed) AS held) h
+	LEFT JOIN known k ON true
+	LEFT JOIN LATERAL (SELECT name, given_name, family_name, email FROM users
+		WHERE tenant_id = $1 AND id = k.user_id LIMIT 1) u ON true
+	LEFT JOIN LATERAL (SELECT user_id, roles, status, launched_at FROM memberships
+		WHERE tenant_id = $1 AND context_ref = $3 AND user_id = k.user_id LIMIT 1) m ON true`
+
+// Every lookup above is by a whole key, row by row (ARRAY(…) is computed
+// once, and a LATERAL subquery with LIMIT stays a subquery): while a
+// first sync fills the tables faster than their statistics follow, the
+// planner otherwise joins a page with a scan of the whole course, once
+// per page. For the same reason the page's statements are planned each
+// time, not prepared: the generic plan PostgreSQL settles on after five
+// runs of a prepared statement scans the course again.
 
 // change is one member to write, in the columns of writePage.
 type change struct {
@@ -84,8 +105,9 @@ type change struct {
 // writePage writes, in one statement, the page's new and changed members:
 // the platform identity first (its unique key settles a race with the
 // member's first launch, whose user it then takes), the user, and the
-// membership. Neither the user nor the membership is overwritten when a
-// launch newer than the page ($7) wrote them.
+// membership, and counts the page's added and changed members in the run
+// if its owner still holds it. Neither the user nor the membership is
+// overwritten when a launch newer than the page ($7) wrote them.
 const writePage = `WITH input AS (
 		SELECT * FROM unnest($4::text[], $5::uuid[], $6::text[], $8::text[], $9::text[], $10::text[], $11::text[],
 			$12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::boolean[], $18::boolean[])
@@ -122,14 +144,19 @@ const writePage = `WITH input AS (
 			updated_at = excluded.updated_at
 			WHERE memberships.tenant_id = excluded.tenant_id
 				AND (memberships.launched_at IS NULL OR memberships.launched_at <= $7)
+		RETURNING 1),
+	counted AS (
+		UPDATE roster_syncs SET added = added + $21, changed = changed + $22
+		WHERE tenant_id = $1 AND id = $23 AND lease_owner = $24 AND status = 'running'
 		RETURNING 1)
-	SELECT (SELECT count(*) FROM written) + (SELECT count(*) FROM members)`
+	SELECT EXISTS (SELECT 1 FROM counted)`
 
 // applyPage applies one page in tx: members new to the hub become users
 // with their platform identity, changed ones are updated, and the run's
-// progress and cursor move on. full marks the listed members as seen by
-// run.
-func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, page *nrps.Page, fetched, now time.Time, full bool) (progress, error) {
+// progress and cursor move on, if owner still holds the run
+// (errLeaseLost if not). full marks the listed members as seen by run.
+func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string, page *nrps.Page, fetched, now time.Time,
+	full bool) (progress, error) {
 	subjects := make([]string, len(page.Members))
 	for i, m := range page.Members {
 		subjects[i] = m.UserID
@@ -139,16 +166,23 @@ func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, page *nrps.P
 		runRef = &run.ID
 	}
 	var have []stored
-	if err := tx.SelectContext(ctx, &have, readPage, c.TenantID, c.Issuer, c.Ref, pq.StringArray(subjects), runRef, full); err != nil {
+	if err := tx.SelectContext(ctx, &have, readPage, c.TenantID, c.Issuer, c.Ref, pq.StringArray(subjects), runRef, full, run.ID, owner,
+		page.Next, now); err != nil {
 		return progress{}, pg.MapError(fmt.Errorf("roster: read page: %w", err))
 	}
+	if len(have) == 0 || !have[0].Held {
+		return progress{}, errLeaseLost
+	}
+	if have[0].Subject == "" {
+		have = nil
+	}
 	changes, p := diff(page.Members, have, fetched)
+	p.Next = page.Next
 	if len(changes) > 0 {
-		if err := write(ctx, tx, c, run, changes, fetched, now, runRef); err != nil {
+		if err := write(ctx, tx, c, run, owner, changes, p, fetched, now, runRef); err != nil {
 			return progress{}, err
 		}
 	}
-	p.Next = page.Next
 	return p, nil
 }
 
@@ -245,9 +279,12 @@ func memberStatus(s string) string {
 
 func joinRoles(roles []string) string { return strings.Join(roles, "\n") }
 
-func write(ctx context.Context, tx *sqlx.Tx, c course, run Run, changes []change, fetched, now time.Time, runRef *uuid.UUID) error {
+// write writes changes and counts the page's added and changed members
+// in the run.
+func write(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string, changes []change, p progress,
+	fetched, now time.Time, runRef *uuid.UUID) error {
 	n := len(changes)
-	cols := make([][]string, 13)
+	cols := make([][]string, 12)
 	for i := range cols {
 		cols[i] = make([]string, n)
 	}
@@ -262,10 +299,15 @@ func write(ctx context.Context, tx *sqlx.Tx, c course, run Run, changes []change
 		writeUser[i], writeMember[i] = ch.writeUser, ch.writeMember
 	}
 	a := func(j int) pq.StringArray { return pq.StringArray(cols[j]) }
-	_, err := tx.ExecContext(ctx, writePage, c.TenantID, c.Issuer, c.Ref, a(0), pq.StringArray(ids), a(2), fetched,
-		a(3), a(4), a(5), a(6), a(7), a(8), a(9), a(10), a(11), pq.BoolArray(writeUser), pq.BoolArray(writeMember), now, runRef)
+	var held bool
+	err := tx.GetContext(ctx, &held, writePage, c.TenantID, c.Issuer, c.Ref, a(0), pq.StringArray(ids), a(2), fetched,
+		a(3), a(4), a(5), a(6), a(7), a(8), a(9), a(10), a(11), pq.BoolArray(writeUser), pq.BoolArray(writeMember), now, runRef,
+		p.Added, p.Changed, run.ID, owner)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("roster: write page: %w", err))
+	}
+	if !held {
+		return errLeaseLost
 	}
 	return nil
 }
@@ -281,11 +323,14 @@ func markRemoved(ctx context.Context, tx *sqlx.Tx, c course, run Run, now time.T
 	if run.StartedAt != nil {
 		started = *run.StartedAt
 	}
+	// The batch is an array computed once, matched by the primary key: a
+	// join or "IN (… LIMIT)" runs the batch's scan again for every member
+	// when the course's statistics are stale (a course just synced).
 	res, err := tx.ExecContext(ctx, `UPDATE memberships SET status = 'removed', updated_at = $4
-		WHERE tenant_id = $1 AND context_ref = $2 AND user_id IN (
+		WHERE tenant_id = $1 AND context_ref = $2 AND user_id = ANY (ARRAY(
 			SELECT user_id FROM memberships WHERE tenant_id = $1 AND context_ref = $2 AND status <> 'removed'
 				AND synced_run IS DISTINCT FROM $3 AND (launched_at IS NULL OR launched_at < $5)
-			LIMIT $6)`, c.TenantID, c.Ref, run.ID, now, started, removeBatch)
+			LIMIT $6))`, c.TenantID, c.Ref, run.ID, now, started, removeBatch)
 	if err != nil {
 		return 0, pg.MapError(fmt.Errorf("roster: mark removed: %w", err))
 	}

@@ -83,8 +83,17 @@ func newRig(t testing.TB, members int) *rig {
 	if r.s.Jobs, err = jobs.New(r.jobsDB, jobs.Config{Log: quiet()}); err != nil {
 		t.Fatal(err)
 	}
-	r.tenant = uuid.New()
-	r.regID = uuid.New()
+	r.addTenant()
+	if members > 0 {
+		r.p.SetRoster("course-1", members)
+	}
+	return r
+}
+
+// addTenant makes a tenant that registered the platform and knows its
+// course-1, and makes it the rig's.
+func (r *rig) addTenant() {
+	r.tenant, r.regID = uuid.New(), uuid.New()
 	r.inTenant(func(tx *sqlx.Tx) error {
 		if _, err := tx.Exec(`INSERT INTO tenants (id, slug, display_name, kind) VALUES ($1, $2, 'University', 'institution')`,
 			r.tenant, "uni-"+r.tenant.String()[:8]); err != nil {
@@ -101,10 +110,6 @@ func newRig(t testing.TB, members int) *rig {
 		return err
 	})
 	r.course = r.addCourse("course-1")
-	if members > 0 {
-		r.p.SetRoster("course-1", members)
-	}
-	return r
 }
 
 // addCourse records a course of the platform as its first launch would.

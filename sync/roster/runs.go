@@ -122,13 +122,14 @@ type progress struct {
 	Next                    string // the page after, "" when this was the last
 }
 
-// recordPage adds p to the run and moves its cursor, if owner still holds
-// the lease; errLeaseLost if not (the caller rolls the page back).
+// recordPage adds a page of p.Members to the run and moves its cursor, if
+// owner still holds the lease; errLeaseLost if not (the caller rolls the
+// page back). Added and changed members are counted as they are written.
 func recordPage(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, run Run, owner string, p progress, now time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE roster_syncs SET pages = pages + 1, members = members + $4, added = added + $5,
-			changed = changed + $6, next_url = nullif($7, ''), progressed_at = $8
+	res, err := tx.ExecContext(ctx, `UPDATE roster_syncs SET pages = pages + 1, members = members + $4,
+			next_url = nullif($5, ''), progressed_at = $6
 		WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND status = 'running'`,
-		tenant, run.ID, owner, p.Members, p.Added, p.Changed, p.Next, now)
+		tenant, run.ID, owner, p.Members, p.Next, now)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("roster: record page: %w", err))
 	}

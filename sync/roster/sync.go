@@ -169,10 +169,7 @@ func (st *state) apply(ctx context.Context, f fetched) error {
 	for attempt := 0; attempt < 2; attempt++ { // a member's first launch may race the page: read again
 		err = pg.InTenant(ctx, st.s.db, st.c.TenantID, func(tx *sqlx.Tx) error {
 			now := st.s.Now()
-			if p, err = applyPage(ctx, tx, st.c, st.run, f.page, f.at, now, full); err != nil {
-				return err
-			}
-			if err := recordPage(ctx, tx, st.c.TenantID, st.run, st.owner, p, now); err != nil {
+			if p, err = applyPage(ctx, tx, st.c, st.run, st.owner, f.page, f.at, now, full); err != nil {
 				return err
 			}
 			if f.page.Next == "" {
