@@ -70,7 +70,7 @@ const readPage = `WITH listed AS (
 		WHERE $6::boolean AND m.tenant_id = $1 AND m.context_ref = $3 AND m.user_id = ANY (ARRAY(SELECT user_id FROM known))
 		RETURNING m.user_id),
 	progressed AS (
-		UPDATE roster_syncs SET pages = pages + 1, members = members + cardinality($4::text[]), next_url = nullif($9, ''),
+		UPDATE roster_syncs SET pages = pages + $11, members = members + cardinality($4::text[]), next_url = nullif($9, ''),
 			progressed_at = $10
 		WHERE tenant_id = $1 AND id = $7 AND lease_owner = $8 AND status = 'running'
 		RETURNING 1)
@@ -151,23 +151,29 @@ const writePage = `WITH input AS (
 		RETURNING 1)
 	SELECT EXISTS (SELECT 1 FROM counted)`
 
-// applyPage applies one page in tx: members new to the hub become users
-// with their platform identity, changed ones are updated, and the run's
-// progress and cursor move on, if owner still holds the run
-// (errLeaseLost if not). full marks the listed members as seen by run.
-func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string, page *nrps.Page, fetched, now time.Time,
+// applyPages applies pages (consecutive, one or a few) in tx: members new
+// to the hub become users with their platform identity, changed ones are
+// updated, and the run's progress and cursor move past the last page, if
+// owner still holds the run (errLeaseLost if not). full marks the listed
+// members as seen by run. fetched is when the first page was asked for.
+func applyPages(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string, pages []*nrps.Page, fetched, now time.Time,
 	full bool) (progress, error) {
-	subjects := make([]string, len(page.Members))
-	for i, m := range page.Members {
+	var members []nrps.Member
+	for _, page := range pages {
+		members = append(members, page.Members...)
+	}
+	subjects := make([]string, len(members))
+	for i, m := range members {
 		subjects[i] = m.UserID
 	}
 	var runRef *uuid.UUID
 	if full {
 		runRef = &run.ID
 	}
+	last := pages[len(pages)-1]
 	var have []stored
 	if err := tx.SelectContext(ctx, &have, readPage, c.TenantID, c.Issuer, c.Ref, pq.StringArray(subjects), runRef, full, run.ID, owner,
-		page.Next, now); err != nil {
+		last.Next, now, len(pages)); err != nil {
 		return progress{}, pg.MapError(fmt.Errorf("roster: read page: %w", err))
 	}
 	if len(have) == 0 || !have[0].Held {
@@ -176,8 +182,8 @@ func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string
 	if have[0].Subject == "" {
 		have = nil
 	}
-	changes, p := diff(page.Members, have, fetched)
-	p.Next = page.Next
+	changes, p := diff(members, have, fetched)
+	p.Next = last.Next
 	if len(changes) > 0 {
 		if err := write(ctx, tx, c, run, owner, changes, p, fetched, now, runRef); err != nil {
 			return progress{}, err
@@ -186,7 +192,7 @@ func applyPage(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string
 	return p, nil
 }
 
-// diff compares a page with what the hub has and returns what to write,
+// diff compares pages with what the hub has and returns what to write,
 // counting members added to the course and changed (name, email, roles,
 // status). Members a launch after fetched wrote are left as they are.
 func diff(members []nrps.Member, have []stored, fetched time.Time) ([]change, progress) {

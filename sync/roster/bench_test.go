@@ -34,6 +34,7 @@ func BenchmarkRosterFirstSync(b *testing.B) {
 	r, n := benchRig(b)
 	platform := r.platformOnly(b)
 	var took time.Duration
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		if i > 0 {
@@ -59,6 +60,7 @@ func BenchmarkRosterUnchangedResync(b *testing.B) {
 	r.syncNow()
 	platform := r.platformOnly(b)
 	var took time.Duration
+	b.ResetTimer()
 	for b.Loop() {
 		resetPeakRSS()
 		start := time.Now()

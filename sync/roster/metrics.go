@@ -38,11 +38,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) pageApplied(p progress) {
+func (m *Metrics) pagesApplied(p progress, pages int) {
 	if m == nil {
 		return
 	}
-	m.pages.Inc()
+	m.pages.Add(float64(pages))
 	m.members.WithLabelValues("added").Add(float64(p.Added))
 	m.members.WithLabelValues("changed").Add(float64(p.Changed))
 	m.members.WithLabelValues("unchanged").Add(float64(p.Members - p.Added - p.Changed))

@@ -216,17 +216,18 @@ func TestAPageDoesNotOverwriteANewerLaunch(t *testing.T) {
 
 func TestAStoppedRunResumesFromItsCursor(t *testing.T) {
 	r := newRig(t, 1000)
+	r.p.NRPSDelay = 5 * time.Millisecond // pages come one at a time
 	ctx, cancel := context.WithCancel(context.Background())
-	r.s.nrpsHook = func(page int) {
-		if page == 7 {
-			cancel() // the process dies after six pages were applied
+	stopAfter := func(run Run) {
+		if run.Pages >= 5 {
+			cancel() // the process dies after five pages or so were applied
 		}
 	}
-	_, err := r.s.sync(ctx, r.tenant, r.course, TriggerSchedule, "job:1", time.Time{}, nil)
+	_, err := r.s.sync(ctx, r.tenant, r.course, TriggerSchedule, "job:1", time.Time{}, stopAfter)
 	if err == nil {
 		t.Fatal("a cancelled sync ended without error")
 	}
-	r.s.nrpsHook = nil
+	r.p.NRPSDelay = 0
 	var stopped Run
 	r.inTenant(func(tx *sqlx.Tx) error {
 		return tx.Get(&stopped, `SELECT `+runColumns+` FROM roster_syncs WHERE context_ref = $1`, r.course)
