@@ -8,11 +8,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
+	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/audit"
 )
@@ -140,6 +144,9 @@ func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Plat
 	// The course the demo page launches into has a roster, which the hub
 	// syncs after the course's first launch.
 	p.SetRoster(demoCourse, demoRosterSize)
+	p.ToolRoster = func(ctx context.Context, contextID string) (ltitest.ToolCopy, error) {
+		return h.rosterCopy(ctx, t.ID, contextID)
+	}
 	_, err = h.deps.LTIRegs.Create(ctx, audit.System("demo seed"), t.ID, lti.NewRegistration{
 		Issuer: p.Issuer(), ClientID: p.ClientID, AuthLoginURL: p.AuthURL(), AuthTokenURL: p.TokenURL(),
 		JWKSURL: p.JWKSURL(), DeploymentIDs: []string{p.DeploymentID}})
@@ -182,4 +189,36 @@ The API is described at %[1]s/api/v1/openapi.json. Press Ctrl-C to stop.
 func portOf(addr net.Addr) string {
 	s := addr.String()
 	return s[strings.LastIndex(s, ":")+1:]
+}
+
+// rosterCopy is the hub's copy of a course's roster, for the demo LMS's
+// page: how many members are active and removed, when it was synced, and
+// the first few active members.
+func (h *hub) rosterCopy(ctx context.Context, tenant uuid.UUID, contextID string) (ltitest.ToolCopy, error) {
+	var c ltitest.ToolCopy
+	id, err := h.deps.Roster.FindCourse(ctx, tenant, contextID)
+	if apperr.Is(err, apperr.NotFound) {
+		return c, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	course, err := h.deps.Roster.Course(ctx, tenant, id)
+	if err != nil {
+		return c, err
+	}
+	c.Known, c.Active = true, course.Members
+	if course.SyncedAt != nil {
+		c.SyncedAt = course.SyncedAt.Format(time.RFC1123)
+	}
+	removed, _, err := h.deps.Roster.Members(ctx, tenant, id, roster.MemberFilter{Status: "removed", Page: pg.Page{Limit: 1000}})
+	if err != nil {
+		return c, err
+	}
+	c.Removed = len(removed)
+	first, _, err := h.deps.Roster.Members(ctx, tenant, id, roster.MemberFilter{Status: "active", Page: pg.Page{Limit: 5}})
+	for _, m := range first {
+		c.First = append(c.First, ltitest.RosterMember{Name: deref(m.Name), Email: deref(m.Email), Roles: m.Roles, Status: m.Status})
+	}
+	return c, err
 }

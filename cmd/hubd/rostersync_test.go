@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,6 +59,17 @@ func TestRosterSyncCommand(t *testing.T) {
 	var active int
 	if err := db.Get(&active, `SELECT count(*) FROM memberships WHERE status = 'active'`); err != nil || active != 40 {
 		t.Fatalf("%d active members (%v)", active, err)
+	}
+
+	// The demo LMS's page shows the hub's copy beside its own.
+	res, err := http.Get(lms[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(page), "The tool's copy") || !strings.Contains(string(page), "40 active members, synced") {
+		t.Fatalf("demo LMS page:\n%s", page)
 	}
 
 	for _, args := range [][]string{{"roster-sync"}, {"roster-sync", "no-such-tenant", "course-1"}, {"roster-sync", "demo-university", "no-such-course"}} {

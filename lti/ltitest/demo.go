@@ -31,18 +31,31 @@ table{border-collapse:collapse;font-size:.9rem}th,td{text-align:left;padding:.2r
 <table><tr><th>Name</th><th>Email</th><th>Roles</th><th>Status</th></tr>
 {{range .First}}<tr><td>{{.Name}}</td><td>{{.Email}}</td><td>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{roleName $r}}{{end}}</td><td>{{.Status}}</td></tr>
 {{end}}</table>{{if gt .Members (len .First)}}<p>… and {{.Members}} in all, served to the hub by the roster service.</p>{{end}}
+{{with .Tool}}<h3>The tool's copy</h3>{{if .Known}}<p>{{.Active}} active members{{if .Removed}}, {{.Removed}} removed{{end}}{{with .SyncedAt}}, synced {{.}}{{else}}, not synced yet{{end}}.</p>
+{{if .First}}<table><tr><th>Name</th><th>Email</th><th>Roles</th><th>Status</th></tr>
+{{range .First}}<tr><td>{{.Name}}</td><td>{{.Email}}</td><td>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{roleName $r}}{{end}}</td><td>{{.Status}}</td></tr>
+{{end}}</table>{{end}}{{else}}<p>The tool has not seen this course yet: launch into it.</p>{{end}}{{end}}
 {{end}}</body></html>`))
+
+// ToolCopy is what the tool holds of a course's roster, for the demo
+// page to show beside the platform's own.
+type ToolCopy struct {
+	Known           bool   // the tool knows the course
+	Active, Removed int    // its members by status
+	SyncedAt        string // when it last synced the roster, "" if never
+	First           []RosterMember
+}
 
 // roleName is the last part of a role URI: "TeachingAssistant".
 func roleName(role string) string { return role[strings.LastIndexAny(role, "#/")+1:] }
 
-func (p *Platform) home(w http.ResponseWriter, _ *http.Request) {
+func (p *Platform) home(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	links := append([]DeepLinkResponse(nil), p.DeepLinks...)
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links,
-		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere"), "Rosters": p.rosterSummaries(5)})
+		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere"), "Rosters": p.rosterSummaries(r.Context(), 5)})
 }
 
 // start begins a launch from the demo page: it sends the browser to the

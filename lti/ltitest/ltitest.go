@@ -12,6 +12,7 @@
 package ltitest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
@@ -66,6 +67,9 @@ type Platform struct {
 	// ConfigIssuer overrides the issuer of the OpenID configuration, to
 	// test tools that must refuse a mismatch.
 	ConfigIssuer string
+	// ToolRoster, when set, tells the demo page what the tool holds of a
+	// context's roster, shown beside the platform's own.
+	ToolRoster func(ctx context.Context, contextID string) (ToolCopy, error)
 	// DeepLinks are the content items of verified deep linking responses.
 	DeepLinks []DeepLinkResponse
 

@@ -1,6 +1,7 @@
 package ltitest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -264,10 +265,23 @@ type rosterSummary struct {
 	ID      string
 	Members int // listed: not removed
 	First   []RosterMember
+	Tool    *ToolCopy // the tool's copy, when ToolRoster tells it
 }
 
 // rosterSummaries describes each roster with its first few members.
-func (p *Platform) rosterSummaries(first int) []rosterSummary {
+func (p *Platform) rosterSummaries(ctx context.Context, first int) []rosterSummary {
+	out := p.platformRosters(first)
+	if p.ToolRoster != nil {
+		for i := range out {
+			if c, err := p.ToolRoster(ctx, out[i].ID); err == nil {
+				out[i].Tool = &c
+			}
+		}
+	}
+	return out
+}
+
+func (p *Platform) platformRosters(first int) []rosterSummary {
 	p.nrps.mu.Lock()
 	defer p.nrps.mu.Unlock()
 	var out []rosterSummary
