@@ -227,7 +227,6 @@ func TestAStoppedRunResumesFromItsCursor(t *testing.T) {
 	if err == nil {
 		t.Fatal("a cancelled sync ended without error")
 	}
-	r.p.NRPSDelay = 0
 	var stopped Run
 	r.inTenant(func(tx *sqlx.Tx) error {
 		return tx.Get(&stopped, `SELECT `+runColumns+` FROM roster_syncs WHERE context_ref = $1`, r.course)

@@ -153,8 +153,12 @@ const maxBatch = 8
 // pull fetches pages from first on, applying them as they come.
 func (st *state) pull(ctx context.Context, first string) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	pages := make(chan fetched, maxBatch)
+	defer func() {
+		cancel()
+		for range pages { // the fetcher has stopped when it closes them
+		}
+	}()
 	go st.s.fetchAll(ctx, st.c, first, st.run.Mode == ModeDifferences && st.run.Pages == 0, st.deadline, pages)
 	for f := range pages {
 		batch, ferr := ready(f, pages)
