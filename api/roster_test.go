@@ -530,3 +530,34 @@ func TestRosterWritesNeedTheWriteScope(t *testing.T) {
 		t.Fatalf("refused writes changed something: runs %+v, schedule %+v", runs.Items, sc)
 	}
 }
+
+// A member the roster brought, who never launched, is the hub user their
+// first launch finds: the same user id, now a member by launch.
+func TestRosterMembersFirstLaunchFindsTheirUser(t *testing.T) {
+	ph := newRosterHub(t)
+	_, key := ph.createKey("uni", "write")
+	ph.startJobs(t)
+	id := ph.launchCourse(key, "teacher-1")
+	run := ph.expect(ph.do("POST", "/api/v1/tenants/uni/lti/contexts/"+id+"/roster-syncs", key, nil), 202)
+	ph.finished(t, key, run.header.Get("Location"))
+	learner := ph.p.Roster("course-1").Member(7)
+	var synced member
+	for _, m := range ph.members(key, id, "status=active") {
+		if subjectOf(m) == learner.UserID {
+			synced = m
+		}
+	}
+	if synced.UserID == "" || synced.Source != "nrps" {
+		t.Fatalf("member 7 after the sync: %+v", synced)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: learner.UserID, Roles: []string{lti.RoleLearner}}))
+	launches := ph.launches(key, "?outcome=launched")
+	if got := str(launches.Items[0].UserID); got != synced.UserID {
+		t.Fatalf("the launch was recorded for user %s, the roster made %s", got, synced.UserID)
+	}
+	for _, m := range ph.members(key, id, "status=active") {
+		if subjectOf(m) == learner.UserID && (m.UserID != synced.UserID || m.Source != "launch") {
+			t.Fatalf("after the launch: %+v", m)
+		}
+	}
+}

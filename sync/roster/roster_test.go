@@ -2,11 +2,14 @@ package roster
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
@@ -287,4 +290,49 @@ func TestASecondRequestJoinsTheQueuedRun(t *testing.T) {
 	if jobsQueued != 1 {
 		t.Fatalf("%d sync jobs queued for one course", jobsQueued)
 	}
+}
+
+func TestMetricsCountRunsMembersAndPages(t *testing.T) {
+	r := newRig(t, 120)
+	reg := prometheus.NewRegistry()
+	r.s.m = NewMetrics(reg)
+	r.syncNow()
+	r.p.Roster("course-1").Remove(0)
+	r.p.ExpireDifferences()
+	r.syncNow()
+	for name, want := range map[string]float64{
+		`hub_roster_sync_runs_total{outcome="succeeded"}`:   2,
+		`hub_roster_members_synced_total{change="added"}`:   120,
+		`hub_roster_members_synced_total{change="removed"}`: 1,
+		`hub_roster_pages_fetched_total`:                    3 + 3,
+	} {
+		if got := metricValue(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if n := metricValue(t, reg, `hub_roster_platform_request_seconds_count{result="ok"}`); n < 6 {
+		t.Errorf("%v platform requests timed", n)
+	}
+}
+
+// metricValue reads one sample of reg in the text exposition format.
+func metricValue(t *testing.T, reg *prometheus.Registry, sample string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, _ := strconv.ParseFloat(rest, 64)
+			return v
+		}
+	}
+	return 0
 }
