@@ -5,7 +5,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klasterina/hub/internal/httpx"
@@ -35,6 +37,12 @@ func (s *Service) fetchAll(ctx context.Context, c course, first string, differen
 	for url := first; url != ""; differences = false {
 		if n++; s.nrpsHook != nil {
 			s.nrpsHook(n)
+		}
+		if !sameOrigin(url, *c.MembershipsURL) {
+			// The bearer token goes with every page: never to a host the
+			// course's own endpoint does not name.
+			send(ctx, out, fetched{err: &failure{CodeMalformedPage, "a link to another origin than the course's endpoint: " + truncate(url, 200)}})
+			return
 		}
 		if !deadline.IsZero() && time.Until(deadline) < jobMargin {
 			send(ctx, out, fetched{err: &snooze{after: time.Second}})
@@ -169,4 +177,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port.
+func sameOrigin(a, b string) bool {
+	ua, errA := neturl.Parse(a)
+	ub, errB := neturl.Parse(b)
+	return errA == nil && errB == nil && strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
 }

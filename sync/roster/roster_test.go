@@ -2,8 +2,11 @@ package roster
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/ltitest"
+	"github.com/klasterina/hub/lti/nrps"
 )
 
 func TestFirstSyncStoresTheWholeRoster(t *testing.T) {
@@ -335,4 +339,30 @@ func metricValue(t *testing.T, reg *prometheus.Registry, sample string) float64 
 		}
 	}
 	return 0
+}
+
+// A page whose next link leaves the course endpoint's origin ends the
+// run: the bearer token is never sent to another host.
+func TestALinkToAnotherOriginIsNotFollowed(t *testing.T) {
+	r := newRig(t, 0)
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { leaked.Add(1) }))
+	defer elsewhere.Close()
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", nrps.MediaType)
+		w.Header().Set("Link", "<"+elsewhere.URL+"/nrps/course-1?page=2>; rel=\"next\"")
+		_, _ = w.Write([]byte(`{"id": "x", "context": {"id": "course-1"}, "members": [{"user_id": "u1", "roles": ["Learner"]}]}`))
+	}))
+	defer platform.Close()
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE contexts SET nrps_url = $2 WHERE id = $1`, r.course, platform.URL+"/nrps/course-1")
+		return err
+	})
+	run := r.syncNow()
+	if run.Status != StatusFailed || *run.ErrorCode != CodeMalformedPage || !strings.Contains(*run.Error, "another origin") {
+		t.Fatalf("run %+v", run)
+	}
+	if leaked.Load() != 0 || run.Pages != 1 {
+		t.Fatalf("%d requests to the other origin, %d pages", leaked.Load(), run.Pages)
+	}
 }
