@@ -3,6 +3,8 @@ package roster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	neturl "net/url"
@@ -23,6 +25,17 @@ type fetched struct {
 	err  error
 }
 
+// MaxPages is the most pages one run follows: 5,000,000 members at the
+// page size platforms cap.
+const MaxPages = 100_000
+
+// hashURL keeps the set of pages a run visited small.
+func hashURL(u string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(u))
+	return h.Sum64()
+}
+
 // jobMargin is the time a job keeps in hand before its deadline to record
 // where it got to and snooze.
 const jobMargin = 15 * time.Second
@@ -34,9 +47,18 @@ const jobMargin = 15 * time.Second
 func (s *Service) fetchAll(ctx context.Context, c course, first string, differences bool, deadline time.Time, out chan<- fetched) {
 	defer close(out)
 	n := 0
+	seen := map[uint64]bool{}
 	for url := first; url != ""; differences = false {
 		if n++; s.nrpsHook != nil {
 			s.nrpsHook(n)
+		}
+		if h := hashURL(url); seen[h] || len(seen) >= MaxPages {
+			// A platform whose next links go round in circles (or on and
+			// on) would hold the worker for ever.
+			send(ctx, out, fetched{err: &failure{CodeMalformedPage, fmt.Sprintf("the next links repeat a page or go past %d pages", MaxPages)}})
+			return
+		} else {
+			seen[h] = true
 		}
 		if !sameOrigin(url, *c.MembershipsURL) {
 			// The bearer token goes with every page: never to a host the

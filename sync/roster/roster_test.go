@@ -366,3 +366,31 @@ func TestALinkToAnotherOriginIsNotFollowed(t *testing.T) {
 		t.Fatalf("%d requests to the other origin, %d pages", leaked.Load(), run.Pages)
 	}
 }
+
+// A platform whose next link comes back to a page already fetched would
+// hold the worker for ever: the run fails instead.
+func TestNextLinksInACircleEndTheRun(t *testing.T) {
+	r := newRig(t, 0)
+	var requests atomic.Int32
+	var base string
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n := requests.Add(1)
+		next := base + "/nrps/course-1?page=" + strconv.Itoa(int(n%3)+1) // pages 2, 3, 1, 2, …
+		w.Header().Set("Content-Type", nrps.MediaType)
+		w.Header().Set("Link", "<"+next+">; rel=\"next\"")
+		_, _ = w.Write([]byte(`{"id": "x", "members": [{"user_id": "u` + strconv.Itoa(int(n)) + `"}]}`))
+	}))
+	defer platform.Close()
+	base = platform.URL
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE contexts SET nrps_url = $2 WHERE id = $1`, r.course, platform.URL+"/nrps/course-1?page=1")
+		return err
+	})
+	run := r.syncNow()
+	if run.Status != StatusFailed || *run.ErrorCode != CodeMalformedPage || !strings.Contains(*run.Error, "repeat") {
+		t.Fatalf("run %+v", run)
+	}
+	if n := requests.Load(); n > 4 {
+		t.Fatalf("%d requests: the circle was followed", n)
+	}
+}

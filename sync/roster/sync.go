@@ -161,6 +161,9 @@ func (st *state) pull(ctx context.Context, first string) error {
 	}()
 	go st.s.fetchAll(ctx, st.c, first, st.run.Mode == ModeDifferences && st.run.Pages == 0, st.deadline, pages)
 	for f := range pages {
+		if st.run.Pages >= MaxPages {
+			return &failure{CodeMalformedPage, fmt.Sprintf("the listing goes past %d pages", MaxPages)}
+		}
 		batch, ferr := ready(f, pages)
 		if len(batch) > 0 {
 			if err := st.apply(ctx, batch); err != nil {
