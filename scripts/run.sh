@@ -65,4 +65,8 @@ export HUB_AUTO_MIGRATE="${HUB_AUTO_MIGRATE:-true}"
 export HUB_OUTBOUND_ALLOW_PRIVATE="${HUB_OUTBOUND_ALLOW_PRIVATE:-true}"
 export HUB_LOG_LEVEL="${HUB_LOG_LEVEL:-warn}"
 
+# The same settings for hubd's other commands (hubd roster-sync, hubd
+# migrate status): `set -a; . .data/env; set +a` in another shell.
+(umask 077; env | grep '^HUB_' | sed -E "s/^([A-Z_]+)=(.*)$/\1='\2'/" > .data/env)
+
 exec ./bin/hubd demo

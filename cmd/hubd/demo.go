@@ -173,10 +173,11 @@ Try:
 
   curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/registrations
 
-  After a first launch the hub syncs the course's roster from the demo LMS:
+  After a first launch the hub syncs the course's roster from the demo LMS
+  (COURSE: the id the first command answers):
 
   curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/contexts
-  curl -s -H 'Authorization: Bearer %[5]s' '%[1]s/api/v1/tenants/%[3]s/lti/contexts/COURSE_ID/members?role=Learner'
+  curl -s -H 'Authorization: Bearer %[5]s' "%[1]s/api/v1/tenants/%[3]s/lti/contexts/$COURSE/members?role=Learner"
 
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -d '{"slug":"acme","display_name":"Acme Corp","kind":"employer"}' %[1]s/api/v1/tenants

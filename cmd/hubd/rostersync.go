@@ -44,7 +44,11 @@ func rosterSync(ctx context.Context, args []string, getenv func(string) string, 
 		bar.Describe(fmt.Sprintf("%d pages", r.Pages))
 		_ = bar.Set(r.Members)
 	})
-	_ = bar.Finish()
+	if err == nil && run.Status == roster.StatusSucceeded {
+		_ = bar.Finish()
+	} else {
+		_ = bar.Exit() // as far as it got: not filled up
+	}
 	fmt.Fprintln(stderr)
 	if err != nil {
 		return err
@@ -53,11 +57,12 @@ func rosterSync(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // newRosterBar counts members; its end is the course's size at its last
-// sync (the bar runs on past it when the course grew), unknown before the
-// first.
+// sync when this one will list them all (the bar runs on past it when the
+// course grew); unknown before the first sync, and for a differences sync,
+// which lists only what changed.
 func newRosterBar(w io.Writer, c roster.Course) *progressbar.ProgressBar {
 	max := int64(-1)
-	if c.Members > 0 {
+	if c.Members > 0 && !c.Differences {
 		max = int64(c.Members)
 	}
 	return progressbar.NewOptions64(max, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("starting"),

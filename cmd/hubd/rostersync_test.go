@@ -41,7 +41,7 @@ func TestRosterSyncCommand(t *testing.T) {
 	// The command is refused the loopback platform as hubd is by default…
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	if code := run(ctx, []string{"roster-sync", "demo-university", "course-1"}, e.get, stdout, stderr); code != 1 ||
-		!strings.Contains(stdout.String(), "failed") || !strings.Contains(stderr.String(), "platform_refused") {
+		!strings.Contains(stdout.String(), "failed") || !strings.Contains(stderr.String(), "destination_refused") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	// …and syncs it when allowed, as the demo is.

@@ -70,6 +70,10 @@ func (p *Platform) start(w http.ResponseWriter, r *http.Request) {
 		l.Roles = []string{lti.RoleInstructor}
 		l.Claims = map[string]any{"name": "Grace Hopper", "given_name": "Grace", "family_name": "Hopper", "email": "grace@example.edu"}
 	}
+	if m, ok := p.demoMember(l.Roles[0]); ok { // the course's roster names who launches
+		l.Subject, l.Roles = m.UserID, m.Roles
+		l.Claims = map[string]any{"name": m.Name, "given_name": m.GivenName, "family_name": m.FamilyName, "email": m.Email}
+	}
 	if r.URL.Query().Get("message") == "deep-linking" {
 		l.Message = lti.MessageDeepLinkingRequest
 		l.Claims = map[string]any{lti.ClaimDeepLinking: map[string]any{
@@ -84,4 +88,20 @@ func (p *Platform) start(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, p.LoginURL(p.ToolLoginURL, p.ToolLaunchURL, l), http.StatusFound)
+}
+
+// demoMember is the first active member of the demo course's roster with
+// role, when the course has a roster: a launch from the demo page is then
+// someone the roster lists, as in a real course.
+func (p *Platform) demoMember(role string) (RosterMember, bool) {
+	h := p.Roster("course-1")
+	if h == nil {
+		return RosterMember{}, false
+	}
+	for i := range h.Len() {
+		if m := h.Member(i); m.Status == "Active" && roleMatches(role, m.Roles) {
+			return m, true
+		}
+	}
+	return RosterMember{}, false
 }

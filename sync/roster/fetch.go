@@ -116,7 +116,7 @@ func (s *Service) fetchPage(ctx context.Context, c course, url string, differenc
 		case errors.Is(err, nrps.ErrMalformed):
 			return fetched{err: &failure{CodeMalformedPage, err.Error()}}
 		case errors.Is(err, httpx.ErrForbiddenAddress), errors.Is(err, httpx.ErrInsecureRedirect):
-			return fetched{err: &failure{CodeRefused, err.Error()}}
+			return fetched{err: &failure{CodeNotAllowed, err.Error()}}
 		}
 		wait, ferr := s.backoff(err, &faults, &throttles)
 		if ferr != nil {

@@ -287,6 +287,9 @@ func TestASecondRequestJoinsTheQueuedRun(t *testing.T) {
 	if err != nil || !joinedB || b.ID != a.ID {
 		t.Fatalf("second request: run %s joined %v (%v), first %s", b.ID, joinedB, err, a.ID)
 	}
+	if a.Mode != ModeDifferences || b.Mode != ModeFull {
+		t.Fatalf("modes: first %s, after a full sync was asked of it %s", a.Mode, b.Mode)
+	}
 	var jobsQueued int
 	if err := r.jobsDB.Get(&jobsQueued, `SELECT count(*) FROM river_job WHERE kind = 'roster.sync'`); err != nil {
 		t.Fatal(err)

@@ -75,7 +75,8 @@ var errJoined = errors.New("roster: the course's run is another worker's")
 var errLeaseLost = errors.New("roster: the run's lease was taken over")
 
 // queueRun creates a queued run of contextRef unless one is queued or
-// running, which it returns instead (joined).
+// running, which it returns instead (joined; a queued run asked for a
+// full sync becomes one, a running one keeps its mode).
 func queueRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, trigger, mode string, now time.Time) (Run, bool, error) {
 	var run Run
 	err := tx.GetContext(ctx, &run, `INSERT INTO roster_syncs (id, tenant_id, context_ref, trigger, mode, status, requested_at)
@@ -88,8 +89,9 @@ func queueRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, tr
 	if !pg.IsNoRows(err) {
 		return Run{}, false, pg.MapError(fmt.Errorf("roster: queue run: %w", err))
 	}
-	err = tx.GetContext(ctx, &run, `SELECT `+runColumns+` FROM roster_syncs
-		WHERE tenant_id = $1 AND context_ref = $2 AND status IN ('queued', 'running')`, tenant, contextRef)
+	// A full sync asked of a run not yet started makes it one.
+	err = tx.GetContext(ctx, &run, `UPDATE roster_syncs SET mode = CASE WHEN status = 'queued' AND $3 = 'full' THEN 'full' ELSE mode END
+		WHERE tenant_id = $1 AND context_ref = $2 AND status IN ('queued', 'running') RETURNING `+runColumns, tenant, contextRef, mode)
 	if err != nil {
 		return Run{}, false, pg.MapError(fmt.Errorf("roster: join run: %w", err))
 	}

@@ -19,9 +19,9 @@ const (
 	CodeContextGone    = "context_gone"         // the platform answered 404: it no longer knows the course
 	CodeTokenRefused   = "token_refused"        // the token endpoint refused (invalid_client, invalid_scope, …)
 	CodeRefused        = "platform_refused"     // the platform refused the request (4xx)
+	CodeNotAllowed     = "destination_refused"  // the hub's outbound guard refused the platform's address
 	CodeUnavailable    = "platform_unavailable" // 5xx, throttling, timeouts beyond the retry policy
 	CodeMalformedPage  = "malformed_page"       // a page that is not a membership container
-	CodeInternal       = "internal"             // the hub's own fault
 	fallbackToFullSync = "differences link refused; full sync instead"
 )
 
