@@ -184,10 +184,13 @@ func applyPages(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner strin
 	}
 	changes, p := diff(members, have, fetched)
 	p.Next = last.Next
-	if len(changes) > 0 {
-		if err := write(ctx, tx, c, run, owner, changes, p, fetched, now, runRef); err != nil {
+	counts := p // counted with the first chunk
+	for len(changes) > 0 {
+		chunk := changes[:min(len(changes), writeChunk)]
+		if err := write(ctx, tx, c, run, owner, chunk, counts, fetched, now, runRef); err != nil {
 			return progress{}, err
 		}
+		changes, counts = changes[len(chunk):], progress{}
 	}
 	return p, nil
 }
@@ -317,6 +320,9 @@ func write(ctx context.Context, tx *sqlx.Tx, c course, run Run, owner string, ch
 	}
 	return nil
 }
+
+// writeChunk is how many members one statement writes.
+const writeChunk = 1000
 
 // removeBatch is how many members one statement marks removed.
 const removeBatch = 5000

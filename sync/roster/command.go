@@ -34,12 +34,19 @@ func (s *Service) FindCourse(ctx context.Context, tenant uuid.UUID, ref string) 
 func (s *Service) SyncNow(ctx context.Context, tenant, course uuid.UUID, onPage Progress) (Run, error) {
 	owner := "command:" + uuid.NewString()
 	for {
-		run, err := s.sync(ctx, tenant, course, TriggerCommand, owner, time.Time{}, onPage)
+		run, err := s.sync(ctx, tenant, course, nil, TriggerCommand, owner, time.Time{}, onPage)
 		var sn *snooze
 		var f *failure
 		switch {
 		case errors.Is(err, errJoined):
-			return s.follow(ctx, tenant, course, onPage)
+			run, err := s.follow(ctx, tenant, course, onPage)
+			if errors.Is(err, errAbandoned) {
+				continue // its owner went silent: take it over
+			}
+			return run, err
+		case ctx.Err() != nil && run.ID != uuid.Nil:
+			s.releaseRun(ctx, tenant, run, owner) // stopped by the operator: the next worker takes over at once
+			return run, ctx.Err()
 		case errors.As(err, &sn):
 			if !sleep(ctx, sn.after) {
 				return run, ctx.Err()
@@ -58,7 +65,11 @@ func (s *Service) latest(ctx context.Context, tenant, id uuid.UUID) (Run, error)
 	return s.Run(context.WithoutCancel(ctx), tenant, id)
 }
 
-// follow reports the progress of the course's active run until it ends.
+// errAbandoned says the run followed has no owner any more.
+var errAbandoned = errors.New("roster: the run's owner went silent")
+
+// follow reports the progress of the course's active run until it ends,
+// or errAbandoned when its owner lets it go or goes silent.
 func (s *Service) follow(ctx context.Context, tenant, course uuid.UUID, onPage Progress) (Run, error) {
 	var id uuid.UUID
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
@@ -78,6 +89,9 @@ func (s *Service) follow(ctx context.Context, tenant, course uuid.UUID, onPage P
 		}
 		if run.Status == StatusSucceeded || run.Status == StatusFailed {
 			return run, nil
+		}
+		if run.LeaseOwner == nil || (run.ProgressedAt != nil && s.Now().Sub(*run.ProgressedAt) >= leaseTTL) {
+			return run, errAbandoned
 		}
 		if !sleep(ctx, 500*time.Millisecond) {
 			return run, ctx.Err()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/nrps"
@@ -20,9 +22,10 @@ import (
 
 // fetched is one page, or why there is none.
 type fetched struct {
-	page *nrps.Page
-	at   time.Time // when its request started: launches after it are newer
-	err  error
+	page   *nrps.Page
+	at     time.Time // when its request started: launches after it are newer
+	err    error
+	weight int64 // of the fetcher's budget: released once the page is applied
 }
 
 // MaxPages is the most pages one run follows: 5,000,000 members at the
@@ -36,6 +39,19 @@ func hashURL(u string) uint64 {
 	return h.Sum64()
 }
 
+// maxWait bounds the wait a platform's Retry-After asks for: a run
+// snoozed for longer would keep its course's sync (and its lease) idle.
+const maxWait = time.Hour
+
+// MaxPageMembers is the most members one page may hold. The hub asks
+// for PageLimit; a platform that sends thousands more ignores it and
+// would make a page too large to apply in one transaction.
+const MaxPageMembers = 10_000
+
+// bufferedMembers is how many members the pages fetched ahead of the
+// applier may hold.
+const bufferedMembers = 2_000
+
 // jobMargin is the time a job keeps in hand before its deadline to record
 // where it got to and snooze.
 const jobMargin = 15 * time.Second
@@ -44,7 +60,12 @@ const jobMargin = 15 * time.Second
 // applier, and closes out. differences says first is a differences link,
 // which a platform may refuse (expired): that ends with
 // differencesRefused.
-func (s *Service) fetchAll(ctx context.Context, c course, first string, differences bool, deadline time.Time, out chan<- fetched) {
+//
+// The pages fetched and not yet applied hold at most bufferedMembers
+// members (a page larger than that waits until the others are applied):
+// memory stays flat however large the platform's pages.
+func (s *Service) fetchAll(ctx context.Context, c course, first string, differences bool, deadline time.Time, budget *semaphore.Weighted,
+	out chan<- fetched) {
 	defer close(out)
 	n := 0
 	seen := map[uint64]bool{}
@@ -71,6 +92,12 @@ func (s *Service) fetchAll(ctx context.Context, c course, first string, differen
 			return
 		}
 		f := s.fetchPage(ctx, c, url, differences, deadline)
+		if f.err == nil {
+			f.weight = min(int64(len(f.page.Members)), bufferedMembers)
+			if err := budget.Acquire(ctx, f.weight); err != nil {
+				return
+			}
+		}
 		if !send(ctx, out, f) || f.err != nil {
 			return
 		}
@@ -97,6 +124,10 @@ func (s *Service) fetchPage(ctx context.Context, c course, url string, differenc
 	for {
 		at := s.Now()
 		page, token, err := s.fetchOnce(ctx, platform, scopes, url)
+		if err == nil && len(page.Members) > MaxPageMembers {
+			return fetched{err: &failure{CodeMalformedPage, fmt.Sprintf("a page of %d members: more than %d (the hub asks for %d)",
+				len(page.Members), MaxPageMembers, PageLimit)}}
+		}
 		if err == nil {
 			return fetched{page: page, at: at}
 		}
@@ -161,7 +192,7 @@ func (s *Service) backoff(err error, faults, throttles *int) (time.Duration, err
 	if se != nil {
 		retryAfter, throttled = se.RetryAfter, se.Throttled
 	} else if te != nil {
-		retryAfter = te.RetryAfter
+		retryAfter, throttled = te.RetryAfter, te.Status == http.StatusTooManyRequests || te.Status == http.StatusServiceUnavailable
 	}
 	if throttled {
 		*throttles++
@@ -175,7 +206,7 @@ func (s *Service) backoff(err error, faults, throttles *int) (time.Duration, err
 		}
 	}
 	if retryAfter > 0 {
-		return retryAfter, nil
+		return min(retryAfter, maxWait), nil
 	}
 	return s.jittered(*faults + *throttles), nil
 }

@@ -2,6 +2,7 @@ package roster
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -230,7 +231,7 @@ func TestAStoppedRunResumesFromItsCursor(t *testing.T) {
 			cancel() // the process dies after five pages or so were applied
 		}
 	}
-	_, err := r.s.sync(ctx, r.tenant, r.course, TriggerSchedule, "job:1", time.Time{}, stopAfter)
+	_, err := r.s.sync(ctx, r.tenant, r.course, nil, TriggerSchedule, "job:1", time.Time{}, stopAfter)
 	if err == nil {
 		t.Fatal("a cancelled sync ended without error")
 	}
@@ -246,11 +247,11 @@ func TestAStoppedRunResumesFromItsCursor(t *testing.T) {
 	}
 	served := r.p.NRPSPages()
 	// Another worker must not take the run while its owner may be alive.
-	if _, err := r.s.sync(context.Background(), r.tenant, r.course, TriggerSchedule, "job:2", time.Time{}, nil); err != errJoined {
+	if _, err := r.s.sync(context.Background(), r.tenant, r.course, nil, TriggerSchedule, "job:2", time.Time{}, nil); err != errJoined {
 		t.Fatalf("a second worker ran the course's sync while its owner held it: %v", err)
 	}
 	// River runs the same job again: it resumes where it stopped.
-	run, err := r.s.sync(context.Background(), r.tenant, r.course, TriggerSchedule, "job:1", time.Time{}, nil)
+	run, err := r.s.sync(context.Background(), r.tenant, r.course, nil, TriggerSchedule, "job:1", time.Time{}, nil)
 	if err != nil || run.Status != StatusSucceeded || run.Members != 1000 || run.Added != 1000 {
 		t.Fatalf("resumed run %+v, %v", run, err)
 	}
@@ -267,10 +268,10 @@ func TestAnAbandonedRunIsTakenOver(t *testing.T) {
 			cancel()
 		}
 	}
-	_, _ = r.s.sync(ctx, r.tenant, r.course, TriggerSchedule, "job:1", time.Time{}, nil)
+	_, _ = r.s.sync(ctx, r.tenant, r.course, nil, TriggerSchedule, "job:1", time.Time{}, nil)
 	r.s.nrpsHook = nil
 	r.s.Now = func() time.Time { return time.Now().Add(leaseTTL + time.Second) }
-	run, err := r.s.sync(context.Background(), r.tenant, r.course, TriggerSchedule, "command:x", time.Time{}, nil)
+	run, err := r.s.sync(context.Background(), r.tenant, r.course, nil, TriggerSchedule, "command:x", time.Time{}, nil)
 	if err != nil || run.Status != StatusSucceeded || run.Members != 200 {
 		t.Fatalf("take-over run %+v, %v", run, err)
 	}
@@ -396,4 +397,86 @@ func TestNextLinksInACircleEndTheRun(t *testing.T) {
 	if n := requests.Load(); n > 4 {
 		t.Fatalf("%d requests: the circle was followed", n)
 	}
+}
+
+// A job River runs again after its run ended (a crash between the run's
+// end and the job's) does nothing: no second run.
+func TestAJobWhoseRunEndedDoesNothing(t *testing.T) {
+	r := newRig(t, 30)
+	run := r.syncNow()
+	served := r.p.NRPSRequests()
+	_, err := r.s.sync(context.Background(), r.tenant, r.course, &run.ID, TriggerRequest, "job:7", time.Time{}, nil)
+	if !errors.Is(err, errRunDone) || r.p.NRPSRequests() != served {
+		t.Fatalf("err %v, %d more requests", err, r.p.NRPSRequests()-served)
+	}
+	var runs int
+	r.inTenant(func(tx *sqlx.Tx) error { return tx.Get(&runs, `SELECT count(*) FROM roster_syncs`) })
+	if runs != 1 {
+		t.Fatalf("%d runs", runs)
+	}
+}
+
+// An operator who stops `hubd roster-sync` lets the run go: the next
+// worker takes it over at once rather than after the lease runs out.
+func TestAStoppedCommandLetsItsRunGo(t *testing.T) {
+	r := newRig(t, 600)
+	r.p.NRPSDelay = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	run, err := r.s.SyncNow(ctx, r.tenant, r.course, func(run Run) {
+		if run.Pages >= 3 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || run.Status != StatusRunning {
+		t.Fatalf("stopped command: %+v, %v", run, err)
+	}
+	resumed, err := r.s.sync(context.Background(), r.tenant, r.course, &run.ID, TriggerRequest, "job:9", time.Time{}, nil)
+	if err != nil || resumed.Status != StatusSucceeded || resumed.Members != 600 {
+		t.Fatalf("the next worker: %+v, %v", resumed, err)
+	}
+}
+
+// A platform that ignores the page size asked for: a large page is applied
+// in chunks; one past MaxPageMembers fails the run instead of a
+// transaction that cannot finish.
+func TestPagesLargerThanAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		members int
+		ok      bool
+	}{{"5,000 members", 5000, true}, {"past the cap", MaxPageMembers + 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, 0)
+			body := bigPage(tc.members)
+			platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				w.Header().Set("Content-Type", nrps.MediaType)
+				_, _ = w.Write(body)
+			}))
+			defer platform.Close()
+			r.inTenant(func(tx *sqlx.Tx) error {
+				_, err := tx.Exec(`UPDATE contexts SET nrps_url = $2 WHERE id = $1`, r.course, platform.URL+"/nrps/course-1")
+				return err
+			})
+			run := r.syncNow()
+			if tc.ok && (run.Status != StatusSucceeded || run.Added != tc.members || len(r.members()) != tc.members) {
+				t.Fatalf("run %+v, %d members stored", run, len(r.members()))
+			}
+			if !tc.ok && (run.Status != StatusFailed || *run.ErrorCode != CodeMalformedPage || len(r.members()) != 0) {
+				t.Fatalf("run %+v", run)
+			}
+		})
+	}
+}
+
+func bigPage(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"id": "x", "members": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"user_id": "u` + strconv.Itoa(i) + `", "name": "Member ` + strconv.Itoa(i) + `", "roles": ["Learner"]}`)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }

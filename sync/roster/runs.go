@@ -98,13 +98,18 @@ func queueRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, tr
 	return run, true, nil
 }
 
-// claimRun gives owner the lease of contextRef's active run, creating one
-// when none is queued or running (differences when the platform offers
-// them, else full). A run another owner holds is errJoined
-// while its owner makes progress; one whose owner went silent for
-// leaseTTL is taken over.
-func claimRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, trigger, owner string, now time.Time) (Run, error) {
-	run, _, err := queueRun(ctx, tx, tenant, contextRef, trigger, ModeDifferences, now)
+// errRunDone says the run a job was queued for has ended (or is not the
+// tenant's): the job has nothing to do.
+var errRunDone = errors.New("roster: the job's run has ended")
+
+// claimRun gives owner the lease of a run of contextRef: the run runID
+// names (a job's), or else the course's active run, created when none is
+// queued or running (differences when the platform offers them, else
+// full). A run another owner holds is errJoined while its owner makes
+// progress; one whose owner went silent for leaseTTL, or let it go, is
+// taken over. errRunDone when runID's run has ended.
+func claimRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, runID *uuid.UUID, trigger, owner string, now time.Time) (Run, error) {
+	run, err := activeRun(ctx, tx, tenant, contextRef, runID, trigger, now)
 	if err != nil {
 		return Run{}, err
 	}
@@ -116,6 +121,34 @@ func claimRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, tr
 			started_at = coalesce(started_at, $4), progressed_at = $4
 		WHERE tenant_id = $1 AND id = $2 RETURNING `+runColumns, tenant, run.ID, owner, now)
 	return run, pg.MapError(err)
+}
+
+func activeRun(ctx context.Context, tx *sqlx.Tx, tenant, contextRef uuid.UUID, runID *uuid.UUID, trigger string, now time.Time) (Run, error) {
+	if runID == nil {
+		run, _, err := queueRun(ctx, tx, tenant, contextRef, trigger, ModeDifferences, now)
+		return run, err
+	}
+	var run Run
+	err := tx.GetContext(ctx, &run, `SELECT `+runColumns+` FROM roster_syncs
+		WHERE tenant_id = $1 AND id = $2 AND context_ref = $3 FOR UPDATE`, tenant, *runID, contextRef)
+	if pg.IsNoRows(err) || (err == nil && run.Status != StatusQueued && run.Status != StatusRunning) {
+		return Run{}, errRunDone
+	}
+	return run, pg.MapError(err)
+}
+
+// releaseRun lets go of owner's lease, so that the run's next worker
+// takes it over at once (a command stopped by its operator).
+func (s *Service) releaseRun(ctx context.Context, tenant uuid.UUID, run Run, owner string) {
+	ctx = context.WithoutCancel(ctx)
+	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE roster_syncs SET lease_owner = NULL WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3`,
+			tenant, run.ID, owner)
+		return err
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "release roster sync", "run", run.ID, "err", err)
+	}
 }
 
 // progress is what applying one page adds to its run.

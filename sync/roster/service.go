@@ -28,6 +28,11 @@ const DefaultInterval = 6 * time.Hour
 // at 50).
 const PageLimit = 100
 
+// maxPageBytes is the largest membership page the hub reads: about
+// 10,000 members as platforms send them (a page of PageLimit is tens of
+// kilobytes).
+const maxPageBytes = 4 << 20
+
 // Service runs roster syncs and answers for them.
 type Service struct {
 	db     *sqlx.DB // the hub's pool: pages are applied here
@@ -66,7 +71,7 @@ var DefaultRetry = RetryPolicy{Attempts: 6, ThrottledAttempts: 30, BaseDelay: 50
 // New makes the service. db is the hub's pool, jobsDB the job engine's
 // (jobs.Open); Jobs must be set before runs are requested.
 func New(db, jobsDB *sqlx.DB, tokens *servicetoken.Source, client *http.Client, chain *audit.Keyring, m *Metrics, log *slog.Logger) *Service {
-	return &Service{db: db, jobsDB: jobsDB, tokens: tokens, nrps: &nrps.Client{HTTP: client}, chain: chain, m: m, log: log, Now: time.Now,
+	return &Service{db: db, jobsDB: jobsDB, tokens: tokens, nrps: &nrps.Client{HTTP: client, MaxPageBytes: maxPageBytes}, chain: chain, m: m, log: log, Now: time.Now,
 		PageTimeout: 30 * time.Second, Retry: DefaultRetry, launches: make(chan launched, 256)}
 }
 

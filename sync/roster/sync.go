@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/lti/nrps"
@@ -22,6 +23,7 @@ const (
 	CodeNotAllowed     = "destination_refused"  // the hub's outbound guard refused the platform's address
 	CodeUnavailable    = "platform_unavailable" // 5xx, throttling, timeouts beyond the retry policy
 	CodeMalformedPage  = "malformed_page"       // a page that is not a membership container
+	CodeInternal       = "internal"             // the hub's own fault, still there on the job's last try
 	fallbackToFullSync = "differences link refused; full sync instead"
 )
 
@@ -40,10 +42,11 @@ func (s *snooze) Error() string { return fmt.Sprintf("roster: continue in %s", s
 // Progress, when set, hears of each page applied.
 type Progress func(Run)
 
-// sync runs contextRef's active run (creating one with trigger when none
-// is queued) as owner until it ends, the job's time (deadline) nears, or
-// ctx ends. It returns the run as last recorded.
-func (s *Service) sync(ctx context.Context, tenant, contextRef uuid.UUID, trigger, owner string, deadline time.Time, onPage Progress) (Run, error) {
+// sync runs a run of contextRef (runID's, or the active one, created with
+// trigger when none is queued) as owner until it ends, the job's time
+// (deadline) nears, or ctx ends. It returns the run as last recorded.
+func (s *Service) sync(ctx context.Context, tenant, contextRef uuid.UUID, runID *uuid.UUID, trigger, owner string, deadline time.Time,
+	onPage Progress) (Run, error) {
 	var c course
 	var run Run
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
@@ -51,7 +54,7 @@ func (s *Service) sync(ctx context.Context, tenant, contextRef uuid.UUID, trigge
 		if c, err = loadCourse(ctx, tx, tenant, contextRef); err != nil {
 			return err
 		}
-		run, err = claimRun(ctx, tx, tenant, contextRef, trigger, owner, s.Now())
+		run, err = claimRun(ctx, tx, tenant, contextRef, runID, trigger, owner, s.Now())
 		return err
 	})
 	if err != nil {
@@ -150,6 +153,10 @@ func (d *differencesRefused) Error() string {
 // fewer transactions, a slower one is applied page by page.
 const maxBatch = 8
 
+// maxBatchMembers ends a batch early: a transaction's statements stay
+// small whatever the platform's page size.
+const maxBatchMembers = 500
+
 // pull fetches pages from first on, applying them as they come.
 func (st *state) pull(ctx context.Context, first string) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -159,7 +166,8 @@ func (st *state) pull(ctx context.Context, first string) error {
 		for range pages { // the fetcher has stopped when it closes them
 		}
 	}()
-	go st.s.fetchAll(ctx, st.c, first, st.run.Mode == ModeDifferences && st.run.Pages == 0, st.deadline, pages)
+	budget := semaphore.NewWeighted(bufferedMembers)
+	go st.s.fetchAll(ctx, st.c, first, st.run.Mode == ModeDifferences && st.run.Pages == 0, st.deadline, budget, pages)
 	for f := range pages {
 		if st.run.Pages >= MaxPages {
 			return &failure{CodeMalformedPage, fmt.Sprintf("the listing goes past %d pages", MaxPages)}
@@ -168,6 +176,9 @@ func (st *state) pull(ctx context.Context, first string) error {
 		if len(batch) > 0 {
 			if err := st.apply(ctx, batch); err != nil {
 				return err
+			}
+			for _, f := range batch {
+				budget.Release(f.weight)
 			}
 		}
 		if ferr != nil {
@@ -178,15 +189,17 @@ func (st *state) pull(ctx context.Context, first string) error {
 }
 
 // ready is f and the pages after it the fetcher has ready, up to
-// maxBatch, and the error that ends them if one came.
+// maxBatch pages or maxBatchMembers members, and the error that ends them
+// if one came.
 func ready(f fetched, pages <-chan fetched) ([]fetched, error) {
 	var batch []fetched
+	members := 0
 	for {
 		if f.err != nil {
 			return batch, f.err
 		}
 		batch = append(batch, f)
-		if len(batch) == maxBatch {
+		if members += len(f.page.Members); len(batch) == maxBatch || members >= maxBatchMembers {
 			return batch, nil
 		}
 		select {

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/sync/jobs"
 )
@@ -56,14 +57,23 @@ func (s *Service) Worker() *Worker { return &Worker{s: s} }
 func (w *Worker) Work(ctx context.Context, job *river.Job[SyncArgs]) error {
 	deadline, _ := ctx.Deadline()
 	owner := fmt.Sprintf("job:%d", job.ID)
-	_, err := w.s.sync(ctx, job.Args.TenantID, job.Args.ContextRef, job.Args.Trigger, owner, deadline, nil)
+	var runID *uuid.UUID
+	if job.Args.RunID != uuid.Nil {
+		runID = &job.Args.RunID
+	}
+	run, err := w.s.sync(ctx, job.Args.TenantID, job.Args.ContextRef, runID, job.Args.Trigger, owner, deadline, nil)
 	var f *failure
 	var sn *snooze
 	switch {
-	case err == nil, errors.Is(err, errJoined), errors.Is(err, errLeaseLost), errors.As(err, &f):
+	case err == nil, errors.Is(err, errRunDone), errors.Is(err, errLeaseLost), errors.As(err, &f), apperr.Is(err, apperr.NotFound):
 		return nil
+	case errors.Is(err, errJoined): // another worker has it: look again when its lease would have run out
+		return river.JobSnooze(leaseTTL)
 	case errors.As(err, &sn):
 		return river.JobSnooze(sn.after)
+	case job.Attempt >= job.MaxAttempts && run.ID != uuid.Nil:
+		// The job's last try: the run is not left running with no one behind it.
+		return w.s.fail(ctx, course{TenantID: job.Args.TenantID, Ref: job.Args.ContextRef}, run, owner, &failure{CodeInternal, err.Error()})
 	}
 	return err
 }

@@ -152,7 +152,7 @@ func TestTwoReplicasNeverSyncOneCourseAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.sync(ctx, r.tenant, r.course, TriggerRequest, fmt.Sprintf("job:%d", i), time.Time{}, nil)
+			_, err := s.sync(ctx, r.tenant, r.course, nil, TriggerRequest, fmt.Sprintf("job:%d", i), time.Time{}, nil)
 			if err != nil && !errors.Is(err, errJoined) {
 				t.Error(err)
 			}
