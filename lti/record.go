@@ -370,6 +370,8 @@ func (t *Tool) upsertContext(ctx context.Context, tx *sqlx.Tx, l *Launch, stored
 			types = excluded.types, nrps_url = excluded.nrps_url, nrps_versions = excluded.nrps_versions,
 			ags_lineitems = excluded.ags_lineitems, ags_scopes = excluded.ags_scopes, updated_at = excluded.updated_at,
 			roster_gone_at = NULL,
+			roster_differences_url = CASE WHEN contexts.nrps_url IS NOT DISTINCT FROM excluded.nrps_url
+				THEN contexts.roster_differences_url END,
 			roster_next_sync_at = CASE WHEN contexts.roster_gone_at IS NULL THEN contexts.roster_next_sync_at
 				ELSE excluded.roster_next_sync_at END
 			WHERE contexts.tenant_id = excluded.tenant_id

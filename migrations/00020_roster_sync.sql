@@ -30,6 +30,9 @@ ALTER TABLE contexts
   ADD COLUMN roster_gone_at         timestamptz;
 CREATE INDEX contexts_roster_due ON contexts (roster_next_sync_at)
   WHERE nrps_url IS NOT NULL AND roster_gone_at IS NULL;
+-- Courses launched before roster sync existed: synced on the schedule,
+-- spread over its first six hours.
+UPDATE contexts SET roster_next_sync_at = now() + random() * interval '6 hours' WHERE nrps_url IS NOT NULL;
 
 -- A tenant's sync schedule; no row is the default (every 6 hours). A
 -- schedule turned off keeps its interval for when it is turned on again.

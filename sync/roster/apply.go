@@ -106,7 +106,9 @@ type change struct {
 // the platform identity first (its unique key settles a race with the
 // member's first launch, whose user it then takes), the user, and the
 // membership, and counts the page's added and changed members in the run
-// if its owner still holds it. Neither the user nor the membership is
+// if its owner still holds it. A field the page leaves out (a platform
+// that shares names only with some courses, a differences entry with ids
+// only) keeps its stored value, as a launch's absent claim does. Neither the user nor the membership is
 // overwritten when a launch newer than the page ($7) wrote them.
 const writePage = `WITH input AS (
 		SELECT * FROM unnest($4::text[], $5::uuid[], $6::text[], $8::text[], $9::text[], $10::text[], $11::text[],
@@ -118,8 +120,9 @@ const writePage = `WITH input AS (
 			lti11_legacy_user_id, synced_at)
 		SELECT $1, $2, subject, user_id, string_to_array(institution, E'\n'), nullif(picture, ''), nullif(sourced, ''),
 			nullif(legacy, ''), $19 FROM input WHERE write_user
-		ON CONFLICT (tenant_id, issuer, subject) DO UPDATE SET picture = excluded.picture,
-			lis_person_sourcedid = excluded.lis_person_sourcedid, lti11_legacy_user_id = excluded.lti11_legacy_user_id,
+		ON CONFLICT (tenant_id, issuer, subject) DO UPDATE SET picture = coalesce(excluded.picture, lti_identities.picture),
+			lis_person_sourcedid = coalesce(excluded.lis_person_sourcedid, lti_identities.lis_person_sourcedid),
+			lti11_legacy_user_id = coalesce(excluded.lti11_legacy_user_id, lti_identities.lti11_legacy_user_id),
 			institution_roles = CASE WHEN lti_identities.last_launch_at IS NULL THEN excluded.institution_roles
 				ELSE lti_identities.institution_roles END,
 			synced_at = excluded.synced_at
@@ -129,8 +132,9 @@ const writePage = `WITH input AS (
 		INSERT INTO users (id, tenant_id, name, given_name, family_name, email, created_at, updated_at)
 		SELECT i.user_id, $1, nullif(x.name, ''), nullif(x.given_name, ''), nullif(x.family_name, ''), nullif(x.email, ''), $19, $19
 		FROM identities i JOIN input x USING (subject)
-		ON CONFLICT (id) DO UPDATE SET name = excluded.name, given_name = excluded.given_name,
-			family_name = excluded.family_name, email = excluded.email, updated_at = excluded.updated_at
+		ON CONFLICT (id) DO UPDATE SET name = coalesce(excluded.name, users.name),
+			given_name = coalesce(excluded.given_name, users.given_name), family_name = coalesce(excluded.family_name, users.family_name),
+			email = coalesce(excluded.email, users.email), updated_at = excluded.updated_at
 			WHERE users.tenant_id = excluded.tenant_id
 		RETURNING id),
 	who AS (
@@ -231,6 +235,9 @@ func compare(m nrps.Member, s *stored, fetched time.Time) (ch change, added, cha
 	ch = change{subject: m.UserID, name: m.Name, given: m.GivenName, family: m.FamilyName, email: m.Email, picture: m.Picture,
 		sourced: m.LISPersonSourcedID, legacy: m.LTI11LegacyUserID, roles: joinRoles(context), institution: joinRoles(institution),
 		status: memberStatus(m.Status), userID: uuid.New()}
+	if s == nil && ch.status == "deleted" {
+		return change{}, false, false // gone before the hub knew them: nothing to keep
+	}
 	if s == nil {
 		ch.writeUser, ch.writeMember = true, true
 		return ch, true, false
@@ -240,6 +247,7 @@ func compare(m nrps.Member, s *stored, fetched time.Time) (ch change, added, cha
 	ch.writeUser = !launchedSince && userDiffers(ch, s)
 	memberLaunchedSince := s.Launched != nil && s.Launched.After(fetched)
 	switch {
+	case !s.Member && ch.status == "deleted": // never in this course as far as the hub knows
 	case !s.Member:
 		ch.writeMember, added = true, true
 	case memberLaunchedSince:
@@ -268,11 +276,10 @@ func userVisiblyDiffers(ch change, s *stored) bool {
 	return !eq(s.Name, ch.name) || !eq(s.GivenName, ch.given) || !eq(s.FamilyName, ch.family) || !eq(s.Email, ch.email)
 }
 
+// eq reports whether a stored value stays as it is: the page sent the
+// same, or nothing (an absent field keeps the stored value).
 func eq(stored *string, sent string) bool {
-	if stored == nil {
-		return sent == ""
-	}
-	return *stored == sent
+	return sent == "" || (stored != nil && *stored == sent)
 }
 
 // memberStatus maps NRPS's status (§2.3.1) to the hub's.

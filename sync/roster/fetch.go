@@ -81,6 +81,12 @@ func (s *Service) fetchAll(ctx context.Context, c course, first string, differen
 		} else {
 			seen[h] = true
 		}
+		if !sameOrigin(url, *c.MembershipsURL) && differences {
+			// The saved differences link names a host the course's endpoint
+			// no longer does: a full sync instead.
+			send(ctx, out, fetched{err: &differencesRefused{status: 0}})
+			return
+		}
 		if !sameOrigin(url, *c.MembershipsURL) {
 			// The bearer token goes with every page: never to a host the
 			// course's own endpoint does not name.

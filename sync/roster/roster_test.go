@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -479,4 +480,65 @@ func bigPage(n int) []byte {
 	}
 	b.WriteString(`]}`)
 	return []byte(b.String())
+}
+
+// pageServer serves one membership container, whatever is asked.
+func (r *rig) pageServer(t *testing.T, course uuid.UUID, body string) {
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", nrps.MediaType)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(platform.Close)
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE contexts SET nrps_url = $2, roster_differences_url = NULL WHERE id = $1`, course, platform.URL+"/nrps")
+		return err
+	})
+}
+
+// A course whose platform shares no names (Moodle can, per course) does
+// not erase the names another course's roster brought.
+func TestAPageWithoutNamesKeepsThem(t *testing.T) {
+	r := newRig(t, 10)
+	r.syncNow()
+	who := r.p.Roster("course-1").Member(3)
+	first := r.course
+	r.course = r.addCourse("course-2")
+	r.pageServer(t, r.course, `{"id": "x", "members": [{"user_id": "`+who.UserID+`", "roles": ["Learner"]}]}`)
+	if run := r.syncNow(); run.Status != StatusSucceeded || run.Added != 1 || run.Changed != 0 {
+		t.Fatalf("course-2 run %+v", run)
+	}
+	r.course = first
+	got := r.members()[who.UserID]
+	if got.Name != who.Name || got.Email != who.Email {
+		t.Fatalf("after a roster without names: %+v, want %s <%s>", got, who.Name, who.Email)
+	}
+	if run := r.syncNow(); run.Changed != 0 {
+		t.Fatalf("course-1 re-synced with %d changes: the two rosters fight", run.Changed)
+	}
+}
+
+// A member listed as Deleted whom the course never had is not added.
+func TestADeletedStrangerIsNotAdded(t *testing.T) {
+	r := newRig(t, 0)
+	r.pageServer(t, r.course, `{"id": "x", "members": [{"user_id": "ghost", "name": "G", "status": "Deleted"},
+		{"user_id": "here", "roles": ["Learner"]}]}`)
+	run := r.syncNow()
+	ms := r.members()
+	if run.Status != StatusSucceeded || run.Added != 1 || len(ms) != 1 || ms["here"].Status != "active" {
+		t.Fatalf("run %+v, members %v", run, ms)
+	}
+}
+
+// A course whose endpoint moved to another host: the differences link the
+// last sync saved names the old one, so the next sync is a full one.
+func TestADifferencesLinkOnAnOldHostFallsBackToAFullSync(t *testing.T) {
+	r := newRig(t, 40)
+	r.syncNow()
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE contexts SET nrps_url = replace(nrps_url, '127.0.0.1', 'localhost') WHERE id = $1`, r.course)
+		return err
+	})
+	if run := r.syncNow(); run.Status != StatusSucceeded || run.Mode != ModeFull || run.Members != 40 {
+		t.Fatalf("run %+v", run)
+	}
 }

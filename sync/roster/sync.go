@@ -140,10 +140,14 @@ func (st *state) setMode(ctx context.Context, mode, first string) error {
 }
 
 // differencesRefused: the platform would not answer the last sync's
-// differences link (expired, unknown); a full sync follows.
+// differences link (expired, unknown), or the link names a host the
+// course's endpoint no longer does (status 0); a full sync follows.
 type differencesRefused struct{ status int }
 
 func (d *differencesRefused) Error() string {
+	if d.status == 0 {
+		return "roster: the differences link names another origin than the course's endpoint"
+	}
 	return fmt.Sprintf("roster: differences link refused with %d", d.status)
 }
 
