@@ -77,6 +77,14 @@ func (s *Server) routes() {
 	v1.GET("/tenants/:tenant/roster-schedule", s.getRosterSchedule)
 	v1.PUT("/tenants/:tenant/roster-schedule", s.setRosterSchedule)
 
+	// Data-sharing agreements, versioned.
+	v1.POST("/tenants/:tenant/agreements", s.createAgreement)
+	v1.GET("/tenants/:tenant/agreements", s.listAgreements)
+	v1.GET("/tenants/:tenant/agreements/:agreement", s.getAgreement)
+	v1.PUT("/tenants/:tenant/agreements/:agreement", s.updateAgreement)
+	v1.POST("/tenants/:tenant/agreements/:agreement/activate", s.activateAgreement)
+	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
+
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
 	v1.GET("/activities/:activity", s.getActivity)

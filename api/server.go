@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/agreements"
 	"github.com/klasterina/hub/tenants/audit"
 )
 
@@ -38,6 +39,7 @@ type Deps struct {
 	LTI        *lti.Tool
 	LTIRegs    *lti.Registrations
 	Roster     *roster.Service
+	Agreements *agreements.Store
 	JobsDB     *sqlx.DB     // the job engine's pool (text parameters)
 	Jobs       *jobs.Client // River: serve starts it
 	AdminToken string
@@ -61,6 +63,7 @@ type Server struct {
 	registrations *lti.Registrations
 	catalog       *lti.Catalog
 	roster        *roster.Service
+	agreements    *agreements.Store
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -73,7 +76,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
