@@ -24,12 +24,12 @@ type agreement struct {
 // terms are valid agreement terms, changed by the overrides given.
 func terms(overrides map[string]any) map[string]any {
 	t := map[string]any{
-		"effective_from": "2026-01-01T00:00:00Z",
-		"purposes":       []map[string]any{{"code": "training_records", "description": "Completion of mandatory courses"}},
-		"categories":     []string{"completion"},
-		"fields":         []string{"external_id"},
-		"destinations":   []map[string]any{{"kind": "lms"}},
-		"consent":        "not_required",
+		"effective_from":            "2026-01-01T00:00:00Z",
+		"purposes":                  []map[string]any{{"code": "training_records", "description": "Completion of mandatory courses"}},
+		"categories":                []string{"completion"},
+		"fields":                    []string{"external_id"},
+		"destinations":              []map[string]any{{"kind": "lms"}},
+		"consent":                   "not_required",
 		"disclosure_retention_days": 365, "copy_retention_days": 90, "on_end": "delete",
 	}
 	maps.Copy(t, overrides)
