@@ -84,6 +84,8 @@ func (s *Server) routes() {
 	v1.PUT("/tenants/:tenant/agreements/:agreement", s.updateAgreement)
 	v1.POST("/tenants/:tenant/agreements/:agreement/activate", s.activateAgreement)
 	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
+	v1.GET("/tenants/:tenant/learners/:user/consent", s.getConsent)
+	v1.PUT("/tenants/:tenant/learners/:user/consent", s.setConsent)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
