@@ -60,7 +60,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.LTI.Catalog, d.LTI.Signer, d.LTI.Client = lti.NewCatalog(db, chain, log), d.Keys, client
 	d.LTI.Leeway = cfg.LTILeeway
 	d.Catalog = d.LTI.Catalog
-	d.Agreements = agreements.NewStore(db, chain, log)
+	d.Agreements, d.Sealer = agreements.NewStore(db, chain, log), sealer
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

@@ -15,6 +15,7 @@ func (s *Server) routes() {
 	// Browser-facing LTI endpoints: the platform's login initiation and
 	// form post, inside the LMS's iframe.
 	browser := web.New(s.lti, s.log)
+	browser.Consents, browser.Sealer = s.agreements, s.sealer
 	e.GET("/lti/login", browser.HandleLogin)
 	e.POST("/lti/login", browser.HandleLogin)
 	e.GET("/lti/login/:registration", browser.HandleLogin)
@@ -23,6 +24,7 @@ func (s *Server) routes() {
 	e.POST("/lti/window", browser.HandleWindow)
 	e.POST("/lti/launch", browser.HandleLaunch)
 	e.POST("/lti/deep-link", browser.HandleDeepLink)
+	e.POST("/lti/consent", browser.HandleConsent)
 	// The same addresses, and the hub's root, opened in a browser: a page
 	// saying what each is for.
 	e.GET("/", browser.HandleHome)

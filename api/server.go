@@ -16,6 +16,7 @@ import (
 
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/roster"
@@ -40,8 +41,9 @@ type Deps struct {
 	LTIRegs    *lti.Registrations
 	Roster     *roster.Service
 	Agreements *agreements.Store
-	JobsDB     *sqlx.DB     // the job engine's pool (text parameters)
-	Jobs       *jobs.Client // River: serve starts it
+	Sealer     *secrets.Sealer // seals what the hub keeps or hands out encrypted
+	JobsDB     *sqlx.DB        // the job engine's pool (text parameters)
+	Jobs       *jobs.Client    // River: serve starts it
 	AdminToken string
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client; none: the peer address does.
@@ -64,6 +66,7 @@ type Server struct {
 	catalog       *lti.Catalog
 	roster        *roster.Service
 	agreements    *agreements.Store
+	sealer        *secrets.Sealer
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -76,7 +79,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

@@ -22,5 +22,12 @@ ALTER TABLE consents FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON consents USING (tenant_id = hub_tenant_id() OR hub_cross_tenant())
   WITH CHECK (tenant_id = hub_tenant_id() OR hub_cross_tenant());
 
+-- A learner answering the hub's consent page acts for themselves: the
+-- audit log names them (by hub user id) as the actor.
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_actor_type_check,
+  ADD CONSTRAINT audit_log_actor_type_check CHECK (actor_type IN ('operator', 'api_key', 'system', 'anonymous', 'learner'));
+
 -- +goose Down
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_actor_type_check,
+  ADD CONSTRAINT audit_log_actor_type_check CHECK (actor_type IN ('operator', 'api_key', 'system', 'anonymous'));
 DROP TABLE consents;

@@ -50,13 +50,26 @@ func (h *Handlers) unbound(c echo.Context, in lti.LaunchRequest) error {
 }
 
 // handOff posts the signed handoff token to the learning app, or shows the
-// hub's landing page when there is none.
+// hub's landing page when there is none; first, when the tenant's
+// agreement asks for it, the consent page.
 func (h *Handlers) handOff(c echo.Context, l *lti.Launch, rec lti.Recorded) error {
 	sub := l.Subject(rec)
+	asked, err := h.askConsent(c, l.Registration.TenantID, l.TenantName(), sub)
+	if err != nil {
+		return h.refuse(c, "launch", err)
+	}
+	if asked {
+		return nil
+	}
+	return h.continueTo(c, l.TenantName(), sub)
+}
+
+// continueTo hands sub off to the learning app, or shows the landing page.
+func (h *Handlers) continueTo(c echo.Context, tenantName string, sub handoff.Subject) error {
 	if h.tool.Handoff == nil {
 		return h.page(c, http.StatusOK, "landing", map[string]any{
-			"Name": l.Claims.Name, "Tenant": l.TenantName(), "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
-			"Roles": lti.RoleLabels(l.Roles), "UserID": sub.UserID,
+			"Name": sub.Name, "Tenant": tenantName, "Course": refTitle(sub.Context), "Activity": refTitle(sub.Activity),
+			"Roles": lti.RoleLabels(sub.Roles), "UserID": sub.UserID,
 		})
 	}
 	token, err := h.tool.Handoff.Sign(c.Request().Context(), sub)

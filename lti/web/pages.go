@@ -36,6 +36,25 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <p>No learning app is configured (<code>HUB_APP_URL</code>), so the hub shows this page instead of handing you over.</p>
 </body></html>{{end}}
 
+{{define "consent"}}{{with .Page}}{{template "head" .Text.title}}
+<h1>{{.Text.title}}</h1>
+<p>{{.Intro}}</p>
+<h2>{{.Text.what}}</h2>
+<ul>{{range .What}}<li>{{.}}</li>{{end}}</ul>
+<p>{{.Fields}}</p>
+<h2>{{.Text.with}}</h2>
+<ul>{{range .With}}<li>{{.}}</li>{{end}}</ul>
+{{if .Why}}<h2>{{.Text.why}}</h2><ul>{{range .Why}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<h2>{{.Text.how_long}}</h2>
+<p>{{.HowLong}}</p>
+<p>{{.Text.withdraw}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="continue" value="{{.Page.Continue}}">
+<button name="answer" value="allow">{{.Page.Text.allow}}</button>
+<button name="answer" value="deny">{{.Page.Text.deny}}</button>
+</form>
+</body></html>{{end}}
+
 {{define "handoff"}}{{template "head" "Continuing…"}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="hub_token" value="{{.Token}}">

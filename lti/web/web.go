@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/lti"
 )
@@ -17,6 +18,10 @@ import (
 type Handlers struct {
 	tool *lti.Tool
 	log  *slog.Logger
+	// Consents and Sealer, when set, show the consent page a tenant's
+	// opt-in agreement asks for before the handoff.
+	Consents Consents
+	Sealer   *secrets.Sealer
 }
 
 // New returns the handlers of tool's endpoints; refusals are logged to log.

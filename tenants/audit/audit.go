@@ -21,6 +21,7 @@ const (
 	ActorAPIKey    ActorType = "api_key"   // a tenant API key, ID = key id
 	ActorSystem    ActorType = "system"    // the hub itself (seeding, workers)
 	ActorAnonymous ActorType = "anonymous" // an unauthenticated caller
+	ActorLearner   ActorType = "learner"   // a learner on one of the hub's pages, ID = their hub user id
 )
 
 // Actor is who caused an event, and in which request.
