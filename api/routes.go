@@ -84,6 +84,8 @@ func (s *Server) routes() {
 	v1.PUT("/tenants/:tenant/agreements/:agreement", s.updateAgreement)
 	v1.POST("/tenants/:tenant/agreements/:agreement/activate", s.activateAgreement)
 	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
+	// The record of disclosures: every decision on an outbound record.
+	v1.GET("/tenants/:tenant/disclosures", s.listDisclosures)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
