@@ -88,6 +88,8 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
 	v1.GET("/tenants/:tenant/learners/:user/consent", s.getConsent)
 	v1.PUT("/tenants/:tenant/learners/:user/consent", s.setConsent)
+	// The record of disclosures: every decision on an outbound record.
+	v1.GET("/tenants/:tenant/disclosures", s.listDisclosures)
 
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)

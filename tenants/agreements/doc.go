@@ -18,4 +18,11 @@
 // consent as read when the record is sent, the record, the destination
 // and the time. It shares, shares with fields removed, or withholds with
 // a reason code.
+//
+// Every decision is kept in the record of disclosures (RecordDecision), in
+// the transaction that sends or cancels the record it is about: who it was
+// about, where it went or would have gone, which fields went and which
+// were removed, under which agreement version, and why. Tenant admins list
+// it and export it as CSV; it outlives the learner's erasure without
+// naming them.
 package agreements

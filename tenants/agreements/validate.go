@@ -52,20 +52,25 @@ func (t Terms) checkDestinations(v *apperr.Validator) {
 	seen := map[string]bool{}
 	for i, d := range t.Destinations {
 		field := fmt.Sprintf("destinations[%d]", i)
+		d.check(v, field)
 		key := string(d.Kind)
-		switch d.Kind {
-		case DestinationLMS:
-			v.Check(d.ID == nil, field+".id", "the tenant's LMS gradebooks take no id")
-		case DestinationWebhook, DestinationXAPI:
-			v.Check(d.ID != nil, field+".id", "a webhook or xapi destination is named by its id")
-		default:
-			v.Check(false, field+".kind", "must be lms, webhook or xapi")
-		}
 		if d.ID != nil {
 			key += ":" + d.ID.String()
 		}
 		v.Check(!seen[key], field, "is listed twice")
 		seen[key] = true
+	}
+}
+
+// check checks that d is the LMS (no id) or a named destination (its id).
+func (d Destination) check(v *apperr.Validator, field string) {
+	switch d.Kind {
+	case DestinationLMS:
+		v.Check(d.ID == nil, field+".id", "the tenant's LMS gradebooks take no id")
+	case DestinationWebhook, DestinationXAPI:
+		v.Check(d.ID != nil, field+".id", "a webhook or xapi destination is named by its id")
+	default:
+		v.Check(false, field+".kind", "must be lms, webhook or xapi")
 	}
 }
 
