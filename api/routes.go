@@ -85,6 +85,11 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/agreements/:agreement/activate", s.activateAgreement)
 	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
 
+	// Learners' rights: export, correction, erasure.
+	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)
+	v1.PATCH("/tenants/:tenant/learners/:user", s.correctLearner)
+	v1.DELETE("/tenants/:tenant/learners/:user", s.eraseLearner)
+
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
 	v1.GET("/activities/:activity", s.getActivity)

@@ -40,6 +40,7 @@ type Deps struct {
 	LTIRegs    *lti.Registrations
 	Roster     *roster.Service
 	Agreements *agreements.Store
+	Learners   *agreements.Learners
 	JobsDB     *sqlx.DB     // the job engine's pool (text parameters)
 	Jobs       *jobs.Client // River: serve starts it
 	AdminToken string
@@ -64,6 +65,7 @@ type Server struct {
 	catalog       *lti.Catalog
 	roster        *roster.Service
 	agreements    *agreements.Store
+	learners      *agreements.Learners
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -76,7 +78,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
