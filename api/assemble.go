@@ -61,6 +61,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.LTI.Leeway = cfg.LTILeeway
 	d.Catalog = d.LTI.Catalog
 	d.Agreements, d.Sealer = agreements.NewStore(db, chain, log), sealer
+	d.Learners = agreements.NewLearners(db, chain)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

@@ -94,7 +94,7 @@ func disclosureFilter(c echo.Context) (agreements.DisclosureFilter, error) {
 	if err != nil {
 		return agreements.DisclosureFilter{}, err
 	}
-	f := agreements.DisclosureFilter{Decision: c.QueryParam("decision"), Page: page}
+	f := agreements.DisclosureFilter{Decision: agreements.Outcome(c.QueryParam("decision")), Page: page}
 	var v apperr.Validator
 	if raw := c.QueryParam("learner"); raw != "" {
 		id, err := uuid.Parse(raw)
@@ -106,7 +106,7 @@ func disclosureFilter(c echo.Context) (agreements.DisclosureFilter, error) {
 		v.Check(ok, "destination", "must be lms, webhook, xapi, webhook:<id> or xapi:<id>")
 		f.Destination = &d
 	}
-	v.Check(f.Decision == "" || slices.Contains(agreements.DisclosureDecisions, f.Decision), "decision",
+	v.Check(f.Decision == "" || slices.Contains(agreements.Outcomes, f.Decision), "decision",
 		"must be share, share_minimized or withhold")
 	f.Since = timeParam(c, &v, "since")
 	f.Until = timeParam(c, &v, "until")

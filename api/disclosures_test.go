@@ -68,7 +68,7 @@ func (h *hub) recordDecisions(tenant uuid.UUID, learners []uuid.UUID, ds []agree
 	return out
 }
 
-func decision(learner uuid.UUID, dest agreements.Destination, verdict string, at time.Time) agreements.Disclosure {
+func decision(learner uuid.UUID, dest agreements.Destination, verdict agreements.Outcome, at time.Time) agreements.Disclosure {
 	d := agreements.Disclosure{Learner: &learner, Destination: dest, Category: agreements.CategoryCompletion,
 		Fields: []agreements.Field{agreements.FieldName, agreements.FieldExternalID}, Decision: verdict, RecordType: "result", DecidedAt: at}
 	switch verdict {
@@ -284,9 +284,9 @@ func TestDisclosuresExportEveryRowAsCSV(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	var ds []agreements.Disclosure
 	for i := range 1205 {
-		learner, verdict, dest := ada, "share", agreements.Destination{Kind: agreements.DestinationLMS}
+		learner, verdict, dest := ada, agreements.OutcomeShare, agreements.Destination{Kind: agreements.DestinationLMS}
 		if i%3 == 0 {
-			learner, verdict, dest = bob, "withhold", agreements.Destination{Kind: agreements.DestinationWebhook, ID: &hook}
+			learner, verdict, dest = bob, agreements.OutcomeWithhold, agreements.Destination{Kind: agreements.DestinationWebhook, ID: &hook}
 		}
 		ds = append(ds, decision(learner, dest, verdict, t0.Add(time.Duration(i/7)*time.Minute))) // seven of each time
 	}

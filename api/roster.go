@@ -10,6 +10,7 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
 )
 
 // listCourses lists the tenant's courses (LTI contexts) with their
@@ -65,6 +66,12 @@ func (s *Server) listMembers(c echo.Context) error {
 	}
 	list, next, err := s.roster.Members(c.Request().Context(), t.ID, id, f)
 	if err != nil {
+		return err
+	}
+	// The listing holds names and emails: who read it is recorded, once
+	// per request, before it is sent.
+	read := audit.Event{Action: "course.members_read", TargetType: "lti_context", TargetID: id.String()}
+	if err := s.audit.Record(c.Request().Context(), &t.ID, actor(c), read); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, newList(list, next))

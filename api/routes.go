@@ -91,6 +91,11 @@ func (s *Server) routes() {
 	// The record of disclosures: every decision on an outbound record.
 	v1.GET("/tenants/:tenant/disclosures", s.listDisclosures)
 
+	// Learners' rights: export, correction, erasure.
+	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)
+	v1.PATCH("/tenants/:tenant/learners/:user", s.correctLearner)
+	v1.DELETE("/tenants/:tenant/learners/:user", s.eraseLearner)
+
 	v1.POST("/activities", s.createActivity)
 	v1.GET("/activities", s.listActivities)
 	v1.GET("/activities/:activity", s.getActivity)

@@ -41,6 +41,7 @@ type Deps struct {
 	LTIRegs    *lti.Registrations
 	Roster     *roster.Service
 	Agreements *agreements.Store
+	Learners   *agreements.Learners
 	Sealer     *secrets.Sealer // seals what the hub keeps or hands out encrypted
 	JobsDB     *sqlx.DB        // the job engine's pool (text parameters)
 	Jobs       *jobs.Client    // River: serve starts it
@@ -66,6 +67,7 @@ type Server struct {
 	catalog       *lti.Catalog
 	roster        *roster.Service
 	agreements    *agreements.Store
+	learners      *agreements.Learners
 	sealer        *secrets.Sealer
 	adminToken    []byte
 	log           *slog.Logger
@@ -79,7 +81,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

@@ -58,7 +58,7 @@ const maxHistory = 100
 // or a session. NotFound for a learner the tenant does not have (or who
 // was erased).
 func ConsentOf(ctx context.Context, tx *sqlx.Tx, tenant, user uuid.UUID) (LearnerConsent, error) {
-	if err := requireLearner(ctx, tx, tenant, user); err != nil {
+	if err := lockLearner(ctx, tx, tenant, user, "FOR SHARE"); err != nil {
 		return LearnerConsent{}, err
 	}
 	var lc LearnerConsent
@@ -75,14 +75,8 @@ func ConsentOf(ctx context.Context, tx *sqlx.Tx, tenant, user uuid.UUID) (Learne
 		return lc, err
 	}
 	lc.Agreement = &AgreementRef{ID: active.ID, Version: active.Version, Consent: active.Consent}
-	if lc.State.Answer == ConsentGranted && lc.State.Version != active.Version {
-		carried, err := carriesOver(ctx, tx, tenant, lc.State.Version, active)
-		if err != nil {
-			return lc, err
-		}
-		if carried {
-			lc.State.Version = active.Version // the new version asks for nothing more
-		}
+	if lc.State, err = carry(ctx, tx, tenant, lc.State, active); err != nil {
+		return lc, err
 	}
 	lc.MustAsk = active.Consent == ConsentOptIn && mustAsk(lc.State, active.Version)
 	return lc, nil
@@ -171,10 +165,7 @@ func (s *Store) SetConsent(ctx context.Context, by audit.Actor, tenant, user uui
 	}
 	var lc LearnerConsent
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, user); err != nil {
-			return err
-		}
-		if err := requireLearner(ctx, tx, tenant, user); err != nil {
+		if err := lockLearner(ctx, tx, tenant, user, "FOR UPDATE"); err != nil {
 			return err
 		}
 		active, err := activeIn(ctx, tx, tenant)
@@ -211,16 +202,4 @@ func activeIn(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID) (*Agreement, e
 	}
 	a, err := r.agreement()
 	return &a, err
-}
-
-// requireLearner answers NotFound for a user the tenant does not have.
-func requireLearner(ctx context.Context, tx *sqlx.Tx, tenant, user uuid.UUID) error {
-	var exists bool
-	if err := tx.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2)`, tenant, user); err != nil {
-		return pg.MapError(err)
-	}
-	if !exists {
-		return apperr.New(apperr.NotFound, "no such learner")
-	}
-	return nil
 }

@@ -37,24 +37,17 @@ type Disclosure struct {
 	// The agreement decided under; both nil when the tenant had none.
 	AgreementID      *uuid.UUID `json:"agreement_id"`
 	AgreementVersion *int       `json:"agreement_version"`
-	// Decision is share, share_minimized or withhold; Reason its code
-	// (required to withhold).
-	Decision   string     `json:"decision"`
-	Reason     string     `json:"reason"`
+	// Decision is the policy's outcome; Reason its code (required to
+	// withhold).
+	Decision   Outcome    `json:"decision"`
+	Reason     Reason     `json:"reason"`
 	RecordType string     `json:"record_type"` // the kind of outbound record: result, test, ...
 	RecordID   *uuid.UUID `json:"record_id"`
 	DecidedAt  time.Time  `json:"decided_at"`
 }
 
-// The decisions a disclosure records.
-const (
-	decisionShare          = "share"
-	decisionShareMinimized = "share_minimized"
-	decisionWithhold       = "withhold"
-)
-
-// DisclosureDecisions lists the decisions a disclosure may record.
-var DisclosureDecisions = []string{decisionShare, decisionShareMinimized, decisionWithhold}
+// Outcomes lists the decisions a disclosure may record.
+var Outcomes = []Outcome{OutcomeShare, OutcomeShareMinimized, OutcomeWithhold}
 
 // maxCode bounds a reason code and a record type.
 const maxCode = 64
@@ -89,7 +82,10 @@ func RecordDecision(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, d Disclo
 // and fields that agree with the decision.
 func (d Disclosure) validate() error {
 	var v apperr.Validator
-	v.Check(d.Learner != nil && *d.Learner != uuid.Nil, "learner", "is required: the user the record is about")
+	// Only a record about an erased learner names no one: the decision
+	// is on record without relinking them.
+	v.Check(d.Learner != nil && *d.Learner != uuid.Nil || d.Reason == ReasonLearnerErased, "learner",
+		"is required: the user the record is about")
 	d.Destination.check(&v, "destination")
 	v.Check(slices.Contains(Categories, d.Category), "category", fmt.Sprintf("must be one of %v", Categories))
 	checkSet(&v, "fields", d.Fields, Fields)
@@ -100,17 +96,17 @@ func (d Disclosure) validate() error {
 	v.Check((d.AgreementID == nil) == (d.AgreementVersion == nil), "agreement_version", "goes with agreement_id: both or neither")
 	v.Check(d.AgreementVersion == nil || *d.AgreementVersion > 0, "agreement_version", "must be 1 or more")
 	switch d.Decision {
-	case decisionShare:
+	case OutcomeShare:
 		v.Check(len(d.RemovedFields) == 0, "removed_fields", "must be empty for a record shared whole (share_minimized removes fields)")
-	case decisionShareMinimized:
+	case OutcomeShareMinimized:
 		v.Check(len(d.RemovedFields) > 0, "removed_fields", "must name what was removed from a minimised record")
-	case decisionWithhold:
+	case OutcomeWithhold:
 		v.Check(len(d.Fields) == 0, "fields", "must be empty: nothing of a withheld record went")
 		v.Check(d.Reason != "", "reason", "is required to withhold a record")
 	default:
 		v.Check(false, "decision", "must be share, share_minimized or withhold")
 	}
-	v.Check(d.Reason == "" || isCode(d.Reason), "reason", "must be a code: a lowercase letter, then letters, digits, _ . or -, at most 64")
+	v.Check(d.Reason == "" || isCode(string(d.Reason)), "reason", "must be a code: a lowercase letter, then letters, digits, _ . or -, at most 64")
 	v.Check(isCode(d.RecordType), "record_type", "must be a code: a lowercase letter, then letters, digits, _ . or -, at most 64")
 	v.Check(!d.DecidedAt.IsZero(), "decided_at", "is required: the time the decision was made for")
 	return v.Err()
@@ -142,8 +138,8 @@ type disclosureRow struct {
 	RemovedFields    pq.StringArray  `db:"removed_fields"`
 	AgreementID      *uuid.UUID      `db:"agreement_id"`
 	AgreementVersion *int            `db:"agreement_version"`
-	Decision         string          `db:"decision"`
-	Reason           string          `db:"reason"`
+	Decision         Outcome         `db:"decision"`
+	Reason           Reason          `db:"reason"`
 	RecordType       string          `db:"record_type"`
 	RecordID         *uuid.UUID      `db:"record_id"`
 	DecidedAt        time.Time       `db:"decided_at"`
@@ -173,7 +169,7 @@ type DisclosureFilter struct {
 	// Destination is a kind, and the one destination of that kind when
 	// its ID is set.
 	Destination *Destination
-	Decision    string
+	Decision    Outcome
 	Since       time.Time // decided at or after
 	Until       time.Time // decided before
 	Page        pg.Page
@@ -267,7 +263,7 @@ func (d Disclosure) csvRecord() []string {
 	}
 	return []string{d.ID.String(), d.DecidedAt.UTC().Format(time.RFC3339Nano), optional(d.Learner), string(d.Destination.Kind),
 		optional(d.Destination.ID), string(d.Category), joinFields(d.Fields), joinFields(d.RemovedFields),
-		optional(d.AgreementID), version, d.Decision, d.Reason, d.RecordType, optional(d.RecordID)}
+		optional(d.AgreementID), version, string(d.Decision), string(d.Reason), d.RecordType, optional(d.RecordID)}
 }
 
 func joinFields(fs []Field) string {

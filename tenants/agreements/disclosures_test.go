@@ -17,13 +17,13 @@ import (
 
 // disclosureRig is a tenant with one learner, in a fresh database.
 type disclosureRig struct {
-	t       *testing.T
+	t       testing.TB
 	db      *sqlx.DB
 	tenant  uuid.UUID
 	learner uuid.UUID
 }
 
-func newDisclosureRig(t *testing.T) *disclosureRig {
+func newDisclosureRig(t testing.TB) *disclosureRig {
 	r := &disclosureRig{t: t, db: pgtest.Open(t), tenant: uuid.New(), learner: uuid.New()}
 	r.inTenant(func(tx *sqlx.Tx) error {
 		if _, err := tx.Exec(`INSERT INTO tenants (id, slug, display_name, kind) VALUES ($1, 'uni', 'University', 'institution')`,
