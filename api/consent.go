@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -45,6 +46,41 @@ func (s *Server) setConsent(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, lc)
 }
+
+// createConsentLink answers a short-lived link to the learner's choices
+// page, for the learning app to send them to: {"locale": "fr-CA"}
+// (optional) picks the page's language where a translation exists.
+func (s *Server) createConsentLink(c echo.Context) error {
+	t, user, err := s.tenantAndLearner(c, tenants.ScopeWrite)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Locale string `json:"locale"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	var v apperr.Validator
+	v.CheckText("locale", in.Locale, 0, maxLocale)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	// The learner must be one the tenant has (and has not erased).
+	if _, err := s.agreements.LearnerConsent(c.Request().Context(), t.ID, user); err != nil {
+		return err
+	}
+	link, expires, err := s.browser.ConsentLink(t.ID, t.DisplayName, user, in.Locale, time.Now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"url": link, "expires_at": expires})
+}
+
+// maxLocale bounds a BCP 47 language tag (RFC 5646 §4.4.1 suggests 35).
+const maxLocale = 35
 
 func (s *Server) tenantAndLearner(c echo.Context, scope tenants.Scope) (tenants.Tenant, uuid.UUID, error) {
 	t, err := s.tenantFor(c, scope)

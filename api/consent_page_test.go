@@ -92,13 +92,58 @@ func TestTheConsentPageRefusesAForgedContinuation(t *testing.T) {
 	}
 }
 
-// Agreements that do not ask for opt-in show no page.
-func TestNoConsentPageWithoutAnOptInAgreement(t *testing.T) {
+// No agreement, or one that does not ask for consent, shows no page.
+func TestNoConsentPageWhereConsentIsNotAsked(t *testing.T) {
 	ph := newPlatformHub(t)
 	_, key := ph.createKey("uni", "write")
 	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-1"}))
-	ph.activateIn("uni", key, map[string]any{"consent": "opt_out"})
+	ph.activateIn("uni", key, map[string]any{"consent": "not_required"})
 	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-1"}))
+}
+
+// An opt-out agreement is shown once per version as a notice, with a way
+// to object; continuing records no answer, objecting declines, and a
+// version that shares more is shown again.
+func TestAnOptOutAgreementIsNoticedOnce(t *testing.T) {
+	ph := newPlatformHub(t)
+	_, key := ph.createKey("uni", "write")
+	ph.activateIn("uni", key, map[string]any{"consent": "opt_out", "categories": []string{"completion"}})
+
+	notice := ph.launch(ltitest.Launch{Subject: "learner-1"})
+	for _, want := range []string{"How your progress is shared", "unless you object", "whether you completed activities",
+		"You can object now or at any time", ">Continue<", ">Object to sharing<"} {
+		if !strings.Contains(string(notice.body), want) {
+			t.Fatalf("the notice lacks %q:\n%s", want, notice.body)
+		}
+	}
+	ph.succeeded(ph.answerConsent(notice, "continue"))
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-1"}))
+	one := ph.learnerIDs(key)["learner-1"]
+	if lc := ph.consent(key, one); lc.Current != nil || lc.MustNotify || lc.MustAsk {
+		t.Fatalf("after reading the notice: %+v", lc)
+	}
+	if e := ph.export(key, one); len(e.ConsentNotices) != 1 || e.ConsentNotices[0].AgreementVersion != 1 {
+		t.Fatalf("the notice is not in the export: %+v", e.ConsentNotices)
+	}
+	if d := ph.disclose(one); d.Outcome == "withhold" {
+		t.Fatalf("under opt-out, a learner who did not object: %+v", d)
+	}
+
+	ph.succeeded(ph.answerConsent(ph.launch(ltitest.Launch{Subject: "learner-2"}), "object"))
+	two := ph.learnerIDs(key)["learner-2"]
+	if lc := ph.consent(key, two); lc.Current == nil || lc.Current.Answer != "declined" || lc.Current.Via != "consent_page" || lc.MustNotify {
+		t.Fatalf("after objecting: %+v", lc)
+	}
+	if d := ph.disclose(two); d.Outcome != "withhold" || d.Reason != "consent_declined" {
+		t.Fatalf("under opt-out, a learner who objected: %+v", d)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-2"}))
+
+	// A version that shares scores too is noticed again; one who objected
+	// is not told again (their objection stands).
+	ph.activateIn("uni", key, map[string]any{"consent": "opt_out", "categories": []string{"completion", "scores"}})
+	ph.succeeded(ph.answerConsent(ph.launch(ltitest.Launch{Subject: "learner-1"}), "continue"))
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-2"}))
 }
 
 func (ph *platformHub) activateIn(slug, key string, overrides map[string]any) {

@@ -20,8 +20,9 @@ type learnerConsent struct {
 		AgreementVersion int    `json:"agreement_version"`
 		Via              string `json:"via"`
 	} `json:"current"`
-	MustAsk bool `json:"must_ask"`
-	History []struct {
+	MustAsk    bool `json:"must_ask"`
+	MustNotify bool `json:"must_notify"`
+	History    []struct {
 		Answer string `json:"answer"`
 	} `json:"history"`
 }

@@ -53,6 +53,9 @@ type learnerExport struct {
 		AgreementVersion int    `json:"agreement_version"`
 		Answer           string `json:"answer"`
 	} `json:"consents"`
+	ConsentNotices []struct {
+		AgreementVersion int `json:"agreement_version"`
+	} `json:"consent_notices"`
 	Disclosures []struct {
 		Decision      string   `json:"decision"`
 		Category      string   `json:"category"`

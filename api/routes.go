@@ -16,6 +16,7 @@ func (s *Server) routes() {
 	// form post, inside the LMS's iframe.
 	browser := web.New(s.lti, s.log)
 	browser.Consents, browser.Sealer = s.agreements, s.sealer
+	s.browser = browser
 	e.GET("/lti/login", browser.HandleLogin)
 	e.POST("/lti/login", browser.HandleLogin)
 	e.GET("/lti/login/:registration", browser.HandleLogin)
@@ -25,6 +26,10 @@ func (s *Server) routes() {
 	e.POST("/lti/launch", browser.HandleLaunch)
 	e.POST("/lti/deep-link", browser.HandleDeepLink)
 	e.POST("/lti/consent", browser.HandleConsent)
+	// A learner's sharing choices, reached with a link the learning app
+	// obtains over REST.
+	e.GET("/consent/:link", browser.HandleChoices)
+	e.POST("/consent/:link", browser.HandleChoice)
 	// The same addresses, and the hub's root, opened in a browser: a page
 	// saying what each is for.
 	e.GET("/", browser.HandleHome)
@@ -88,6 +93,7 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/agreements/:agreement/terminate", s.terminateAgreement)
 	v1.GET("/tenants/:tenant/learners/:user/consent", s.getConsent)
 	v1.PUT("/tenants/:tenant/learners/:user/consent", s.setConsent)
+	v1.POST("/tenants/:tenant/learners/:user/consent-links", s.createConsentLink)
 	// The record of disclosures: every decision on an outbound record.
 	v1.GET("/tenants/:tenant/disclosures", s.listDisclosures)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/lti/web"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
@@ -69,6 +70,7 @@ type Server struct {
 	agreements    *agreements.Store
 	learners      *agreements.Learners
 	sealer        *secrets.Sealer
+	browser       *web.Handlers // the browser-facing pages; routes sets it
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry

@@ -12,6 +12,7 @@ import (
 // translation exists.
 var consentText = map[string]map[string]string{
 	"en": {
+		"lang":         "en",
 		"title":        "Sharing your progress",
 		"intro":        "%s asks your permission to share some of your learning records from this course.",
 		"what":         "What is shared",
@@ -35,6 +36,25 @@ var consentText = map[string]map[string]string{
 		"xapi":         "your organisation's learning record store",
 		"and-fields":   "with %s",
 		"id-only":      "with a number that stands for you, not your name",
+
+		"notice_title":    "How your progress is shared",
+		"notice-intro":    "%s shares some of your learning records from this course, unless you object.",
+		"object_any_time": "You can object now or at any time. Objecting only stops sharing: you continue into your course either way.",
+		"continue":        "Continue",
+		"object":          "Object to sharing",
+
+		"choices_title":  "Your sharing choices",
+		"your_choice":    "Your choice",
+		"stop":           "Stop sharing",
+		"saved":          "Your choice is saved.",
+		"nothing-shared": "%s has no agreement to share your learning records: nothing about you is shared.",
+		"not-required":   "%s shares these records under its agreement with us, which does not ask for your consent. Ask your organisation if you have questions about it.",
+		"granted":        "You allowed sharing.",
+		"refused":        "You stopped sharing: nothing is shared.",
+		"unanswered-in":  "You have not answered yet: nothing is shared until you allow it.",
+		"unanswered-out": "Shared unless you object.",
+		"expired_title":  "This link has expired",
+		"expired":        "Open your sharing choices again from the learning app.",
 	},
 }
 
@@ -49,20 +69,33 @@ func language(locale string) map[string]string {
 	return consentText["en"]
 }
 
-// consentPage is what the page says of an agreement, in words.
+// consentPage is what a consent page says of an agreement, in words, and
+// where its form goes.
 type consentPage struct {
-	Text     map[string]string
-	Intro    string
-	What     []string
-	Fields   string
-	With     []string
-	Why      []string
-	HowLong  string
-	Continue string
+	Text    map[string]string
+	Intro   string
+	What    []string
+	Fields  string
+	With    []string
+	Why     []string
+	HowLong string
+	// Continue is the sealed launch a launch's page continues; Action
+	// where its form posts.
+	Continue, Action string
+	// The choices page's: whether there is an agreement to describe, the
+	// learner's standing with it, whether they can answer, and the
+	// confirmation of an answer just saved.
+	Described  bool
+	Standing   string
+	Answerable bool
+	Saved      string
 }
 
-func describe(text map[string]string, tenant string, a agreements.Agreement) consentPage {
-	p := consentPage{Text: text, Intro: sprintf(text["intro"], tenant), HowLong: sprintf(text["how-long-is"], a.DisclosureRetentionDays)}
+// describe puts agreement a of tenant in the words of text, introduced by
+// the text's intro key.
+func describe(text map[string]string, intro, tenant string, a agreements.Agreement) consentPage {
+	p := consentPage{Text: text, Intro: sprintf(text[intro], tenant), HowLong: sprintf(text["how-long-is"], a.DisclosureRetentionDays),
+		Described: true}
 	for _, c := range a.Categories {
 		p.What = append(p.What, text[string(c)])
 	}

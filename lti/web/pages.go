@@ -5,7 +5,12 @@ import "html/template"
 // The browser-facing pages. They are small on purpose: they run inside an
 // LMS iframe, and must work without the hub's own assets.
 var pages = template.Must(template.New("pages").Parse(`
-{{define "head"}}<!doctype html><html lang="en"><head><meta charset="utf-8">
+{{define "head"}}<!doctype html><html lang="en"><head>{{template "meta" .}}{{end}}
+
+{{/* text-head opens a page in the language of a text catalog (consentText). */}}
+{{define "text-head"}}<!doctype html><html lang="{{.lang}}"><head>{{template "meta" .title}}{{end}}
+
+{{define "meta"}}<meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
 code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6rem}</style></head><body>{{end}}
@@ -36,23 +41,51 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <p>No learning app is configured (<code>HUB_APP_URL</code>), so the hub shows this page instead of handing you over.</p>
 </body></html>{{end}}
 
-{{define "consent"}}{{with .Page}}{{template "head" .Text.title}}
-<h1>{{.Text.title}}</h1>
-<p>{{.Intro}}</p>
-<h2>{{.Text.what}}</h2>
+{{/* agreement describes an agreement in the learner's words (consentPage). */}}
+{{define "agreement"}}<h2>{{.Text.what}}</h2>
 <ul>{{range .What}}<li>{{.}}</li>{{end}}</ul>
 <p>{{.Fields}}</p>
 <h2>{{.Text.with}}</h2>
 <ul>{{range .With}}<li>{{.}}</li>{{end}}</ul>
 {{if .Why}}<h2>{{.Text.why}}</h2><ul>{{range .Why}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <h2>{{.Text.how_long}}</h2>
-<p>{{.HowLong}}</p>
-<p>{{.Text.withdraw}}</p>{{end}}
+<p>{{.HowLong}}</p>{{end}}
+
+{{define "consent"}}{{with .Page}}{{template "text-head" .Text}}
+<h1>{{.Text.title}}</h1>
+<p>{{.Intro}}</p>
+{{template "agreement" .}}
+<p>{{.Text.withdraw}}</p>
 <form method="post" action="{{.Action}}">
-<input type="hidden" name="continue" value="{{.Page.Continue}}">
-<button name="answer" value="allow">{{.Page.Text.allow}}</button>
-<button name="answer" value="deny">{{.Page.Text.deny}}</button>
-</form>
+<input type="hidden" name="continue" value="{{.Continue}}">
+<button name="answer" value="allow">{{.Text.allow}}</button>
+<button name="answer" value="deny">{{.Text.deny}}</button>
+</form>{{end}}
+</body></html>{{end}}
+
+{{define "consent-notice"}}{{with .Page}}{{template "text-head" .Text}}
+<h1>{{.Text.notice_title}}</h1>
+<p>{{.Intro}}</p>
+{{template "agreement" .}}
+<p>{{.Text.object_any_time}}</p>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="continue" value="{{.Continue}}">
+<button name="answer" value="continue">{{.Text.continue}}</button>
+<button name="answer" value="object">{{.Text.object}}</button>
+</form>{{end}}
+</body></html>{{end}}
+
+{{define "consent-choices"}}{{with .Page}}{{template "text-head" .Text}}
+<h1>{{.Text.choices_title}}</h1>
+{{with .Saved}}<p role="status"><strong>{{.}}</strong></p>{{end}}
+{{if .Described}}<p>{{.Intro}}</p>
+{{template "agreement" .}}
+<h2>{{.Text.your_choice}}</h2>
+<p>{{.Standing}}</p>
+{{if .Answerable}}<form method="post" action="{{.Action}}">
+<button name="answer" value="allow">{{.Text.allow}}</button>
+<button name="answer" value="stop">{{.Text.stop}}</button>
+</form>{{end}}{{else}}<p>{{.Standing}}</p>{{end}}{{end}}
 </body></html>{{end}}
 
 {{define "handoff"}}{{template "head" "Continuing…"}}

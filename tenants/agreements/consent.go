@@ -33,14 +33,17 @@ const (
 
 // LearnerConsent is where a learner stands with the tenant's active
 // agreement: its consent rule, their answers newest first, the state the
-// policy reads, and whether they must be asked (opt-in with no answer for
-// this version, or a version that widened what is shared since).
+// policy reads, whether they must be asked (opt-in with no answer for
+// this version, or a version that widened what is shared since), and
+// whether they must be told (opt-out, not yet told of this version, and
+// not objecting already).
 type LearnerConsent struct {
-	Agreement *AgreementRef `json:"agreement"`
-	State     ConsentState  `json:"-"`
-	Current   *Consent      `json:"current"`
-	MustAsk   bool          `json:"must_ask"`
-	History   []Consent     `json:"history"`
+	Agreement  *AgreementRef `json:"agreement"`
+	State      ConsentState  `json:"-"`
+	Current    *Consent      `json:"current"`
+	MustAsk    bool          `json:"must_ask"`
+	MustNotify bool          `json:"must_notify"`
+	History    []Consent     `json:"history"`
 }
 
 // AgreementRef names the active agreement version and its consent rule.
@@ -79,7 +82,31 @@ func ConsentOf(ctx context.Context, tx *sqlx.Tx, tenant, user uuid.UUID) (Learne
 		return lc, err
 	}
 	lc.MustAsk = active.Consent == ConsentOptIn && mustAsk(lc.State, active.Version)
+	if active.Consent == ConsentOptOut && mustAsk(lc.State, active.Version) {
+		var told bool
+		if err := tx.GetContext(ctx, &told, `SELECT EXISTS (SELECT 1 FROM consent_notices
+			WHERE tenant_id = $1 AND user_id = $2 AND agreement_version = $3)`, tenant, user, active.Version); err != nil {
+			return lc, pg.MapError(fmt.Errorf("agreements: read consent notices: %w", err))
+		}
+		lc.MustNotify = !told
+	}
 	return lc, nil
+}
+
+// NoticeShown records that the learner was shown the notice of the
+// tenant's active opt-out agreement, so it is shown once per version. A
+// repeat, or a tenant with no active agreement, records nothing; NotFound
+// for an unknown or erased learner.
+func (s *Store) NoticeShown(ctx context.Context, tenant, user uuid.UUID) error {
+	return pg.MapError(pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		if err := lockLearner(ctx, tx, tenant, user, "FOR SHARE"); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO consent_notices (tenant_id, user_id, agreement_id, agreement_version, shown_at)
+			SELECT tenant_id, $2, id, version, $3 FROM agreements WHERE tenant_id = $1 AND status = 'active'
+			ON CONFLICT DO NOTHING`, tenant, user, s.Now())
+		return err
+	}))
 }
 
 // mustAsk: an opt-in learner is asked unless they granted this version

@@ -71,6 +71,8 @@ func Holdings() []Holding {
 				"agreement_id", "agreement_version", "decision", "reason", "record_type", "record_id"}},
 		{Table: "consents", Section: "consents", Erase: Delete, Order: "t.answered_at, t.id",
 			Export: []string{"id", "agreement_id", "agreement_version", "answer", "via", "answered_at"}},
+		{Table: "consent_notices", Section: "consent_notices", Erase: Delete, Order: "t.shown_at, t.agreement_version",
+			Export: []string{"agreement_id", "agreement_version", "shown_at"}},
 		{Table: "learner_corrections", Section: "corrections", Erase: Delete, Order: "t.value_set_at, t.id",
 			Export: []string{"field", "value_set_at", "by_actor"}},
 		{Table: "audit_log", Section: "audit", Erase: Keep, Order: "t.seq",
