@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,4 +452,55 @@ func scanEveryTextColumn(t *testing.T, ph *platformHub, values []string) []strin
 		}
 	}
 	return found
+}
+
+// TestErasureWhileTheLearnerLaunches erases a learner while their launches
+// are in flight: each launch lands or is refused cleanly, and afterwards
+// nothing links the platform identity to the erased user, whose row stays
+// blank; the next launch makes someone new.
+func TestErasureWhileTheLearnerLaunches(t *testing.T) {
+	ph := newPlatformHub(t)
+	_, key := ph.createKey("uni", "write")
+	claims := map[string]any{"name": "Ada Lovelace", "email": "ada@example.edu"}
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-1", Claims: claims}))
+	user := ph.userOf("learner-1")
+
+	const launches = 6
+	statuses := make(chan string, launches)
+	var wg sync.WaitGroup
+	for range launches {
+		wg.Go(func() {
+			r := ph.launch(ltitest.Launch{Subject: "learner-1", Claims: claims})
+			landed := r.status == 200 && strings.Contains(string(r.body), "<h1>Welcome")
+			statuses <- fmt.Sprintf("%d %v %s", r.status, landed, regexp.MustCompile(`reason <code>[^<]*`).Find(r.body))
+		})
+	}
+	ph.expect(ph.do("DELETE", "/api/v1/tenants/uni/learners/"+user, key, nil), 204)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if !strings.HasPrefix(s, "200 true") && !strings.HasPrefix(s, "409 ") && !strings.HasPrefix(s, "503 ") {
+			t.Fatalf("a launch during the erasure answered %s\n%s", s, ph.logs.String())
+		}
+	}
+
+	su := pgtest.Superuser(t, ph.dbt)
+	var after struct {
+		Blank  bool `db:"blank"`
+		Linked int  `db:"linked"`
+		Member int  `db:"member"`
+	}
+	if err := su.Get(&after, `SELECT num_nonnulls(u.name, u.email) = 0 AND u.erased_at IS NOT NULL AS blank,
+			(SELECT count(*) FROM lti_identities WHERE user_id = u.id) AS linked,
+			(SELECT count(*) FROM memberships WHERE user_id = u.id) AS member
+		FROM users u WHERE u.id = $1`, user); err != nil {
+		t.Fatal(err)
+	}
+	if !after.Blank || after.Linked != 0 || after.Member != 0 {
+		t.Fatalf("the erased user after the launches: %+v", after)
+	}
+	ph.succeeded(ph.launch(ltitest.Launch{Subject: "learner-1", Claims: claims}))
+	if again := ph.userOf("learner-1"); again == user {
+		t.Fatal("a launch after the erasure found the erased user")
+	}
 }

@@ -35,7 +35,10 @@ type Recorded struct {
 // identity and the membership.
 func (t *Tool) Record(ctx context.Context, l *Launch, requestID string) (Recorded, error) {
 	var rec Recorded
-	err := pg.InTenant(ctx, t.db, l.Registration.TenantID, func(tx *sqlx.Tx) error {
+	// Retried: an erasure of the learner committing meanwhile refuses the
+	// identity at commit, and the next try finds no identity (a new user).
+	err := pg.RetryInTenant(ctx, t.db, l.Registration.TenantID, func(tx *sqlx.Tx) error {
+		rec = Recorded{}
 		have, err := t.stored(ctx, tx, l)
 		if err != nil {
 			return err
@@ -57,7 +60,7 @@ func (t *Tool) Record(ctx context.Context, l *Launch, requestID string) (Recorde
 	if err == nil && rec.RosterDue && t.CourseFound != nil {
 		t.CourseFound(l.Registration.TenantID, *rec.ContextRef)
 	}
-	return rec, err
+	return rec, pg.MapError(err)
 }
 
 // storedRows is what the hub already has of a launch's course, link and

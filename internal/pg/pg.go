@@ -93,6 +93,30 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
 }
 
+// retryTries is how often RetryInTenant runs a transaction that loses to
+// another before giving up.
+const retryTries = 3
+
+// RetryInTenant is InTenant for a transaction that may lose to a
+// concurrent one (a deadlock, or a serialization failure such as a
+// trigger's refusal to link an identity to a learner erased meanwhile):
+// fn runs again, from the start, up to three times in all. fn must do
+// nothing outside the transaction that a second run would repeat.
+func RetryInTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.Tx) error) error {
+	for try := 1; ; try++ {
+		err := InTenant(ctx, db, tenant, fn)
+		if try == retryTries || !lostToAnother(err) {
+			return err
+		}
+	}
+}
+
+// lostToAnother reports a deadlock or serialization failure.
+func lostToAnother(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && (pqErr.Code == codeSerialization || pqErr.Code == codeDeadlock)
+}
+
 // withTxDeadline gives ctx a deadline TxTimeout from now, unless it
 // already ends sooner (InTenant's, when it calls inTx).
 func withTxDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -165,6 +189,8 @@ const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
+	codeSerialization       = "40001"
+	codeDeadlock            = "40P01"
 )
 
 // MapError classifies database errors at the store boundary: constraint
@@ -186,10 +212,11 @@ func MapError(err error) error {
 		}
 		// 08: connection, 57: cancelled (statement_timeout) or shutting
 		// down, 53: out of resources, 25P03: idle-in-transaction timeout,
-		// 55P03: lock not available in time.
+		// 55P03: lock not available in time; 40001 and 40P01: a
+		// transaction that lost to another (after RetryInTenant's tries).
 		switch {
 		case pqErr.Code.Class() == "08", pqErr.Code.Class() == "57", pqErr.Code.Class() == "53",
-			pqErr.Code == "25P03", pqErr.Code == "55P03":
+			pqErr.Code == "25P03", pqErr.Code == "55P03", pqErr.Code == codeSerialization, pqErr.Code == codeDeadlock:
 			return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 		}
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/handoff"
 	"github.com/klasterina/hub/lti"
 )
@@ -55,6 +56,13 @@ func (h *Handlers) unbound(c echo.Context, in lti.LaunchRequest) error {
 func (h *Handlers) handOff(c echo.Context, l *lti.Launch, rec lti.Recorded) error {
 	sub := l.Subject(rec)
 	asked, err := h.askConsent(c, l.Registration.TenantID, l.TenantName(), sub)
+	if apperr.Is(err, apperr.NotFound) {
+		// The learner was erased while this launch was recorded: the hub
+		// hands off no one it no longer has, and the next launch starts
+		// afresh with a new user.
+		return h.page(c, http.StatusConflict, "info", map[string]any{"Heading": "Please launch again",
+			"Text": "Your record changed while this page was loading. Go back to your course in the LMS and open the activity again."})
+	}
 	if err != nil {
 		return h.refuse(c, "launch", err)
 	}

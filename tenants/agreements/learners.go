@@ -3,7 +3,6 @@ package agreements
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/mail"
 	"strconv"
@@ -315,14 +314,8 @@ func actorName(a audit.Actor) string {
 // user the tenant never had. A deadlock with a launch or sync writing the
 // learner at that moment is retried.
 func (l *Learners) Erase(ctx context.Context, by audit.Actor, tenant, user uuid.UUID) error {
-	for attempt := 1; ; attempt++ {
-		err := pg.InTenant(ctx, l.db, tenant, func(tx *sqlx.Tx) error { return l.erase(ctx, tx, by, tenant, user) })
-		var pqErr *pq.Error
-		if attempt < 3 && errors.As(err, &pqErr) && (pqErr.Code == "40P01" || pqErr.Code == "40001") {
-			continue
-		}
-		return pg.MapError(err)
-	}
+	err := pg.RetryInTenant(ctx, l.db, tenant, func(tx *sqlx.Tx) error { return l.erase(ctx, tx, by, tenant, user) })
+	return pg.MapError(err)
 }
 
 func (l *Learners) erase(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant, user uuid.UUID) error {
