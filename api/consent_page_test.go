@@ -170,3 +170,25 @@ func (ph *platformHub) learnerIDs(string) map[string]string {
 	}
 	return ids
 }
+
+// A launch whose locale has a translation gets its consent page in that
+// language; the choices link too.
+func TestConsentPagesSpeakTheLaunchLanguage(t *testing.T) {
+	ph := newPlatformHub(t)
+	_, key := ph.createKey("uni", "write")
+	ph.activateIn("uni", key, map[string]any{"consent": "opt_in", "categories": []string{"scores"}})
+
+	page := ph.launch(ltitest.Launch{Subject: "learner-1", Claims: map[string]any{"locale": "fr-CA"}})
+	for _, want := range []string{`<html lang="fr">`, "Partage de votre progression", "vos notes", ">Autoriser<", ">Ne pas autoriser<"} {
+		if !strings.Contains(string(page.body), want) {
+			t.Fatalf("the French page lacks %q:\n%s", want, page.body)
+		}
+	}
+	ph.succeeded(ph.answerConsent(page, "allow"))
+	user := ph.learnerIDs(key)["learner-1"]
+	has(t, ph.browse(ph.consentLink(key, user, map[string]any{"locale": "fr"}).URL, ""), 200, "Vos choix de partage",
+		"Vous avez autorisé le partage.")
+	// A language with no translation is English.
+	has(t, ph.browse(ph.consentLink(key, user, map[string]any{"locale": "de-DE"}).URL, ""), 200, `<html lang="en">`,
+		"Your sharing choices")
+}

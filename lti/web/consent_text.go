@@ -7,9 +7,10 @@ import (
 	"github.com/klasterina/hub/tenants/agreements"
 )
 
-// consentText is every word of the consent page, by language. English
-// first; a launch's locale ("de-DE") picks its language where a
-// translation exists.
+// consentText is every word of the consent pages, by language (a BCP 47
+// primary tag). English first; a launch's or link's locale ("fr-CA")
+// picks its language where a translation exists. A translation has every
+// key English has (a test checks).
 var consentText = map[string]map[string]string{
 	"en": {
 		"lang":         "en",
@@ -55,6 +56,51 @@ var consentText = map[string]map[string]string{
 		"unanswered-out": "Shared unless you object.",
 		"expired_title":  "This link has expired",
 		"expired":        "Open your sharing choices again from the learning app.",
+	},
+	"fr": {
+		"lang":         "fr",
+		"title":        "Partage de votre progression",
+		"intro":        "%s vous demande l'autorisation de partager certaines données d'apprentissage de ce cours.",
+		"what":         "Ce qui est partagé",
+		"with":         "Avec qui",
+		"why":          "Pourquoi",
+		"how_long":     "Pendant combien de temps",
+		"how-long-is":  "La trace de ce qui a été partagé est conservée %d jours.",
+		"withdraw":     "Quel que soit votre choix, vous accédez à votre cours. Refuser arrête seulement le partage. Vous pouvez changer d'avis à tout moment.",
+		"allow":        "Autoriser",
+		"deny":         "Ne pas autoriser",
+		"scores":       "vos notes",
+		"completion":   "si vous avez terminé les activités",
+		"progress":     "votre progression dans les activités",
+		"time_spent":   "le temps que vous y avez passé",
+		"certificates": "les certificats obtenus",
+		"name":         "votre nom",
+		"email":        "votre adresse e-mail",
+		"external_id":  "votre numéro d'étudiant ou d'employé",
+		"lms":          "le carnet de notes de votre établissement, dans votre LMS",
+		"webhook":      "le système de gestion de votre organisation",
+		"xapi":         "l'entrepôt de traces d'apprentissage de votre organisation",
+		"and-fields":   "avec %s",
+		"id-only":      "avec un numéro qui vous représente, pas votre nom",
+
+		"notice_title":    "Comment votre progression est partagée",
+		"notice-intro":    "%s partage certaines données d'apprentissage de ce cours, sauf si vous vous y opposez.",
+		"object_any_time": "Vous pouvez vous y opposer maintenant ou à tout moment. Vous opposer arrête seulement le partage : vous accédez à votre cours dans tous les cas.",
+		"continue":        "Continuer",
+		"object":          "M'opposer au partage",
+
+		"choices_title":  "Vos choix de partage",
+		"your_choice":    "Votre choix",
+		"stop":           "Arrêter le partage",
+		"saved":          "Votre choix est enregistré.",
+		"nothing-shared": "%s n'a aucun accord pour partager vos données d'apprentissage : rien vous concernant n'est partagé.",
+		"not-required":   "%s partage ces données en vertu de son accord avec nous, qui ne demande pas votre consentement. Adressez vos questions à votre organisation.",
+		"granted":        "Vous avez autorisé le partage.",
+		"refused":        "Vous avez arrêté le partage : rien n'est partagé.",
+		"unanswered-in":  "Vous n'avez pas encore répondu : rien n'est partagé tant que vous ne l'autorisez pas.",
+		"unanswered-out": "Partagé sauf si vous vous y opposez.",
+		"expired_title":  "Ce lien a expiré",
+		"expired":        "Ouvrez de nouveau vos choix de partage depuis l'application d'apprentissage.",
 	},
 }
 
