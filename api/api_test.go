@@ -144,6 +144,12 @@ func (r response) field(t testing.TB, name string) string {
 // do sends a request; body may be a string (sent as is) or a value (JSON).
 func (h *hub) do(method, path, token string, body any) response {
 	h.t.Helper()
+	return h.send(h.request(method, path, token, body))
+}
+
+// request builds the request do sends, for a caller to add headers to.
+func (h *hub) request(method, path, token string, body any) *http.Request {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -163,7 +169,17 @@ func (h *hub) do(method, path, token string, body any) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	return h.send(req)
+	return req
+}
+
+// names reports whether problem p names field among its errors.
+func names(p api.Problem, field string) bool {
+	for _, e := range p.Errors {
+		if e.Field == field {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *hub) expect(r response, status int) response {

@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/servicetoken"
 	"github.com/klasterina/hub/sync/jobs"
+	"github.com/klasterina/hub/sync/results"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
@@ -62,6 +63,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Catalog = d.LTI.Catalog
 	d.Agreements, d.Sealer = agreements.NewStore(db, chain, log), sealer
 	d.Learners = agreements.NewLearners(db, chain)
+	d.Results = results.NewStore(db, chain, log)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

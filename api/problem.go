@@ -38,6 +38,8 @@ var kinds = map[apperr.Code]problemKind{
 	apperr.Forbidden:    {http.StatusForbidden, "forbidden", "Forbidden"},
 	apperr.Unavailable:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 	apperr.RateLimited:  {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
+	apperr.Unprocessable: {http.StatusUnprocessableEntity, "idempotency-key-reused",
+		"The Idempotency-Key was used for a different request"},
 }
 
 // httpKinds covers errors Echo raises itself (no route, wrong method,

@@ -37,7 +37,14 @@ func (s *Server) routes() {
 	e.GET("/lti/deep-link", browser.HandleDeepLinkInfo)
 	e.GET("/lti/register/:token", browser.HandleRegister)
 
+	// The learning app reports results with an app key (and only so).
+	e.POST("/api/v1/results", s.createResult, s.authenticateApp)
+	e.POST("/api/v1/results/batch", s.createResults, s.authenticateApp)
+
 	v1 := e.Group("/api/v1", s.authenticate)
+	v1.POST("/app-keys", s.createAppKey)
+	v1.GET("/app-keys", s.listAppKeys)
+	v1.DELETE("/app-keys/:key", s.revokeAppKey)
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants", s.listTenants)
 	v1.GET("/tenants/:tenant", s.getTenant)

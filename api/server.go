@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
 	"github.com/klasterina/hub/sync/jobs"
+	"github.com/klasterina/hub/sync/results"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
@@ -43,6 +44,7 @@ type Deps struct {
 	Roster     *roster.Service
 	Agreements *agreements.Store
 	Learners   *agreements.Learners
+	Results    *results.Store
 	Sealer     *secrets.Sealer // seals what the hub keeps or hands out encrypted
 	JobsDB     *sqlx.DB        // the job engine's pool (text parameters)
 	Jobs       *jobs.Client    // River: serve starts it
@@ -69,6 +71,7 @@ type Server struct {
 	roster        *roster.Service
 	agreements    *agreements.Store
 	learners      *agreements.Learners
+	results       *results.Store
 	sealer        *secrets.Sealer
 	browser       *web.Handlers // the browser-facing pages; routes sets it
 	adminToken    []byte
@@ -83,7 +86,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

@@ -19,6 +19,9 @@ const (
 	Forbidden    Code = "forbidden"    // the credential is valid but may not do this
 	Unavailable  Code = "unavailable"  // a dependency is down; retrying may help
 	RateLimited  Code = "rate_limited" // the caller is over an allowance; retry after a pause
+	// Unprocessable: well-formed, but it contradicts an earlier request
+	// (an Idempotency-Key reused for a different body).
+	Unprocessable Code = "unprocessable"
 )
 
 // FieldError names one offending input field.

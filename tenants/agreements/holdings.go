@@ -73,6 +73,14 @@ func Holdings() []Holding {
 			Export: []string{"id", "agreement_id", "agreement_version", "answer", "via", "answered_at"}},
 		{Table: "consent_notices", Section: "consent_notices", Erase: Delete, Order: "t.shown_at, t.agreement_version",
 			Export: []string{"agreement_id", "agreement_version", "shown_at"}},
+		// Results the learning app reported: the learner's own work, deleted
+		// with them (what went out of them stays in the record of
+		// disclosures, naming no one).
+		{Table: "results", Section: "results", Erase: Delete, Order: "t.occurred_at, t.id",
+			Export: []string{"id", "activity_id", "resource_link_id", "score_given", "score_maximum", "activity_progress",
+				"grading_progress", "completed", "success", "time_spent_seconds", "comment", "occurred_at", "received_at",
+				"idempotency_key"},
+			Omitted: map[string]string{}},
 		{Table: "learner_corrections", Section: "corrections", Erase: Delete, Order: "t.value_set_at, t.id",
 			Export: []string{"field", "value_set_at", "by_actor"}},
 		{Table: "audit_log", Section: "audit", Erase: Keep, Order: "t.seq",
