@@ -55,6 +55,9 @@ type learnerExport struct {
 		AgreementVersion int    `json:"agreement_version"`
 		Answer           string `json:"answer"`
 	} `json:"consents"`
+	Results []struct {
+		Comment string `json:"comment"`
+	} `json:"results"`
 	ConsentNotices []struct {
 		AgreementVersion int `json:"agreement_version"`
 	} `json:"consent_notices"`
@@ -113,6 +116,8 @@ func TestLearnerExportHoldsEverythingWithItsSource(t *testing.T) {
 	user := ph.userOf("learner-1")
 	ph.grantConsent(key, user)
 	ph.disclose(user)
+	app := ph.createAppKey("learning app")
+	ph.expect(ph.postResult(app.Token, "", scored(user, nil)), 201)
 	ph.expect(ph.do("PATCH", "/api/v1/tenants/uni/learners/"+user, key, map[string]any{"email": "ada.king@example.edu"}), 200)
 	// An entry about something else whose details name the learner.
 	tenant := ph.tenantID()
@@ -147,6 +152,9 @@ func TestLearnerExportHoldsEverythingWithItsSource(t *testing.T) {
 	if len(e.Disclosures) != 1 || e.Disclosures[0].Decision != "share_minimized" || e.Disclosures[0].Category != "completion" ||
 		strings.Join(e.Disclosures[0].RemovedFields, " ") != "email" {
 		t.Fatalf("disclosures %+v", e.Disclosures)
+	}
+	if len(e.Results) != 1 || e.Results[0].Comment != "Well argued." {
+		t.Fatalf("results %+v", e.Results)
 	}
 	if len(e.Corrections) != 1 || e.Corrections[0].Field != "email" || e.Corrections[0].By != "api_key:"+keyID {
 		t.Fatalf("corrections %+v", e.Corrections)
@@ -355,9 +363,11 @@ func TestErasureLeavesNothingIdentifying(t *testing.T) {
 	user := ph.userOf(listed.UserID)
 	ph.grantConsent(key, user)
 	ph.disclose(user)
+	app := ph.createAppKey("learning app")
+	ph.expect(ph.postResult(app.Token, "", scored(user, func(m map[string]any) { m["comment"] = "Grace Brewster Hopper, see me" })), 201)
 	ph.expect(ph.do("PATCH", "/api/v1/tenants/uni/learners/"+user, key, map[string]any{"family_name": "Hopperfixed"}), 200)
 	if e := ph.export(key, user); len(e.Memberships) != 1 || len(e.Consents) != 1 || len(e.Launches) != 1 || len(e.Corrections) != 1 ||
-		len(e.Disclosures) != 1 {
+		len(e.Disclosures) != 1 || len(e.Results) != 1 {
 		t.Fatalf("before the erasure: %+v", e)
 	}
 
