@@ -3,9 +3,7 @@ package tenants
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"maps"
@@ -93,45 +91,20 @@ func checkScopes(v *apperr.Validator, scopes []Scope) {
 	}
 }
 
-const (
-	tokenPrefix = "hubk_"
-	lookupLen   = 10 // base32 characters: 50 bits, enough to keep prefixes unique
-)
-
-var tokenEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+// tokenPrefix starts every tenant API key's token (token.NewKeyed).
+const tokenPrefix = "hubk_"
 
 // newToken returns a fresh token and its visible prefix.
-func newToken() (token, prefix string, err error) {
-	b := make([]byte, 32+lookupLen)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", fmt.Errorf("tenants: token: %w", err)
-	}
-	lookup := strings.ToLower(tokenEncoding.EncodeToString(b[32:]))[:lookupLen]
-	prefix = tokenPrefix + lookup
-	return prefix + "_" + strings.ToLower(tokenEncoding.EncodeToString(b[:32])), prefix, nil
+func newToken() (tok, prefix string, err error) {
+	tok, prefix = token.NewKeyed(tokenPrefix)
+	return tok, prefix, nil
 }
 
-// prefixOf returns a token's visible prefix, or "" if it is not shaped
-// like one of ours. Only the lookup alphabet passes, so whatever a client
-// sends (NUL characters, bytes that are not UTF-8) never reaches a query.
 // PrefixOf is the visible lookup part of an API key token, "" when token
 // is not shaped like one; it reads nothing from the database.
-func PrefixOf(token string) string { return prefixOf(token) }
+func PrefixOf(tok string) string { return prefixOf(tok) }
 
-func prefixOf(token string) string {
-	if !strings.HasPrefix(token, tokenPrefix) || len(token) < len(tokenPrefix)+lookupLen+2 {
-		return ""
-	}
-	p := token[:len(tokenPrefix)+lookupLen]
-	if token[len(p)] != '_' || strings.IndexFunc(p[len(tokenPrefix):], notLookup) >= 0 {
-		return ""
-	}
-	return p
-}
-
-// notLookup reports a rune outside the lowercase base32 alphabet of
-// lookups.
-func notLookup(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }
+func prefixOf(tok string) string { return token.KeyedPrefix(tok, tokenPrefix) }
 
 // hashToken is what a key is stored and found by: the SHA-256 of the bare
 // token, as the keys already issued were stored.

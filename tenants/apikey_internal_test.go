@@ -28,7 +28,8 @@ func FuzzPrefixOf(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p := prefixOf(s)
-		if p != "" && (!strings.HasPrefix(s, p+"_") || len(p) != len(tokenPrefix)+lookupLen || strings.IndexFunc(p[len(tokenPrefix):], notLookup) >= 0) {
+		notLookup := func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }
+		if p != "" && (!strings.HasPrefix(s, p+"_") || len(p) != len(tokenPrefix)+10 || strings.IndexFunc(p[len(tokenPrefix):], notLookup) >= 0) {
 			t.Fatalf("prefixOf(%q) = %q", s, p)
 		}
 	})

@@ -2,11 +2,8 @@ package results
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base32"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,44 +31,13 @@ type AppKey struct {
 // MaxAppKeyName bounds an app key's name, in characters.
 const MaxAppKeyName = 100
 
-// appTokenPrefix starts every app key's token: hubapp_<lookup>_<secret>,
-// told apart from a tenant key (hubk_) before any lookup.
-const (
-	appTokenPrefix = "hubapp_"
-	appLookupLen   = 10
-)
+// appTokenPrefix starts every app key's token (token.NewKeyed), told
+// apart from a tenant key's (hubk_) before any lookup.
+const appTokenPrefix = "hubapp_"
 
-var tokenEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
-
-// IsAppToken reports whether token is shaped like an app key's.
-func IsAppToken(token string) bool { return appPrefixOf(token) != "" }
-
-func appPrefixOf(token string) string {
-	if !strings.HasPrefix(token, appTokenPrefix) || len(token) < len(appTokenPrefix)+appLookupLen+2 {
-		return ""
-	}
-	p := token[:len(appTokenPrefix)+appLookupLen]
-	for _, r := range p[len(appTokenPrefix):] {
-		if !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') {
-			return ""
-		}
-	}
-	if token[len(p)] != '_' {
-		return ""
-	}
-	return p
-}
+func appPrefixOf(tok string) string { return token.KeyedPrefix(tok, appTokenPrefix) }
 
 func hashAppToken(t string) []byte { return token.Hash("app key", t) }
-
-func newAppToken() (tok, prefix string, err error) {
-	b := make([]byte, 32+appLookupLen)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", fmt.Errorf("results: app key token: %w", err)
-	}
-	prefix = appTokenPrefix + strings.ToLower(tokenEncoding.EncodeToString(b[32:]))[:appLookupLen]
-	return prefix + "_" + strings.ToLower(tokenEncoding.EncodeToString(b[:32])), prefix, nil
-}
 
 // CreateAppKey issues an app key named name and returns it with its
 // token, shown this once; audited as app_key.created in the operator's
@@ -82,12 +48,9 @@ func (s *Store) CreateAppKey(ctx context.Context, by audit.Actor, name string) (
 	if err := v.Err(); err != nil {
 		return AppKey{}, "", err
 	}
-	tok, prefix, err := newAppToken()
-	if err != nil {
-		return AppKey{}, "", err
-	}
+	tok, prefix := token.NewKeyed(appTokenPrefix)
 	var k AppKey
-	err = pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+	err := pg.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
 		now := s.Now()
 		if err := tx.GetContext(ctx, &k, `INSERT INTO app_keys (id, name, prefix, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)
 			RETURNING *`, uuid.New(), name, prefix, hashAppToken(tok), now); err != nil {
