@@ -29,9 +29,12 @@ ALTER TABLE retention_runs FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON retention_runs USING (tenant_id = hub_tenant_id() OR hub_cross_tenant())
   WITH CHECK (tenant_id = hub_tenant_id() OR hub_cross_tenant());
 
+-- Retention reads the disclosures of each agreement version (NULL: of
+-- none) older than that version's retention.
+CREATE INDEX disclosures_agreement ON disclosures (tenant_id, agreement_id, decided_at);
 -- The erasure of an ended agreement's learners finds those not yet erased.
 CREATE INDEX users_not_erased ON users (tenant_id, created_at) WHERE erased_at IS NULL;
 
 -- +goose Down
-DROP INDEX users_not_erased;
+DROP INDEX users_not_erased, disclosures_agreement;
 DROP TABLE retention_runs;

@@ -62,8 +62,9 @@ const retentionRunColumns = `id, tenant_id, trigger, status, requested_at, start
 // Expiring is one table whose rows retention deletes once they are older
 // than the retention of the agreement version they were made under. Its
 // rows have tenant_id, id and agreement_id (the version, or NULL for none)
-// columns. A row made under no agreement is kept as long as the tenant's
-// active agreement says, or, with none active, Retention.DefaultDays.
+// columns, and an index on (tenant_id, agreement_id, At). A row made under
+// no agreement is kept as long as the tenant's active agreement says, or,
+// with none active, Retention.DefaultDays.
 type Expiring struct {
 	Table string
 	// At is the column a row's age is counted from.
@@ -281,16 +282,57 @@ func (w *retentionWork) count(ctx context.Context, tx *sqlx.Tx, column string, n
 	return nil
 }
 
-// expire deletes e's expired rows of the tenant, a batch per transaction.
+// expire deletes e's expired rows of the tenant: those of each version
+// that was in force, and those of no agreement, by its own cutoff, a
+// batch per transaction.
 func (w *retentionWork) expire(ctx context.Context, e Expiring) error {
-	q := e.deleteQuery()
+	limits, err := w.limits(ctx, e)
+	if err != nil {
+		return err
+	}
+	for _, l := range limits {
+		if err := w.expireBefore(ctx, e, l.Agreement, w.now.Add(-time.Duration(l.Days)*24*time.Hour)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retentionLimit is how many days the rows made under an agreement
+// version (nil: under none) are kept.
+type retentionLimit struct {
+	Agreement *uuid.UUID `db:"id"`
+	Days      int        `db:"days"`
+}
+
+// limits are the days of e's retention for each version that was in
+// force, and for rows of no agreement: the active version's, or
+// DefaultDays.
+func (w *retentionWork) limits(ctx context.Context, e Expiring) ([]retentionLimit, error) {
+	col := pq.QuoteIdentifier(e.Retention)
+	var limits []retentionLimit
+	err := pg.InTenant(ctx, w.r.db, w.tenant, func(tx *sqlx.Tx) error {
+		return tx.SelectContext(ctx, &limits, `SELECT id, `+col+` AS days FROM agreements WHERE tenant_id = $1 AND status <> 'draft'
+			UNION ALL SELECT NULL::uuid, coalesce((SELECT `+col+` FROM agreements WHERE tenant_id = $1 AND status = 'active'), $2::integer)`,
+			w.tenant, w.r.DefaultDays)
+	})
+	if err != nil {
+		return nil, pg.MapError(fmt.Errorf("agreements: retention of %s: %w", e.Table, err))
+	}
+	return limits, nil
+}
+
+// expireBefore deletes e's rows of the agreement (nil: of none) made
+// before cutoff, a batch per transaction with the run's count.
+func (w *retentionWork) expireBefore(ctx context.Context, e Expiring, agreement *uuid.UUID, cutoff time.Time) error {
+	q := e.deleteQuery(agreement == nil)
 	for {
 		if w.pausing() {
 			return ErrRetentionPaused
 		}
 		var n int64
 		err := pg.InTenant(ctx, w.r.db, w.tenant, func(tx *sqlx.Tx) error {
-			res, err := tx.ExecContext(ctx, q, w.tenant, w.now, w.r.DefaultDays, w.r.Batch)
+			res, err := tx.ExecContext(ctx, q, w.tenant, agreement, cutoff, w.r.Batch)
 			if err != nil {
 				return err
 			}
@@ -311,24 +353,17 @@ func (w *retentionWork) expire(ctx context.Context, e Expiring) error {
 	}
 }
 
-// deleteQuery deletes at most $4 of the tenant's ($1) rows older at $2
-// than their version's retention, or, for a row of no agreement, the
-// active version's or else $3 days. Days are counted as 24 hours. The
-// first condition on At (the shortest retention there can be) lets the
-// query read only the index range of rows old enough.
-func (e Expiring) deleteQuery() string {
-	return fmt.Sprintf(`WITH fallback AS (
-			SELECT coalesce((SELECT %[3]s FROM agreements WHERE tenant_id = $1 AND status = 'active'), $3::integer) AS days
-		), doomed AS (
-			SELECT t.id FROM %[1]s t LEFT JOIN agreements a ON a.tenant_id = t.tenant_id AND a.id = t.agreement_id
-			WHERE t.tenant_id = $1
-				AND t.%[2]s < $2::timestamptz - make_interval(hours => 24 * least(
-					(SELECT min(%[3]s) FROM agreements WHERE tenant_id = $1), (SELECT days FROM fallback)))
-				AND t.%[2]s < $2::timestamptz - make_interval(hours => 24 * coalesce(a.%[3]s, (SELECT days FROM fallback)))
-			LIMIT $4::integer
-		)
-		DELETE FROM %[1]s t USING doomed WHERE t.tenant_id = $1 AND t.id = doomed.id`,
-		pq.QuoteIdentifier(e.Table), pq.QuoteIdentifier(e.At), pq.QuoteIdentifier(e.Retention))
+// deleteQuery deletes at most $4 of the tenant's ($1) rows of agreement
+// $2 (of none: $2 is NULL and ignored) made before $3. The table's index
+// on (tenant_id, agreement_id, At) reads exactly the rows to delete.
+func (e Expiring) deleteQuery(none bool) string {
+	of := `agreement_id = $2`
+	if none {
+		of = `agreement_id IS NULL AND $2::uuid IS NULL`
+	}
+	table := pq.QuoteIdentifier(e.Table)
+	return `DELETE FROM ` + table + ` WHERE tenant_id = $1 AND id IN (
+		SELECT id FROM ` + table + ` WHERE tenant_id = $1 AND ` + of + ` AND ` + pq.QuoteIdentifier(e.At) + ` < $3 LIMIT $4)`
 }
 
 // eraseEnded erases the learners of an agreement that ended with delete
