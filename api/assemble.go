@@ -21,6 +21,7 @@ import (
 	"github.com/klasterina/hub/lti/servicetoken"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
+	"github.com/klasterina/hub/sync/retention"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
@@ -64,6 +65,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Agreements, d.Sealer = agreements.NewStore(db, chain, log), sealer
 	d.Learners = agreements.NewLearners(db, chain)
 	d.Results = results.NewStore(db, chain, log)
+	d.Retention = agreements.NewRetention(db, chain, cfg.DisclosureRetentionDays)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}
@@ -74,8 +76,8 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 }
 
 // assembleJobs opens the job engine's pool and builds its client with the
-// workers of the roster sync; the first launch into a course asks for its
-// sync.
+// workers of the roster sync and of retention, and their schedules; the
+// first launch into a course asks for its sync.
 func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit.Keyring, client *http.Client,
 	registry *prometheus.Registry, log *slog.Logger) error {
 	jobsDB, err := jobs.Open(ctx, cfg.DatabaseURL)
@@ -85,16 +87,20 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 	d.JobsDB = jobsDB
 	tokens := servicetoken.NewSource(d.Keys, client)
 	d.Roster = roster.New(d.DB, jobsDB, tokens, client, chain, roster.NewMetrics(registry), log)
+	d.RetentionJobs = retention.New(jobsDB, d.Tenants, d.Retention, cfg.RetentionInterval, log)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, d.Roster.Worker())
 	river.AddWorker(workers, d.Roster.Scheduler())
-	d.Jobs, err = jobs.New(jobsDB, jobs.Config{Workers: workers, Periodic: []*river.PeriodicJob{d.Roster.PeriodicJob()},
+	river.AddWorker(workers, d.RetentionJobs.Worker())
+	river.AddWorker(workers, d.RetentionJobs.Scheduler())
+	periodic := []*river.PeriodicJob{d.Roster.PeriodicJob(), d.RetentionJobs.PeriodicJob()}
+	d.Jobs, err = jobs.New(jobsDB, jobs.Config{Workers: workers, Periodic: periodic,
 		RescueAfter: cfg.JobsRescueAfter, Registry: registry, Log: log})
 	if err != nil {
 		jobsDB.Close()
 		return err
 	}
-	d.Roster.Jobs = d.Jobs
+	d.Roster.Jobs, d.RetentionJobs.Jobs = d.Jobs, d.Jobs
 	d.LTI.CourseFound = d.Roster.AfterLaunch
 	return nil
 }

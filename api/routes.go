@@ -103,6 +103,10 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/learners/:user/consent-links", s.createConsentLink)
 	// The record of disclosures: every decision on an outbound record.
 	v1.GET("/tenants/:tenant/disclosures", s.listDisclosures)
+	// Retention: runs deleting what the agreements keep no longer.
+	v1.GET("/tenants/:tenant/retention-runs", s.listRetentionRuns)
+	v1.POST("/tenants/:tenant/retention-runs", s.requestRetentionRun)
+	v1.GET("/tenants/:tenant/retention-runs/:run", s.getRetentionRun)
 
 	// Learners' rights: export, correction, erasure.
 	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)

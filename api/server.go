@@ -21,6 +21,7 @@ import (
 	"github.com/klasterina/hub/lti/web"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
+	"github.com/klasterina/hub/sync/retention"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
@@ -45,10 +46,14 @@ type Deps struct {
 	Agreements *agreements.Store
 	Learners   *agreements.Learners
 	Results    *results.Store
-	Sealer     *secrets.Sealer // seals what the hub keeps or hands out encrypted
-	JobsDB     *sqlx.DB        // the job engine's pool (text parameters)
-	Jobs       *jobs.Client    // River: serve starts it
-	AdminToken string
+	// Retention deletes what the agreements keep no longer and records its
+	// runs; RetentionJobs queues them (on a schedule, or asked for).
+	Retention     *agreements.Retention
+	RetentionJobs *retention.Service
+	Sealer        *secrets.Sealer // seals what the hub keeps or hands out encrypted
+	JobsDB        *sqlx.DB        // the job engine's pool (text parameters)
+	Jobs          *jobs.Client    // River: serve starts it
+	AdminToken    string
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client; none: the peer address does.
 	TrustedProxies []*net.IPNet
@@ -72,6 +77,8 @@ type Server struct {
 	agreements    *agreements.Store
 	learners      *agreements.Learners
 	results       *results.Store
+	retention     *agreements.Retention
+	retentionJobs *retention.Service
 	sealer        *secrets.Sealer
 	browser       *web.Handlers // the browser-facing pages; routes sets it
 	adminToken    []byte
@@ -86,7 +93,8 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

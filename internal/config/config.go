@@ -32,6 +32,11 @@ type Config struct {
 	// JobsRescueAfter is how long a background job may run before the job
 	// engine takes it for stuck (its process died) and runs it again.
 	JobsRescueAfter time.Duration
+	// DisclosureRetentionDays keeps the record of a decision made under no
+	// agreement while the tenant has no active agreement either.
+	DisclosureRetentionDays int
+	// RetentionInterval is how often every active tenant's retention runs.
+	RetentionInterval time.Duration
 }
 
 // Error names the variable at fault.
@@ -56,11 +61,12 @@ const (
 
 // Load reads and validates the environment through getenv.
 func Load(getenv func(string) string, need Need) (*Config, error) {
-	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second, JobsRescueAfter: 3 * time.Minute}
+	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second, JobsRescueAfter: 3 * time.Minute,
+		DisclosureRetentionDays: DefaultDisclosureRetentionDays, RetentionInterval: DefaultRetentionInterval}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
 		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadMigrateDatabaseURL, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
-		c.loadJobsRescueAfter,
+		c.loadJobsRescueAfter, c.loadDisclosureRetentionDays, c.loadRetentionInterval,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -261,6 +267,48 @@ func (c *Config) loadJobsRescueAfter(getenv func(string) string, _ Need) error {
 	return nil
 }
 
+// Retention's defaults and bounds. The days match what an agreement may
+// set (1 to 3,650); the default is about seven years, the longest record
+// keeping FERPA and most employers' training records ask for.
+const (
+	DefaultDisclosureRetentionDays = 2555
+	maxRetentionDays               = 3650
+	DefaultRetentionInterval       = 24 * time.Hour
+	minRetentionInterval           = time.Minute
+	maxRetentionInterval           = 7 * 24 * time.Hour
+)
+
+// loadDisclosureRetentionDays reads HUB_DISCLOSURE_RETENTION_DAYS: how
+// long the record of a decision made under no agreement is kept while its
+// tenant has no active agreement to say.
+func (c *Config) loadDisclosureRetentionDays(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_DISCLOSURE_RETENTION_DAYS")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxRetentionDays {
+		return &Error{"HUB_DISCLOSURE_RETENTION_DAYS", fmt.Sprintf("must be a whole number of days from 1 to %d, such as 2555", maxRetentionDays)}
+	}
+	c.DisclosureRetentionDays = n
+	return nil
+}
+
+// loadRetentionInterval reads HUB_RETENTION_INTERVAL: how often every
+// tenant's retention runs, from a minute to a week.
+func (c *Config) loadRetentionInterval(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_RETENTION_INTERVAL")
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minRetentionInterval || d > maxRetentionInterval {
+		return &Error{"HUB_RETENTION_INTERVAL", "must be a duration from 1m to 168h, such as 24h"}
+	}
+	c.RetentionInterval = d
+	return nil
+}
+
 // loadTrustedProxies reads HUB_TRUSTED_PROXIES: comma-separated CIDRs of
 // the load balancers in front of the hub. Only their X-Forwarded-For is
 // believed; without it the peer address is the client.
@@ -309,6 +357,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("lti_leeway", c.LTILeeway),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),
 		slog.Duration("jobs_rescue_after", c.JobsRescueAfter),
+		slog.Int("disclosure_retention_days", c.DisclosureRetentionDays),
+		slog.Duration("retention_interval", c.RetentionInterval),
 	)
 }
 

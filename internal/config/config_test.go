@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klasterina/hub/internal/config"
 )
@@ -53,5 +54,42 @@ func TestLogValueMasksSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, "db:5432") {
 		t.Fatalf("logged config lacks the database host: %s", out)
+	}
+}
+
+func TestRetentionSettings(t *testing.T) {
+	c, err := config.Load(env(good), config.NeedServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DisclosureRetentionDays != 2555 || c.RetentionInterval != 24*time.Hour {
+		t.Fatalf("defaults: %d days, every %s", c.DisclosureRetentionDays, c.RetentionInterval)
+	}
+	for name, tc := range map[string]struct {
+		name, value string
+		ok          bool
+	}{
+		"a year":                  {"HUB_DISCLOSURE_RETENTION_DAYS", "365", true},
+		"ten years":               {"HUB_DISCLOSURE_RETENTION_DAYS", "3650", true},
+		"no days":                 {"HUB_DISCLOSURE_RETENTION_DAYS", "0", false},
+		"past ten years":          {"HUB_DISCLOSURE_RETENTION_DAYS", "3651", false},
+		"days not a number":       {"HUB_DISCLOSURE_RETENTION_DAYS", "7y", false},
+		"hourly":                  {"HUB_RETENTION_INTERVAL", "1h", true},
+		"a week":                  {"HUB_RETENTION_INTERVAL", "168h", true},
+		"every second":            {"HUB_RETENTION_INTERVAL", "1s", false},
+		"past a week":             {"HUB_RETENTION_INTERVAL", "169h", false},
+		"interval not a duration": {"HUB_RETENTION_INTERVAL", "24", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := map[string]string{tc.name: tc.value}
+			for k, v := range good {
+				e[k] = v
+			}
+			_, err := config.Load(env(e), config.NeedServe)
+			var ce *config.Error
+			if tc.ok && err != nil || !tc.ok && (!errors.As(err, &ce) || ce.Var != tc.name) {
+				t.Fatalf("%s=%s: %v", tc.name, tc.value, err)
+			}
+		})
 	}
 }

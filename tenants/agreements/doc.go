@@ -25,4 +25,11 @@
 // were removed, under which agreement version, and why. Tenant admins list
 // it and export it as CSV; it outlives the learner's erasure without
 // naming them.
+//
+// Retention keeps the agreements' word on time: a run deletes the
+// disclosures older than the retention of the version they were decided
+// under, and, once an agreement terminated with delete is past its copy
+// retention, erases the learners the tenant had then through the same
+// erasure a tenant admin asks for (Learners). Deletions go a batch per
+// transaction, and each run is recorded with its counts.
 package agreements

@@ -314,25 +314,30 @@ func actorName(a audit.Actor) string {
 // user the tenant never had. A deadlock with a launch or sync writing the
 // learner at that moment is retried.
 func (l *Learners) Erase(ctx context.Context, by audit.Actor, tenant, user uuid.UUID) error {
-	err := pg.RetryInTenant(ctx, l.db, tenant, func(tx *sqlx.Tx) error { return l.erase(ctx, tx, by, tenant, user) })
+	err := pg.RetryInTenant(ctx, l.db, tenant, func(tx *sqlx.Tx) error {
+		_, err := l.erase(ctx, tx, by, tenant, user)
+		return err
+	})
 	return pg.MapError(err)
 }
 
-func (l *Learners) erase(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant, user uuid.UUID) error {
+// erase erases the learner in tx, and says whether it did: false for a
+// learner erased already.
+func (l *Learners) erase(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant, user uuid.UUID) (bool, error) {
 	var erased *time.Time
 	err := tx.GetContext(ctx, &erased, `SELECT erased_at FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, user)
 	if pg.IsNoRows(err) {
-		return noLearner()
+		return false, noLearner()
 	}
 	if err != nil || erased != nil {
-		return err
+		return false, err
 	}
 	now := l.Now()
 	details := map[string]string{}
 	for _, h := range Holdings() {
 		n, err := h.erase(ctx, tx, tenant, user, now)
 		if err != nil {
-			return fmt.Errorf("agreements: erase %s: %w", h.Table, err)
+			return false, fmt.Errorf("agreements: erase %s: %w", h.Table, err)
 		}
 		if h.Erase == Delete || h.Erase == Detach {
 			details[h.Table] = strconv.FormatInt(n, 10)
@@ -340,7 +345,7 @@ func (l *Learners) erase(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenan
 	}
 	_, err = l.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "learner.erased", TargetType: "user", TargetID: user.String(),
 		Details: details}, now)
-	return err
+	return err == nil, err
 }
 
 // erase disposes of the holding's rows of the learner and says how many.
