@@ -1,4 +1,4 @@
-package nrps
+package httpheader
 
 import (
 	"maps"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseLinks(t *testing.T) {
+func TestLinks(t *testing.T) {
 	base, _ := url.Parse("https://lms.example.edu/api/lti/courses/1/names_and_roles?limit=50")
 	tests := []struct {
 		name    string
@@ -53,8 +53,8 @@ func TestParseLinks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := parseLinks(tc.headers, base); !maps.Equal(got, tc.want) {
-				t.Errorf("parseLinks(%q) = %v, want %v", tc.headers, got, tc.want)
+			if got := Links(tc.headers, base); !maps.Equal(got, tc.want) {
+				t.Errorf("Links(%q) = %v, want %v", tc.headers, got, tc.want)
 			}
 		})
 	}
