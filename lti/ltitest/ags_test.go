@@ -796,3 +796,24 @@ func TestAGSBearerRequired(t *testing.T) {
 		t.Error("an unauthorised DELETE deleted")
 	}
 }
+
+func TestDemoPageShowsGradebook(t *testing.T) {
+	p := gradesPlatform(t)
+	p.SetRoster("course-1", 5)
+	claim := p.Claims("n", ltitest.Launch{})[lti.ClaimAGS].(map[string]any)
+	if err := gradesClient().PostScore(context.Background(), claim["lineitem"].(string), tokScore,
+		graded("nrps-course-1-3", 7.5, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(p.Server.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"Gradebook of course-1", "Week 1 quiz", "nrps-course-1-3: 7.5/10 (FullyGraded)"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("demo page lacks %q", want)
+		}
+	}
+}
