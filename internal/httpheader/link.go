@@ -8,8 +8,9 @@ import (
 // Links reads Link headers (RFC 8288 §3) into their targets by relation
 // type ("next" for paging, "differences" for NRPS membership
 // differences): several links in one header and several headers, rel
-// quoted or not, with space-separated relation types, compared without
-// regard to case and returned in lower case.
+// quoted or not (in typographic quotes too, as Moodle sends them), with
+// space-separated relation types, compared without regard to case and
+// returned in lower case.
 // Targets are resolved against base; only absolute http and https URLs are
 // kept. For each relation the first link wins. A link that cannot be read
 // is skipped, not the header.
@@ -62,7 +63,9 @@ func nextLink(s string) (target string, rels []string, ok bool, rest string) {
 		name, value, s = nextParam(s[1:])
 		if name == "rel" && !relSeen { // RFC 8288 §3.3: only the first rel counts
 			relSeen = true
-			rels = strings.Fields(strings.ToLower(value))
+			// Moodle's line item paging quotes rel in typographic quotes
+			// (rel=“next”): read as a token, they are taken off.
+			rels = strings.Fields(strings.ToLower(strings.Trim(value, "\u201c\u201d")))
 		}
 	}
 	return target, rels, true, skipValue(s)

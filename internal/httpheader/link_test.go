@@ -48,6 +48,9 @@ func TestLinks(t *testing.T) {
 		{"bad URL refused", []string{`<http://[::1>; rel="next"`}, map[string]string{}},
 		{"unclosed quote", []string{`<https://lms.example.edu/n?p=2>; rel="next`},
 			map[string]string{"next": "https://lms.example.edu/n?p=2"}},
+		{"Moodle's typographic quotes", []string{`<https://lms.example.edu/l?type_id=1&limit=2&from=0>; rel=“first”, <https://lms.example.edu/l?type_id=1&limit=2&from=2>; rel=“canonical”, <https://lms.example.edu/l?type_id=1&limit=2&from=4>; rel=“next”, <https://lms.example.edu/l?type_id=1&limit=2&from=5>; rel=“last”`},
+			map[string]string{"first": "https://lms.example.edu/l?type_id=1&limit=2&from=0", "canonical": "https://lms.example.edu/l?type_id=1&limit=2&from=2",
+				"next": "https://lms.example.edu/l?type_id=1&limit=2&from=4", "last": "https://lms.example.edu/l?type_id=1&limit=2&from=5"}},
 		{"empty target is the page", []string{`<>; rel="self"`},
 			map[string]string{"self": "https://lms.example.edu/api/lti/courses/1/names_and_roles?limit=50"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -252,6 +253,32 @@ func TestLineItemsPaging(t *testing.T) {
 	}
 	if got := p.got(); len(got) != 3 || got[1].RawQuery != "page=2" || got[2].RawQuery != "page=3" {
 		t.Errorf("requests = %+v", got)
+	}
+}
+
+// Moodle pages its line items with limit and from, its Link relations in
+// typographic quotes.
+func TestLineItemsPagingMoodle(t *testing.T) {
+	var base string
+	p := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		from := r.URL.Query().Get("from")
+		page := func(n int) string {
+			return fmt.Sprintf("%s/mod/lti/services.php/5/lineitems?type_id=1&limit=1&from=%d", base, n)
+		}
+		links := "<" + page(0) + ">; rel=“first”"
+		if from == "" || from == "0" {
+			links += ", <" + page(1) + ">; rel=“next”"
+		}
+		w.Header().Set("Link", links+", <"+page(1)+">; rel=“last”")
+		_, _ = io.WriteString(w, `[{"id":"`+base+`/mod/lti/services.php/5/lineitems/`+from+`/lineitem?type_id=1","label":"Quiz","scoreMaximum":10}]`)
+	})
+	base = p.srv.URL
+	items, err := client().LineItems(ctx, base+"/mod/lti/services.php/5/lineitems?type_id=1", "t", ags.Query{Limit: 1})
+	if err != nil || len(items) != 2 {
+		t.Fatalf("items %+v, %v", items, err)
+	}
+	if got := p.got(); len(got) != 2 || got[1].RawQuery != "type_id=1&limit=1&from=1" {
+		t.Errorf("requests %+v", got)
 	}
 }
 
