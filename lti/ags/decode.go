@@ -125,8 +125,10 @@ func (w wireItem) lineItem() (LineItem, error) {
 	if li.StartDateTime, err = w.date("startDateTime"); err != nil {
 		return LineItem{}, err
 	}
-	li.EndDateTime, err = w.date("endDateTime")
-	return li, err
+	if li.EndDateTime, err = w.date("endDateTime"); err != nil {
+		return LineItem{}, err
+	}
+	return li, nil
 }
 
 func (w wireItem) id() (string, error) {

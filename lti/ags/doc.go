@@ -18,6 +18,11 @@
 //     item URL with /scores appended to its path, its query kept
 //     (ScoresURL), since Moodle's and others' line item URLs carry one.
 //
+// The token goes wherever a call is pointed: only LineItems, which
+// follows links it was not given, keeps to one origin. A caller that
+// posts to a line item id the platform listed decides whether a host
+// other than the container's is to be trusted with it.
+//
 // A score carries the time the hub recorded it, and platforms keep only
 // the newest: a score whose timestamp is not after the last one the
 // platform accepted for the same line item and user is refused (Moodle
