@@ -2,7 +2,9 @@ package ltitest
 
 import (
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,7 +37,11 @@ table{border-collapse:collapse;font-size:.9rem}th,td{text-align:left;padding:.2r
 {{if .First}}<table><tr><th>Name</th><th>Email</th><th>Roles</th><th>Status</th></tr>
 {{range .First}}<tr><td>{{.Name}}</td><td>{{.Email}}</td><td>{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{roleName $r}}{{end}}</td><td>{{.Status}}</td></tr>
 {{end}}</table>{{end}}{{else}}<p>The tool has not seen this course yet: launch into it.</p>{{end}}{{end}}
-{{end}}</body></html>`))
+{{end}}
+{{range .Gradebooks}}<h2>Gradebook of {{.ID}}</h2>
+<table><tr><th>Column</th><th>Out of</th><th>Scores the tool posted</th></tr>
+{{range .Columns}}<tr><td>{{.Label}}</td><td>{{.Max}}</td><td>{{range $i, $s := .Scores}}{{if $i}}; {{end}}{{$s}}{{else}}none yet{{end}}{{if .More}} … and {{.More}} more{{end}}</td></tr>
+{{end}}</table>{{end}}</body></html>`))
 
 // ToolCopy is what the tool holds of a course's roster, for the demo
 // page to show beside the platform's own.
@@ -55,7 +61,8 @@ func (p *Platform) home(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = homePage.Execute(w, map[string]any{"Issuer": p.Issuer(), "ClientID": p.ClientID, "Links": links,
-		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere"), "Rosters": p.rosterSummaries(r.Context(), 5)})
+		"Bad": p.BadLaunches(p.ToolLaunchURL + "/elsewhere"), "Rosters": p.rosterSummaries(r.Context(), 5),
+		"Gradebooks": p.gradebookSummaries(5)})
 }
 
 // start begins a launch from the demo page: it sends the browser to the
@@ -104,4 +111,50 @@ func (p *Platform) demoMember(role string) (RosterMember, bool) {
 		}
 	}
 	return RosterMember{}, false
+}
+
+// gradebookSummary is a course's gradebook for the demo page.
+type gradebookSummary struct {
+	ID      string
+	Columns []columnSummary
+}
+
+type columnSummary struct {
+	Label  string
+	Max    string
+	Scores []string // "user: given/maximum (grading progress)", by user
+	More   int      // scores past the first few
+}
+
+// gradebookSummaries describes each course's gradebook with the first
+// few learners' latest scores in each column.
+func (p *Platform) gradebookSummaries(first int) []gradebookSummary {
+	p.ags.mu.Lock()
+	ids := slices.Sorted(maps.Keys(p.ags.books))
+	p.ags.mu.Unlock()
+	var out []gradebookSummary
+	for _, id := range ids {
+		g := gradebookSummary{ID: id}
+		for _, c := range p.Gradebook(id) {
+			cs := columnSummary{Label: c.Label, Max: strconv.FormatFloat(c.ScoreMaximum, 'f', -1, 64)}
+			for _, user := range slices.Sorted(maps.Keys(c.Scores)) {
+				if len(cs.Scores) == first {
+					cs.More++
+					continue
+				}
+				cs.Scores = append(cs.Scores, scoreLine(user, c.Scores[user]))
+			}
+			g.Columns = append(g.Columns, cs)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+func scoreLine(user string, s Score) string {
+	given := "no score"
+	if s.ScoreGiven != nil && s.ScoreMaximum != nil {
+		given = strconv.FormatFloat(*s.ScoreGiven, 'f', -1, 64) + "/" + strconv.FormatFloat(*s.ScoreMaximum, 'f', -1, 64)
+	}
+	return user + ": " + given + " (" + s.GradingProgress + ")"
 }

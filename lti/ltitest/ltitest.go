@@ -3,8 +3,11 @@
 // authorization endpoint that answers a tool's login redirect with a signed
 // id_token posted to the tool (form_post), launches for any role and
 // message type, each of the certification suite's bad payloads on demand,
-// and a roster service (Names and Role Provisioning Services) with paging,
-// differences and injected faults (nrps.go).
+// a token endpoint for its services (token.go), a roster service (Names
+// and Role Provisioning Services) with paging, differences and injected
+// faults (nrps.go), and a gradebook per course served by Assignment and
+// Grade Services: line items listed, created, changed and deleted, scores
+// checked and kept, with the same faults (ags.go).
 //
 // It implements the platform side of the LTI 1.3 core and 1EdTech Security
 // Framework as published; it shares no code with the tool it tests but the
@@ -97,6 +100,16 @@ type Platform struct {
 	NRPSDelay time.Duration
 	// NRPSSlowDelay is how long FaultSlow holds a roster request (0: 3 s).
 	NRPSSlowDelay time.Duration
+	// AGSQuery, when set, is a query ("type_id=1") the grade services' URLs
+	// carry and their requests must keep, as Moodle's do.
+	AGSQuery string
+	// AGSSlowDelay is how long FaultSlow holds a grade service request
+	// (0: 3 s).
+	AGSSlowDelay time.Duration
+	// StaleScoreStatus is the status of a score whose timestamp is not
+	// after the last one accepted for its line item and learner (0: 409
+	// Conflict, as Moodle; Canvas answers 400).
+	StaleScoreStatus int
 
 	mu          sync.Mutex
 	jwksStatus  int // non-zero: the keyset endpoint fails with it
@@ -109,6 +122,7 @@ type Platform struct {
 	now         func() time.Time
 	tokens      tokenState // the token endpoint's: token.go
 	nrps        nrpsState
+	ags         agsState
 }
 
 type signingKey struct {
@@ -128,6 +142,7 @@ func NewOn(ln net.Listener) *Platform {
 	p.GrantedScopes = []string{lti.ScopeNRPS, lti.ScopeAGSLineItem, lti.ScopeAGSLineItemRead, lti.ScopeAGSResultRead, lti.ScopeAGSScore}
 	p.TokenLifetime = time.Hour
 	p.RotateKey()
+	p.initAGS()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks", p.serveJWKS)
 	mux.HandleFunc("GET /auth", p.authorize)
@@ -137,6 +152,12 @@ func NewOn(ln net.Listener) *Platform {
 	mux.HandleFunc("POST /register", p.register)
 	mux.HandleFunc("POST /token", p.token)
 	mux.HandleFunc("GET /nrps/{context}", p.memberships)
+	mux.HandleFunc("GET /ags/{context}/lineitems", p.listLineItems)
+	mux.HandleFunc("POST /ags/{context}/lineitems", p.createLineItem)
+	mux.HandleFunc("GET /ags/{context}/lineitems/{item}", p.getLineItem)
+	mux.HandleFunc("PUT /ags/{context}/lineitems/{item}", p.updateLineItem)
+	mux.HandleFunc("DELETE /ags/{context}/lineitems/{item}", p.deleteLineItem)
+	mux.HandleFunc("POST /ags/{context}/lineitems/{item}/scores", p.postScore)
 	mux.HandleFunc("GET /{$}", p.home)
 	mux.HandleFunc("GET /start", p.start)
 	p.Server = httptest.NewUnstartedServer(mux)
@@ -390,8 +411,8 @@ func (p *Platform) Claims(nonce string, l Launch) map[string]any {
 		lti.ClaimContext:       map[string]any{"id": "course-1", "label": "MATH101", "title": "Mathematics 101", "type": []string{"http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"}},
 		lti.ClaimPlatform:      map[string]any{"guid": "platform-guid", "name": "Test LMS", "product_family_code": "ltitest"},
 		lti.ClaimNRPS:          map[string]any{"context_memberships_url": p.Server.URL + "/nrps/course-1", "service_versions": []string{"2.0"}},
-		lti.ClaimAGS: map[string]any{"scope": []string{lti.ScopeAGSLineItem, lti.ScopeAGSResultRead, lti.ScopeAGSScore},
-			"lineitems": p.Server.URL + "/ags/course-1/lineitems"},
+		lti.ClaimAGS: map[string]any{"scope": []string{lti.ScopeAGSLineItem, lti.ScopeAGSLineItemRead, lti.ScopeAGSResultRead, lti.ScopeAGSScore},
+			"lineitems": p.LineItemsURL(demoCourse), "lineitem": p.lineItemURL(demoCourse, 1)},
 	}
 	switch l.Message {
 	case lti.MessageDeepLinkingRequest:

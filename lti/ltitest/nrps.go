@@ -27,9 +27,8 @@ import (
 // Roster paging defaults, as Canvas's: 10 members a page unless the tool
 // asks, 50 at most.
 const (
-	defaultNRPSLimit    = 10
-	defaultNRPSPageCap  = 50
-	defaultNRPSSlowWait = 3 * time.Second
+	defaultNRPSLimit   = 10
+	defaultNRPSPageCap = 50
 )
 
 // LIS role vocabularies, for the generated members and the role filter.
@@ -43,7 +42,7 @@ const (
 type nrpsState struct {
 	mu       sync.Mutex
 	rosters  map[string]*roster
-	faults   []Fault
+	faults   faultQueue
 	pages    int
 	requests int
 }
@@ -505,7 +504,8 @@ func (p *Platform) memberships(w http.ResponseWriter, r *http.Request) {
 	if !p.authorizeService(w, r, lti.ScopeNRPS) {
 		return
 	}
-	if f, ok := p.nextFault(); ok && p.fail(w, r, f) {
+	if f, ok := p.nrps.faults.next(); ok && p.fail(w, r, f, faultAnswer{mediaType: nrpsMediaType, slow: p.NRPSSlowDelay,
+		malformed: `{"id":"` + p.Server.URL + r.URL.RequestURI() + `","members":[{"status":"Active","user_id":"nrps-`}) {
 		return
 	}
 	if !sleep(r, p.NRPSDelay) {

@@ -333,6 +333,11 @@ func TestMembershipsFaults(t *testing.T) {
 				t.Errorf("error = %v, want ErrMalformed", err)
 			}
 		}},
+		{"token refused", ltitest.FaultUnauthorized, func(t *testing.T, err error) {
+			if !errors.As(err, &se) || se.Status != 401 || se.Temporary() {
+				t.Errorf("error = %v", err)
+			}
+		}},
 		{"dropped connection", ltitest.FaultDropConnection, func(t *testing.T, err error) {
 			if err == nil || errors.As(err, &se) || errors.Is(err, nrps.ErrMalformed) {
 				t.Errorf("error = %v, want a transport error", err)

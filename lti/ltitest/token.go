@@ -252,10 +252,10 @@ func writeNoStore(w http.ResponseWriter, status int, v any) {
 
 // authorizeService lets a service request through if it bears an access
 // token issued by the token endpoint, unexpired and unrevoked, that grants
-// scope. Otherwise it answers (RFC 6750 §3.1) 401 to a missing, unknown,
-// expired or revoked token and 403 to a token without scope, and returns
-// false.
-func (p *Platform) authorizeService(w http.ResponseWriter, r *http.Request, scope string) bool {
+// one of scopes. Otherwise it answers (RFC 6750 §3.1) 401 to a missing,
+// unknown, expired or revoked token and 403 to a token without any of
+// them, and returns false.
+func (p *Platform) authorizeService(w http.ResponseWriter, r *http.Request, scopes ...string) bool {
 	scheme, access, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || access == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ltitest"`)
@@ -270,7 +270,8 @@ func (p *Platform) authorizeService(w http.ResponseWriter, r *http.Request, scop
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ltitest", error="invalid_token"`)
 		http.Error(w, "access token unknown, expired or revoked", http.StatusUnauthorized)
 		return false
-	case !slices.Contains(t.scopes, scope):
+	case !slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(t.scopes, s) }):
+		scope := strings.Join(scopes, " ")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="ltitest", error="insufficient_scope", scope=%q`, scope))
 		http.Error(w, "access token lacks scope "+scope, http.StatusForbidden)
 		return false

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klasterina/hub/internal/httpheader"
 	"github.com/klasterina/hub/internal/httpx"
 )
 
@@ -145,7 +146,7 @@ func (c *Client) Fetch(ctx context.Context, pageURL, token string) (*Page, error
 	if err != nil {
 		return nil, fmt.Errorf("nrps: %s: %w", req.URL.Redacted(), err)
 	}
-	links := parseLinks(resp.Header.Values("Link"), resp.Request.URL)
+	links := httpheader.Links(resp.Header.Values("Link"), resp.Request.URL)
 	page.Next, page.Differences = links["next"], links["differences"]
 	return page, nil
 }

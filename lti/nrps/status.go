@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klasterina/hub/internal/httpheader"
 )
 
 // StatusError is a page the platform refused or failed.
@@ -61,34 +62,8 @@ func newStatusError(resp *http.Response, now time.Time) *StatusError {
 
 // MaxRetryAfter caps what ParseRetryAfter returns, so a broken or hostile
 // header cannot park a sync for ever.
-const MaxRetryAfter = 24 * time.Hour
+const MaxRetryAfter = httpheader.MaxRetryAfter
 
 // ParseRetryAfter reads a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 0 when absent or unreadable; never negative.
 // A date in the past is 0; anything past MaxRetryAfter is MaxRetryAfter.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if isDigits(v) {
-		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter // only overflow fails: all digits
-		}
-		return time.Duration(secs) * time.Second
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0
-	}
-	return min(max(t.Sub(now), 0), MaxRetryAfter)
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
+func ParseRetryAfter(v string, now time.Time) time.Duration { return httpheader.RetryAfter(v, now) }

@@ -1,18 +1,20 @@
-package nrps
+package httpheader
 
 import (
 	"net/url"
 	"strings"
 )
 
-// parseLinks reads Link headers (RFC 8288 §3) for the relations NRPS uses
-// (paging: "next"; membership differences: "differences"): several links
-// in one header and several headers, rel quoted or not, with
-// space-separated relation types, compared without regard to case.
+// Links reads Link headers (RFC 8288 §3) into their targets by relation
+// type ("next" for paging, "differences" for NRPS membership
+// differences): several links in one header and several headers, rel
+// quoted or not (in typographic quotes too, as Moodle sends them), with
+// space-separated relation types, compared without regard to case and
+// returned in lower case.
 // Targets are resolved against base; only absolute http and https URLs are
 // kept. For each relation the first link wins. A link that cannot be read
 // is skipped, not the header.
-func parseLinks(headers []string, base *url.URL) map[string]string {
+func Links(headers []string, base *url.URL) map[string]string {
 	links := map[string]string{}
 	for _, h := range headers {
 		for s := h; s != ""; {
@@ -61,7 +63,9 @@ func nextLink(s string) (target string, rels []string, ok bool, rest string) {
 		name, value, s = nextParam(s[1:])
 		if name == "rel" && !relSeen { // RFC 8288 §3.3: only the first rel counts
 			relSeen = true
-			rels = strings.Fields(strings.ToLower(value))
+			// Moodle's line item paging quotes rel in typographic quotes
+			// (rel=“next”): read as a token, they are taken off.
+			rels = strings.Fields(strings.ToLower(strings.Trim(value, "\u201c\u201d")))
 		}
 	}
 	return target, rels, true, skipValue(s)

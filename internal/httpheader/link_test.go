@@ -1,4 +1,4 @@
-package nrps
+package httpheader
 
 import (
 	"maps"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseLinks(t *testing.T) {
+func TestLinks(t *testing.T) {
 	base, _ := url.Parse("https://lms.example.edu/api/lti/courses/1/names_and_roles?limit=50")
 	tests := []struct {
 		name    string
@@ -48,13 +48,16 @@ func TestParseLinks(t *testing.T) {
 		{"bad URL refused", []string{`<http://[::1>; rel="next"`}, map[string]string{}},
 		{"unclosed quote", []string{`<https://lms.example.edu/n?p=2>; rel="next`},
 			map[string]string{"next": "https://lms.example.edu/n?p=2"}},
+		{"Moodle's typographic quotes", []string{`<https://lms.example.edu/l?type_id=1&limit=2&from=0>; rel=“first”, <https://lms.example.edu/l?type_id=1&limit=2&from=2>; rel=“canonical”, <https://lms.example.edu/l?type_id=1&limit=2&from=4>; rel=“next”, <https://lms.example.edu/l?type_id=1&limit=2&from=5>; rel=“last”`},
+			map[string]string{"first": "https://lms.example.edu/l?type_id=1&limit=2&from=0", "canonical": "https://lms.example.edu/l?type_id=1&limit=2&from=2",
+				"next": "https://lms.example.edu/l?type_id=1&limit=2&from=4", "last": "https://lms.example.edu/l?type_id=1&limit=2&from=5"}},
 		{"empty target is the page", []string{`<>; rel="self"`},
 			map[string]string{"self": "https://lms.example.edu/api/lti/courses/1/names_and_roles?limit=50"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := parseLinks(tc.headers, base); !maps.Equal(got, tc.want) {
-				t.Errorf("parseLinks(%q) = %v, want %v", tc.headers, got, tc.want)
+			if got := Links(tc.headers, base); !maps.Equal(got, tc.want) {
+				t.Errorf("Links(%q) = %v, want %v", tc.headers, got, tc.want)
 			}
 		})
 	}
