@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -105,7 +107,14 @@ func answered(resp *http.Response, start, now time.Time, classify func(int, stri
 // unanswered is the Result of a request that got no answer. An address
 // the guard refuses fails: it will be refused again. Anything else may
 // pass.
+//
+// Err drops the URL a transport error names: its query may hold the
+// receiver's token, and Err is for logs.
 func unanswered(err error, start time.Time) Result {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = fmt.Errorf("%s: %w", urlErr.Op, urlErr.Err)
+	}
 	r := Result{Outcome: Retry, Latency: time.Since(start), Err: err, Cause: causeOf(err)}
 	if r.Cause == CauseForbiddenAddress {
 		r.Outcome = Failed

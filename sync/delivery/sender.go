@@ -59,10 +59,10 @@ func (s *Sender) send(ctx context.Context, req *http.Request, body []byte, dryRu
 }
 
 // newRequest is a request of the hub's with a body.
-func newRequest(method, url string, body []byte) (*http.Request, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+func newRequest(method, target string, body []byte) (*http.Request, error) {
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalid, method, url, err)
+		return nil, fmt.Errorf("%w: %s to a URL that does not parse", ErrInvalid, method) // the URL may hold a token
 	}
 	req.Header.Set("User-Agent", userAgent)
 	if body != nil {

@@ -217,8 +217,8 @@ func TestWebhookWithoutAnAnswer(t *testing.T) {
 		name, url string
 		cause     string
 	}{
-		{"slow receiver", slow.URL, delivery.CauseTimeout},
-		{"nothing listening", closedURL, delivery.CauseRefused},
+		{"slow receiver", slow.URL + "/h?token=sekrit", delivery.CauseTimeout},
+		{"nothing listening", closedURL + "/h?token=sekrit", delivery.CauseRefused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := sender()
@@ -230,6 +230,9 @@ func TestWebhookWithoutAnAnswer(t *testing.T) {
 			}
 			if res.Outcome != delivery.Retry || res.Cause != tc.cause || res.Err == nil || res.Status != 0 {
 				t.Fatalf("%+v, want retry because of %s", res, tc.cause)
+			}
+			if strings.Contains(res.Err.Error(), "sekrit") {
+				t.Fatalf("the error for the log names the URL's query: %v", res.Err)
 			}
 			if time.Since(start) > 5*time.Second {
 				t.Fatalf("the attempt took %s: the timeout did not hold", time.Since(start))
