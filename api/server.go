@@ -19,11 +19,13 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
+	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/roster"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
 	"github.com/klasterina/hub/tenants/audit"
+	"github.com/klasterina/hub/tenants/destinations"
 )
 
 // MaxBodyBytes caps every request body; the admin API's bodies are small.
@@ -53,6 +55,11 @@ type Deps struct {
 	Log            *slog.Logger
 	Registry       *prometheus.Registry // nil: a fresh one
 	RefusalAudit   RefusalAudit         // zero fields: the defaults it documents
+
+	// Destinations are the tenants' webhook and xAPI destinations;
+	// Delivery sends to them (an admin's test, for now).
+	Destinations *destinations.Store
+	Delivery     *delivery.Sender
 }
 
 // Server is the hub's HTTP server.
@@ -69,6 +76,8 @@ type Server struct {
 	roster        *roster.Service
 	agreements    *agreements.Store
 	learners      *agreements.Learners
+	destinations  *destinations.Store
+	delivery      *delivery.Sender
 	sealer        *secrets.Sealer
 	browser       *web.Handlers // the browser-facing pages; routes sets it
 	adminToken    []byte
@@ -83,7 +92,7 @@ type Server struct {
 func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
-		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, destinations: d.Destinations, delivery: d.Delivery, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
