@@ -19,6 +19,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/servicetoken"
+	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
 	"github.com/klasterina/hub/sync/retention"
@@ -26,6 +27,7 @@ import (
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
 	"github.com/klasterina/hub/tenants/audit"
+	"github.com/klasterina/hub/tenants/destinations"
 )
 
 // Assemble wires the domain packages from the configuration into Deps, the
@@ -66,6 +68,9 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Learners = agreements.NewLearners(db, chain)
 	d.Results = results.NewStore(db, chain, log)
 	d.Retention = agreements.NewRetention(db, chain, cfg.DisclosureRetentionDays)
+	d.Destinations = destinations.NewStore(db, chain, sealer, log)
+	d.Destinations.AllowHTTP = cfg.OutboundAllowPrivate
+	d.Delivery = delivery.NewSender(client)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

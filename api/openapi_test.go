@@ -15,6 +15,7 @@ import (
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/destinations"
 )
 
 type openAPIDoc struct {
@@ -147,6 +148,13 @@ func TestOpenAPIDocumentsTheBounds(t *testing.T) {
 		{"NewAPIKey.scopes maxItems", s["NewAPIKey"].Properties["scopes"].MaxItems, tenants.MaxKeyScopes},
 		{"Activity.title maxLength", s["Activity"].Properties["title"].MaxLength, lti.MaxActivityTitle},
 		{"Activity.description maxLength", s["Activity"].Properties["description"].MaxLength, lti.MaxActivityDescription},
+		{"NewDestination.name maxLength", s["NewDestination"].Properties["name"].MaxLength, destinations.MaxName},
+		{"NewDestination.url maxLength", s["NewDestination"].Properties["url"].MaxLength, destinations.MaxURLLength},
+		{"NewDestination.username maxLength", s["NewDestination"].Properties["username"].MaxLength, destinations.MaxCredential},
+		{"NewDestination.password maxLength", s["NewDestination"].Properties["password"].MaxLength, destinations.MaxCredential},
+		{"DestinationPatch.name maxLength", s["DestinationPatch"].Properties["name"].MaxLength, destinations.MaxName},
+		{"DestinationPatch.url maxLength", s["DestinationPatch"].Properties["url"].MaxLength, destinations.MaxURLLength},
+		{"DestinationPatch.password maxLength", s["DestinationPatch"].Properties["password"].MaxLength, destinations.MaxCredential},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %d, the code's bound is %d", tc.name, tc.got, tc.want)

@@ -108,6 +108,16 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/retention-runs", s.requestRetentionRun)
 	v1.GET("/tenants/:tenant/retention-runs/:run", s.getRetentionRun)
 
+	// Destinations: webhooks and xAPI LRSs that records may be sent to.
+	v1.POST("/tenants/:tenant/destinations", s.createDestination)
+	v1.GET("/tenants/:tenant/destinations", s.listDestinations)
+	v1.GET("/tenants/:tenant/destinations/:destination", s.getDestination)
+	v1.PATCH("/tenants/:tenant/destinations/:destination", s.updateDestination)
+	v1.DELETE("/tenants/:tenant/destinations/:destination", s.deleteDestination)
+	v1.POST("/tenants/:tenant/destinations/:destination/rotate-secret", s.rotateDestinationSecret)
+	v1.POST("/tenants/:tenant/destinations/:destination/finish-rotation", s.finishDestinationRotation)
+	v1.POST("/tenants/:tenant/destinations/:destination/test", s.testDestination)
+
 	// Learners' rights: export, correction, erasure.
 	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)
 	v1.PATCH("/tenants/:tenant/learners/:user", s.correctLearner)

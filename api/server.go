@@ -19,6 +19,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
+	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
 	"github.com/klasterina/hub/sync/retention"
@@ -26,6 +27,7 @@ import (
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/agreements"
 	"github.com/klasterina/hub/tenants/audit"
+	"github.com/klasterina/hub/tenants/destinations"
 )
 
 // MaxBodyBytes caps every request body; the admin API's bodies are small.
@@ -60,6 +62,11 @@ type Deps struct {
 	Log            *slog.Logger
 	Registry       *prometheus.Registry // nil: a fresh one
 	RefusalAudit   RefusalAudit         // zero fields: the defaults it documents
+
+	// Destinations are the tenants' webhook and xAPI destinations;
+	// Delivery sends to them (an admin's test, for now).
+	Destinations *destinations.Store
+	Delivery     *delivery.Sender
 }
 
 // Server is the hub's HTTP server.
@@ -79,6 +86,8 @@ type Server struct {
 	results       *results.Store
 	retention     *agreements.Retention
 	retentionJobs *retention.Service
+	destinations  *destinations.Store
+	delivery      *delivery.Sender
 	sealer        *secrets.Sealer
 	browser       *web.Handlers // the browser-facing pages; routes sets it
 	adminToken    []byte
@@ -94,7 +103,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
 		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
-		retention: d.Retention, retentionJobs: d.RetentionJobs, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
