@@ -47,7 +47,6 @@ func (s *Server) createResult(c echo.Context) error {
 	if replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/results/"+res.ID.String())
 	return c.JSON(http.StatusCreated, res)
 }
 

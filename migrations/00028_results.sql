@@ -48,6 +48,14 @@ ALTER TABLE results FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON results USING (tenant_id = hub_tenant_id() OR hub_cross_tenant())
   WITH CHECK (tenant_id = hub_tenant_id() OR hub_cross_tenant());
 
+-- A result the app reports while the learner is being erased waits for
+-- the erasure's lock on the user row, then finds the row still there
+-- (blank): refused when its transaction commits, as identities and
+-- memberships are (migration 00024), so nothing about the learner is
+-- written after their erasure.
+CREATE CONSTRAINT TRIGGER results_not_erased AFTER INSERT ON results
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hub_refuse_erased_user();
+
 -- The tenant of a hub user, for a result the app reports about them (an
 -- erased user has none: nothing more is taken about them).
 -- +goose StatementBegin
@@ -60,5 +68,6 @@ REVOKE EXECUTE ON FUNCTION hub_user_tenant(uuid) FROM PUBLIC;
 
 -- +goose Down
 DROP FUNCTION hub_user_tenant(uuid);
+DROP TRIGGER results_not_erased ON results;
 DROP TABLE results;
 DROP TABLE app_keys;

@@ -105,14 +105,15 @@ const retryTries = 3
 func RetryInTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.Tx) error) error {
 	for try := 1; ; try++ {
 		err := InTenant(ctx, db, tenant, fn)
-		if try == retryTries || !lostToAnother(err) {
+		if try == retryTries || !LostToAnother(err) {
 			return err
 		}
 	}
 }
 
-// lostToAnother reports a deadlock or serialization failure.
-func lostToAnother(err error) bool {
+// LostToAnother reports a deadlock or serialization failure: a
+// transaction worth running again from the start.
+func LostToAnother(err error) bool {
 	var pqErr *pq.Error
 	return errors.As(err, &pqErr) && (pqErr.Code == codeSerialization || pqErr.Code == codeDeadlock)
 }

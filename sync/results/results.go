@@ -157,6 +157,26 @@ func (s *Store) Record(ctx context.Context, by AppKey, r Report, idempotencyKey 
 		}
 	}
 	user := uuid.MustParse(r.User)
+	r.User = user.String() // one spelling, so a repeat hashes the same
+	for try := 1; ; try++ {
+		res, replayed, err = s.record(ctx, by, r, user, idempotencyKey, now)
+		// An erasure of the learner committing meanwhile refuses the
+		// result at commit; the next try finds no learner.
+		if try == 3 || !pg.LostToAnother(err) {
+			break
+		}
+	}
+	if errors.Is(err, pg.ErrNoTenant) {
+		return Result{}, false, apperr.InvalidFields(apperr.FieldError{Field: "user", Message: "is not a learner the hub has"})
+	}
+	if err != nil {
+		return Result{}, false, pg.MapError(fmt.Errorf("results: record: %w", err))
+	}
+	return res, replayed, nil
+}
+
+// record is one try of Record, in the learner's tenant.
+func (s *Store) record(ctx context.Context, by AppKey, r Report, user uuid.UUID, idempotencyKey string, now time.Time) (res Result, replayed bool, err error) {
 	err = pg.InFoundTenant(ctx, s.db, "hub_user_tenant", user, func(tx *sqlx.Tx, tenant uuid.UUID) error {
 		if idempotencyKey != "" {
 			found, err := s.byIdempotencyKey(ctx, tx, tenant, by.ID, idempotencyKey, r.hash())
@@ -171,13 +191,7 @@ func (s *Store) Record(ctx context.Context, by AppKey, r Report, idempotencyKey 
 		res, err = s.insert(ctx, tx, tenant, by, r, idempotencyKey, now)
 		return err
 	})
-	if errors.Is(err, pg.ErrNoTenant) {
-		return Result{}, false, apperr.InvalidFields(apperr.FieldError{Field: "user", Message: "is not a learner the hub has"})
-	}
-	if err != nil {
-		return Result{}, false, pg.MapError(fmt.Errorf("results: record: %w", err))
-	}
-	return res, replayed, nil
+	return res, replayed, err
 }
 
 func derefResult(r *Result) Result {
