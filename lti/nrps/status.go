@@ -47,7 +47,7 @@ func (e *StatusError) Temporary() bool { // 429, 5xx, Throttled
 func newStatusError(resp *http.Response, now time.Time) *StatusError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	retry := resp.Header.Get("Retry-After")
-	e := &StatusError{Status: resp.StatusCode, RetryAfter: ParseRetryAfter(retry, now), Body: string(b)}
+	e := &StatusError{Status: resp.StatusCode, RetryAfter: httpheader.RetryAfter(retry, now), Body: string(b)}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
 		e.Throttled = true
@@ -59,11 +59,3 @@ func newStatusError(resp *http.Response, now time.Time) *StatusError {
 	}
 	return e
 }
-
-// MaxRetryAfter caps what ParseRetryAfter returns, so a broken or hostile
-// header cannot park a sync for ever.
-const MaxRetryAfter = httpheader.MaxRetryAfter
-
-// ParseRetryAfter reads a Retry-After header value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 0 when absent or unreadable; never negative.
-// A date in the past is 0; anything past MaxRetryAfter is MaxRetryAfter.
-func ParseRetryAfter(v string, now time.Time) time.Duration { return httpheader.RetryAfter(v, now) }

@@ -1,7 +1,6 @@
 package servicetoken
 
 import (
-	"net/http"
 	"testing"
 	"time"
 )
@@ -22,27 +21,6 @@ func TestRefreshAt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := refreshAt(asked, tc.lifetime).Sub(asked); got != tc.want {
 				t.Fatalf("refreshAt(%s) = asked + %s, want + %s", tc.lifetime, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		name, header string
-		want         time.Duration
-	}{
-		{"none", "", 0},
-		{"seconds", "120", 2 * time.Minute},
-		{"HTTP date", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{"date passed", now.Add(-time.Hour).Format(http.TimeFormat), 0},
-		{"negative", "-5", 0},
-		{"garbage", "soon", 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := retryAfter(tc.header, now); got != tc.want {
-				t.Fatalf("retryAfter(%q) = %s, want %s", tc.header, got, tc.want)
 			}
 		})
 	}

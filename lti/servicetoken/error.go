@@ -3,7 +3,6 @@ package servicetoken
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -42,27 +41,4 @@ func (e *Error) Error() string {
 // stays until the registration or the platform's set-up changes.
 func (e *Error) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
-}
-
-// MaxRetryAfter bounds a Retry-After: a header asking for longer (or one
-// so large it overflows) is read as this.
-const MaxRetryAfter = 24 * time.Hour
-
-// retryAfter reads a Retry-After header, in seconds or as an HTTP date
-// (RFC 9110 §10.2.3), between 0 and MaxRetryAfter.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		return max(time.Duration(n)*time.Second, 0)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), MaxRetryAfter)
-	}
-	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/klasterina/hub/internal/httpheader"
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/token"
 )
@@ -93,7 +94,7 @@ func (s *Source) refusal(p Platform, err error) error {
 	e := &Error{Code: re.ErrorCode, Description: re.ErrorDescription, Body: strings.ToValidUTF8(string(re.Body[:min(len(re.Body), maxBody)]), "")}
 	if re.Response != nil {
 		e.Status = re.Response.StatusCode
-		e.RetryAfter = retryAfter(re.Response.Header.Get("Retry-After"), s.Now())
+		e.RetryAfter = httpheader.RetryAfter(re.Response.Header.Get("Retry-After"), s.Now())
 	}
 	return e
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klasterina/hub/lti/nrps"
+	"github.com/klasterina/hub/internal/httpheader"
 )
 
 // FuzzAnswer reads a receiver's answer as the senders do: whatever its
@@ -28,7 +28,7 @@ func FuzzAnswer(f *testing.F) {
 			if !slices.Contains([]Outcome{Delivered, Retry, Throttled, Failed}, r.Outcome) {
 				t.Fatalf("outcome %q", r.Outcome)
 			}
-			if r.RetryAfter < 0 || r.RetryAfter > nrps.MaxRetryAfter {
+			if r.RetryAfter < 0 || r.RetryAfter > httpheader.MaxRetryAfter {
 				t.Fatalf("Retry-After %q read as %s", retryAfter, r.RetryAfter)
 			}
 			if len(r.Body) > MaxResultBody {

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klasterina/hub/internal/httpheader"
 	"github.com/klasterina/hub/internal/httpx"
-	"github.com/klasterina/hub/lti/nrps"
 )
 
 // Outcome is what became of one attempt, and so what the worker does next.
@@ -57,7 +57,7 @@ type Result struct {
 	// It is the receiver's text: for an admin or a log, never parsed.
 	Body []byte
 	// RetryAfter is the receiver's Retry-After (at most
-	// nrps.MaxRetryAfter); 0 when it gave none.
+	// httpheader.MaxRetryAfter); 0 when it gave none.
 	RetryAfter time.Duration
 	// Cause says why no answer came (one of the Cause constants), and Err
 	// is the error for the log; Err's text is not for clients.
@@ -101,7 +101,7 @@ func answered(resp *http.Response, start, now time.Time, classify func(int, stri
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBody))
 	retry := resp.Header.Get("Retry-After")
 	return Result{Outcome: classify(resp.StatusCode, retry), Status: resp.StatusCode, Latency: latency, Body: body,
-		RetryAfter: nrps.ParseRetryAfter(retry, now)}
+		RetryAfter: httpheader.RetryAfter(retry, now)}
 }
 
 // unanswered is the Result of a request that got no answer. An address
