@@ -233,6 +233,8 @@ func fieldBit(f Field) uint8 {
 		return 2
 	case FieldExternalID:
 		return 4
+	case FieldComment:
+		return 8
 	}
 	return 0
 }
@@ -248,8 +250,8 @@ func fieldMask(fs []Field) uint8 {
 // fieldSets holds, for every set of known fields, its members in the order
 // of Fields, so that a decision does not allocate its slices. Each has its
 // capacity clipped: an append copies instead of writing into the table.
-var fieldSets = func() [8][]Field {
-	var sets [8][]Field
+var fieldSets = func() [16][]Field {
+	var sets [16][]Field
 	for m := range sets {
 		set := []Field{}
 		for _, f := range Fields {

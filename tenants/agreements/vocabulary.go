@@ -21,8 +21,10 @@ const (
 // Categories lists every category, in a fixed order.
 var Categories = []Category{CategoryScores, CategoryCompletion, CategoryProgress, CategoryTimeSpent, CategoryCertificates}
 
-// Field is an identity field that may accompany a record. The hub's
-// pseudonymous user id always may, and is not a Field.
+// Field is a personal field that may accompany a record: an identity
+// field, or the free-text comment on a result (AGS comment), which may
+// say anything about the learner. The hub's pseudonymous user id always
+// may, and is not a Field.
 type Field string
 
 // The identity fields an agreement may allow.
@@ -30,10 +32,11 @@ const (
 	FieldName       Field = "name"
 	FieldEmail      Field = "email"
 	FieldExternalID Field = "external_id"
+	FieldComment    Field = "comment"
 )
 
 // Fields lists every identity field, in a fixed order.
-var Fields = []Field{FieldName, FieldEmail, FieldExternalID}
+var Fields = []Field{FieldName, FieldEmail, FieldExternalID, FieldComment}
 
 // ConsentRule says what the learner's consent has to do with sharing.
 type ConsentRule string
