@@ -66,7 +66,6 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Catalog = d.LTI.Catalog
 	d.Agreements, d.Sealer = agreements.NewStore(db, chain, log), sealer
 	d.Learners = agreements.NewLearners(db, chain)
-	d.Results = results.NewStore(db, chain, log)
 	d.Retention = agreements.NewRetention(db, chain, cfg.DisclosureRetentionDays)
 	d.Destinations = destinations.NewStore(db, chain, sealer, log)
 	d.Destinations.AllowHTTP = cfg.OutboundAllowPrivate
@@ -81,8 +80,9 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 }
 
 // assembleJobs opens the job engine's pool and builds its client with the
-// workers of the roster sync and of retention, and their schedules; the
-// first launch into a course asks for its sync.
+// workers of the roster sync, of retention and of deliveries, and their
+// schedules; the first launch into a course asks for its sync, and a
+// result the app reports queues its deliveries.
 func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit.Keyring, client *http.Client,
 	registry *prometheus.Registry, log *slog.Logger) error {
 	jobsDB, err := jobs.Open(ctx, cfg.DatabaseURL)
@@ -92,12 +92,16 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 	d.JobsDB = jobsDB
 	tokens := servicetoken.NewSource(d.Keys, client)
 	d.Roster = roster.New(d.DB, jobsDB, tokens, client, chain, roster.NewMetrics(registry), log)
+	d.Results = results.NewStore(jobsDB, chain, log)
+	d.Deliveries = delivery.New(jobsDB, client, tokens, d.Destinations, chain, cfg.PublicURL.String(), delivery.NewMetrics(registry), log)
+	d.Results.Route = d.Deliveries.Route
 	d.RetentionJobs = retention.New(jobsDB, d.Tenants, d.Retention, cfg.RetentionInterval, log)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, d.Roster.Worker())
 	river.AddWorker(workers, d.Roster.Scheduler())
 	river.AddWorker(workers, d.RetentionJobs.Worker())
 	river.AddWorker(workers, d.RetentionJobs.Scheduler())
+	river.AddWorker(workers, d.Deliveries.Worker())
 	periodic := []*river.PeriodicJob{d.Roster.PeriodicJob(), d.RetentionJobs.PeriodicJob()}
 	d.Jobs, err = jobs.New(jobsDB, jobs.Config{Workers: workers, Periodic: periodic,
 		RescueAfter: cfg.JobsRescueAfter, Registry: registry, Log: log})
@@ -105,7 +109,7 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 		jobsDB.Close()
 		return err
 	}
-	d.Roster.Jobs, d.RetentionJobs.Jobs = d.Jobs, d.Jobs
+	d.Roster.Jobs, d.RetentionJobs.Jobs, d.Deliveries.Jobs = d.Jobs, d.Jobs, d.Jobs
 	d.LTI.CourseFound = d.Roster.AfterLaunch
 	return nil
 }

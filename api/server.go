@@ -64,9 +64,11 @@ type Deps struct {
 	RefusalAudit   RefusalAudit         // zero fields: the defaults it documents
 
 	// Destinations are the tenants' webhook and xAPI destinations;
-	// Delivery sends to them (an admin's test, for now).
+	// Delivery sends an admin's test to them; Deliveries route results to
+	// their destinations and send them (River's delivery queue).
 	Destinations *destinations.Store
 	Delivery     *delivery.Sender
+	Deliveries   *delivery.Service
 }
 
 // Server is the hub's HTTP server.

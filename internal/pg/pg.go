@@ -93,6 +93,22 @@ func InTenant(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, fn func(*sqlx.
 	return inTx(ctx, db, "hub.tenant_id", tenant.String(), fn)
 }
 
+// InTenantFor is InTenant for a background job that holds its
+// transaction across a call to another system, so the transaction's
+// locks span the call (a delivery holds the learner's row while it
+// sends, so an erasure waits for it): the transaction ends within
+// timeout instead of TxTimeout. db must be a pool whose server-side
+// limits allow that long (the job engine's, JobLimits); job concurrency
+// is bounded by the job engine, so no tenant share is taken.
+func InTenantFor(ctx context.Context, db *sqlx.DB, tenant uuid.UUID, timeout time.Duration, fn func(*sqlx.Tx) error) error {
+	if tenant == uuid.Nil {
+		return errors.New("pg: InTenantFor with no tenant")
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return inTxUntil(ctx, db, "hub.tenant_id", tenant.String(), fn)
+}
+
 // retryTries is how often RetryInTenant runs a transaction that loses to
 // another before giving up.
 const retryTries = 3
@@ -154,6 +170,11 @@ func InFoundTenant(ctx context.Context, db *sqlx.DB, lookup string, arg any, fn 
 func inTx(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
 	ctx, cancel := withTxDeadline(ctx)
 	defer cancel()
+	return inTxUntil(ctx, db, setting, value, fn)
+}
+
+// inTxUntil is inTx within ctx's own deadline.
+func inTxUntil(ctx context.Context, db *sqlx.DB, setting, value string, fn func(*sqlx.Tx) error) (err error) {
 	var bs *beginSetting
 	if setting != "" {
 		bs = &beginSetting{name: setting, value: value}
@@ -192,6 +213,7 @@ const (
 	codeCheckViolation      = "23514"
 	codeSerialization       = "40001"
 	codeDeadlock            = "40P01"
+	codeLockNotAvailable    = "55P03"
 )
 
 // MapError classifies database errors at the store boundary: constraint
@@ -240,6 +262,13 @@ func isTimeout(err error) bool {
 
 // IsNoRows reports a query that found nothing.
 func IsNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// IsLockNotAvailable reports whether err is a NOWAIT lock that another
+// transaction holds.
+func IsLockNotAvailable(err error) bool {
+	var pqErr *pq.Error
+	return errors.As(err, &pqErr) && pqErr.Code == codeLockNotAvailable
+}
 
 // InTx runs fn in a transaction with no tenant set: for hub-wide tables
 // that belong to no tenant (the hub's signing keys, the activity catalog,

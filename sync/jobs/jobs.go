@@ -23,6 +23,7 @@ import (
 const (
 	QueueRoster      = "roster"      // NRPS pulls: each holds a platform's attention for a while
 	QueueMaintenance = "maintenance" // schedules and housekeeping: short jobs
+	QueueDelivery    = "delivery"    // records sent out: short, many, mostly waiting on a receiver
 )
 
 // Defaults an operator may change through Config.
@@ -38,8 +39,12 @@ const (
 	// DiscardedRetention keeps jobs that failed for good longer, to be looked into.
 	DiscardedRetention = 7 * 24 * time.Hour
 	// poolSize is the job engine's own connections per replica: River's
-	// producers, leader election and maintenance, and the job inserts.
-	poolSize = 8
+	// producers, leader election and maintenance, and the job inserts,
+	// and one for each delivery worker, which holds its transaction while
+	// it sends (pg.InTenantFor).
+	poolSize = 8 + deliveryWorkers
+	// deliveryWorkers is how many deliveries one replica sends at once.
+	deliveryWorkers = 32
 )
 
 // Config is what the engine runs.
@@ -61,7 +66,7 @@ type Config struct {
 
 // DefaultQueues are the hub's queues and their worker limits per replica.
 func DefaultQueues() map[string]int {
-	return map[string]int{QueueRoster: 4, QueueMaintenance: 2}
+	return map[string]int{QueueRoster: 4, QueueMaintenance: 2, QueueDelivery: deliveryWorkers}
 }
 
 // JobTimeout is the longest a job may run before River cancels its

@@ -126,9 +126,15 @@ type Store struct {
 	chain *audit.Keyring
 	log   *slog.Logger
 	Now   func() time.Time
+	// Route queues a new result's deliveries in the transaction that
+	// records it (delivery.Service.Route), so a result and the jobs it
+	// causes commit together; nil routes nothing.
+	Route func(ctx context.Context, tx *sqlx.Tx, tenant, result uuid.UUID) (int, error)
 }
 
-// NewStore returns the results store over db, auditing in chain.
+// NewStore returns the results store over db, auditing in chain. With a
+// Route, db must be the job engine's pool (jobs.Open), whose transactions
+// the jobs are inserted in.
 func NewStore(db *sqlx.DB, chain *audit.Keyring, log *slog.Logger) *Store {
 	return &Store{db: db, chain: chain, log: log, Now: time.Now}
 }
@@ -188,7 +194,10 @@ func (s *Store) record(ctx context.Context, by AppKey, r Report, user uuid.UUID,
 		if err := s.checkRefs(ctx, tx, tenant, r); err != nil {
 			return err
 		}
-		res, err = s.insert(ctx, tx, tenant, by, r, idempotencyKey, now)
+		if res, err = s.insert(ctx, tx, tenant, by, r, idempotencyKey, now); err != nil || s.Route == nil {
+			return err
+		}
+		_, err = s.Route(ctx, tx, tenant, res.ID)
 		return err
 	})
 	return res, replayed, err

@@ -81,6 +81,12 @@ func Holdings() []Holding {
 				"grading_progress", "completed", "success", "time_spent_seconds", "comment", "occurred_at", "received_at",
 				"idempotency_key"},
 			Omitted: map[string]string{}},
+		// Deliveries of the learner's results: the record of where each went
+		// and how, kept naming no one (a pending one then ends withheld,
+		// learner_erased, when its job runs).
+		{Table: "deliveries", Section: "deliveries", Erase: Detach, Order: "t.created_at, t.id",
+			Export: []string{"id", "result_id", "destination_kind", "destination_id", "category", "status", "reason", "attempts",
+				"throttled", "last_status", "last_error", "occurred_at", "score_timestamp", "created_at", "delivered_at"}},
 		{Table: "learner_corrections", Section: "corrections", Erase: Delete, Order: "t.value_set_at, t.id",
 			Export: []string{"field", "value_set_at", "by_actor"}},
 		{Table: "audit_log", Section: "audit", Erase: Keep, Order: "t.seq",

@@ -1,0 +1,187 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/agreements"
+	"github.com/klasterina/hub/tenants/destinations"
+)
+
+// reported is a result with what a record about it may carry, as read
+// when it is sent.
+type reported struct {
+	ID               uuid.UUID `db:"id"`
+	UserID           uuid.UUID `db:"user_id"`
+	ActivityID       string    `db:"activity_id"`
+	ActivityTitle    string    `db:"activity_title"`
+	ResourceLinkID   string    `db:"resource_link_id"`
+	ScoreGiven       *float64  `db:"score_given"`
+	ScoreMaximum     *float64  `db:"score_maximum"`
+	ActivityProgress string    `db:"activity_progress"`
+	GradingProgress  string    `db:"grading_progress"`
+	Completed        *bool     `db:"completed"`
+	Success          *bool     `db:"success"`
+	TimeSpentSeconds *int64    `db:"time_spent_seconds"`
+	Comment          string    `db:"comment"`
+	OccurredAt       time.Time `db:"occurred_at"`
+	ReceivedAt       time.Time `db:"received_at"`
+	Name             string    `db:"name"`
+	Email            string    `db:"email"`
+	ExternalID       string    `db:"external_id"`
+}
+
+// loadResult reads the delivery's result, its learner's identity fields
+// (the institution's id for them: the newest lis_person_sourcedid) and
+// the activity's title.
+func loadResult(ctx context.Context, tx *sqlx.Tx, d row) (reported, error) {
+	var r reported
+	err := tx.GetContext(ctx, &r, `SELECT r.id, r.user_id, coalesce(r.activity_id, '') AS activity_id,
+			coalesce(a.title, '') AS activity_title, coalesce(r.resource_link_id, '') AS resource_link_id, r.score_given,
+			r.score_maximum, r.activity_progress, r.grading_progress, r.completed, r.success, r.time_spent_seconds,
+			coalesce(r.comment, '') AS comment, r.occurred_at, r.received_at, coalesce(u.name, '') AS name,
+			coalesce(u.email, '') AS email,
+			coalesce((SELECT i.lis_person_sourcedid FROM lti_identities i
+				WHERE i.tenant_id = r.tenant_id AND i.user_id = r.user_id AND i.lis_person_sourcedid IS NOT NULL
+				ORDER BY i.last_launch_at DESC NULLS LAST LIMIT 1), '') AS external_id
+		FROM results r
+		JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id
+		LEFT JOIN activities a ON a.id = r.activity_id
+		WHERE r.tenant_id = $1 AND r.id = $2`, d.TenantID, *d.ResultID)
+	if err != nil {
+		return reported{}, fmt.Errorf("delivery: read result: %w", err)
+	}
+	return r, nil
+}
+
+// fields are the identity fields the learner has values for: what the
+// record would carry if the agreement allowed everything.
+func (r reported) fields() []agreements.Field {
+	var fs []agreements.Field
+	for _, f := range []struct {
+		field agreements.Field
+		value string
+	}{{agreements.FieldName, r.Name}, {agreements.FieldEmail, r.Email}, {agreements.FieldExternalID, r.ExternalID}} {
+		if f.value != "" {
+			fs = append(fs, f.field)
+		}
+	}
+	return fs
+}
+
+// course names the course the result's resource link belongs to, for the
+// record: the newest of the learner's courses with that link.
+func course(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, r reported) (id, title, linkTitle string, err error) {
+	if r.ResourceLinkID == "" {
+		return "", "", "", nil
+	}
+	var c struct {
+		ContextID string `db:"context_id"`
+		Title     string `db:"title"`
+		LinkTitle string `db:"link_title"`
+	}
+	err = tx.GetContext(ctx, &c, `SELECT coalesce(c.context_id, '') AS context_id, coalesce(c.title, '') AS title,
+			coalesce(rl.title, '') AS link_title
+		FROM resource_links rl LEFT JOIN contexts c ON c.tenant_id = rl.tenant_id AND c.id = rl.context_ref
+		WHERE rl.tenant_id = $1 AND rl.resource_link_id = $2
+		ORDER BY EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = rl.tenant_id AND m.context_ref = rl.context_ref
+			AND m.user_id = $3) DESC, rl.updated_at DESC LIMIT 1`, tenant, r.ResourceLinkID, r.UserID)
+	if err != nil && !pg.IsNoRows(err) {
+		return "", "", "", fmt.Errorf("delivery: read course: %w", err)
+	}
+	return c.ContextID, c.Title, c.LinkTitle, nil
+}
+
+// sendRecord sends a record to a webhook or an LRS, as the agreement
+// allows it now.
+func (s *Service) sendRecord(ctx context.Context, tx *sqlx.Tx, d row) (outcome, error) {
+	dest, creds, err := s.dests.Credentials(ctx, d.TenantID, *d.DestinationID)
+	switch {
+	case apperr.Is(err, apperr.NotFound):
+		return outcome{end: StatusFailed, reason: ReasonDestinationGone}, nil
+	case err != nil:
+		return outcome{}, fmt.Errorf("delivery: destination: %w", err)
+	case !dest.Enabled:
+		return outcome{end: StatusFailed, reason: ReasonDestinationOff}, nil
+	}
+	release, ok := s.acquire("destination:" + dest.ID.String())
+	if !ok {
+		return outcome{busy: s.Policy.busyWait()}, nil
+	}
+	defer release()
+	r, err := loadResult(ctx, tx, d)
+	if err != nil {
+		return outcome{}, err
+	}
+	dec, withheld, err := s.disclose(ctx, tx, d, r.fields())
+	if err != nil || withheld != nil {
+		return derefOutcome(withheld), err
+	}
+	rec, err := s.record(ctx, tx, d, r, dec)
+	if err != nil {
+		return outcome{}, err
+	}
+	var res Result
+	if dest.Kind == destinations.KindWebhook {
+		res, err = s.sender.SendWebhook(ctx, Webhook{URL: dest.URL, Secrets: creds.Secrets, DryRun: dest.DryRun},
+			RecordEvent(EventID(d.ID), rec))
+	} else {
+		var st Statement
+		if st, err = NewStatement(rec, s.Home, dest.ID); err == nil {
+			res, err = s.sender.SendStatement(ctx, LRS{Endpoint: dest.URL, Username: creds.Username, Password: creds.Password,
+				DryRun: dest.DryRun}, st)
+		}
+	}
+	if errors.Is(err, ErrInvalid) {
+		s.log.Warn("delivery: record cannot be sent", "delivery", d.ID, "err", err)
+		return outcome{end: StatusFailed, reason: ReasonInvalidRecord}, nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{attempt: &res, receivedAt: r.ReceivedAt}, nil
+}
+
+// EventID is the webhook-id of a delivery: the same for every attempt and
+// redrive, so a receiver can drop repeats.
+func EventID(delivery uuid.UUID) string { return "msg_" + delivery.String() }
+
+// record is the outbound record of r, with the identity fields dec lets go.
+func (s *Service) record(ctx context.Context, tx *sqlx.Tx, d row, r reported, dec agreements.Decision) (Record, error) {
+	courseID, courseTitle, linkTitle, err := course(ctx, tx, d.TenantID, r)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{ID: r.ID, Category: agreements.Category(d.Category), Learner: r.UserID, Fields: dec.Fields,
+		Name: r.Name, Email: r.Email, ExternalID: r.ExternalID, ScoreGiven: r.ScoreGiven, ScoreMax: r.ScoreMaximum,
+		Completed: r.Completed, Success: r.Success, ActivityID: r.ActivityID, ActivityTitle: r.ActivityTitle,
+		CourseID: courseID, CourseTitle: courseTitle, OccurredAt: r.OccurredAt}
+	if r.TimeSpentSeconds != nil {
+		rec.TimeSpentSeconds = *r.TimeSpentSeconds
+	}
+	if rec.ActivityID == "" {
+		rec.ActivityID, rec.ActivityTitle = r.ResourceLinkID, linkTitle
+	}
+	return rec, nil
+}
+
+func derefOutcome(o *outcome) outcome {
+	if o == nil {
+		return outcome{}
+	}
+	return *o
+}
+
+// busyWait is how long a delivery whose destination is at its limit
+// waits before it looks again: about a second, spread so the waiting
+// ones do not all come back at once.
+func (p Policy) busyWait() time.Duration {
+	return time.Second + jitter(time.Second)
+}

@@ -1,0 +1,113 @@
+package delivery
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/lti/ags"
+	"github.com/klasterina/hub/lti/servicetoken"
+	"github.com/klasterina/hub/sync/jobs"
+	"github.com/klasterina/hub/tenants/audit"
+	"github.com/klasterina/hub/tenants/destinations"
+)
+
+// Policy says how deliveries are retried and how many run at once.
+type Policy struct {
+	// MaxAttempts is how many failed attempts (5xx, timeouts, broken
+	// connections) a delivery gets before it is dead. Throttled attempts
+	// (429, 503 with Retry-After, Canvas's rate-limit 403) do not count.
+	MaxAttempts int
+	// BaseDelay is the first wait after a failed attempt; it doubles with
+	// each attempt, up to MaxDelay, with full jitter.
+	BaseDelay, MaxDelay time.Duration
+	// PerDestination is how many deliveries to one destination (one LMS
+	// host, one webhook or LRS) one replica sends at once, so one slow
+	// receiver cannot hold every worker.
+	PerDestination int
+}
+
+// DefaultPolicy: about a day of retries (12 attempts, waits from 10 s
+// doubling to an hour), eight deliveries at once per destination.
+var DefaultPolicy = Policy{MaxAttempts: 12, BaseDelay: 10 * time.Second, MaxDelay: time.Hour, PerDestination: 8}
+
+// backoff is the wait after the n-th failed attempt (from 1): full
+// jitter over an exponentially growing ceiling.
+func (p Policy) backoff(n int) time.Duration {
+	ceiling := p.BaseDelay << min(n-1, 30)
+	if ceiling <= 0 || ceiling > p.MaxDelay {
+		ceiling = p.MaxDelay
+	}
+	return ceiling/2 + rand.N(ceiling/2+1)
+}
+
+// jitter is a random wait below d.
+func jitter(d time.Duration) time.Duration { return rand.N(d) }
+
+// throttleWait is the wait a throttled attempt snoozes for: the
+// receiver's Retry-After, else a backoff over the throttles so far.
+func (p Policy) throttleWait(retryAfter time.Duration, throttles int) time.Duration {
+	if retryAfter > 0 {
+		return retryAfter
+	}
+	return p.backoff(throttles)
+}
+
+// sendTimeout bounds a delivery's transaction: the send (DefaultTimeout,
+// and for an LMS a token, a line item and the score) and the bookkeeping.
+const sendTimeout = 3*DefaultTimeout + 10*time.Second
+
+// Service routes results to their destinations and delivers them: the
+// River worker of the delivery queue, and the deliveries' REST reads.
+type Service struct {
+	db     *sqlx.DB // the job engine's pool: deliveries are queued and sent in its transactions
+	Jobs   *jobs.Client
+	sender *Sender
+	ags    *ags.Client
+	tokens *servicetoken.Source
+	dests  *destinations.Store
+	chain  *audit.Keyring
+	m      *Metrics
+	log    *slog.Logger
+	// Home is the hub's public URL: xAPI actors' account home page and
+	// the base of the IRIs of activities and courses.
+	Home   string
+	Policy Policy
+	Now    func() time.Time
+
+	limitsMu sync.Mutex
+	limits   map[string]chan struct{}
+}
+
+// New makes the service. db is the job engine's pool (jobs.Open): results
+// route and deliveries are sent in its transactions, with their jobs.
+// client is the hub's guarded outbound client; Jobs must be set before
+// results are routed.
+func New(db *sqlx.DB, client *http.Client, tokens *servicetoken.Source, dests *destinations.Store, chain *audit.Keyring,
+	home string, m *Metrics, log *slog.Logger) *Service {
+	return &Service{db: db, sender: NewSender(client), ags: &ags.Client{HTTP: client}, tokens: tokens, dests: dests,
+		chain: chain, m: m, log: log, Home: home, Policy: DefaultPolicy, Now: time.Now, limits: map[string]chan struct{}{}}
+}
+
+// acquire takes one of the destination's PerDestination slots, or
+// reports false when all are taken (the job waits and tries again, rather
+// than holding a worker another destination could use).
+func (s *Service) acquire(key string) (release func(), ok bool) {
+	s.limitsMu.Lock()
+	sem := s.limits[key]
+	if sem == nil {
+		sem = make(chan struct{}, max(s.Policy.PerDestination, 1))
+		s.limits[key] = sem
+	}
+	s.limitsMu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	default:
+		return nil, false
+	}
+}
