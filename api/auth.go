@@ -98,8 +98,12 @@ func (s *Server) auditRefusal(c echo.Context, err error) {
 	s.refusals.record(c.Request().Context(), c.RealIP(), f.Tenant, who, ev)
 }
 
-// wwwAuthenticate is the RFC 6750 challenge for a 401.
+// wwwAuthenticate is the challenge for a 401: RFC 6750's Bearer, or Basic
+// (RFC 7617) where a browser signs in as the operator.
 func wwwAuthenticate(err error) string {
+	if errors.Is(err, errOperatorSignIn) {
+		return `Basic realm="hub operator"`
+	}
 	if errors.Is(err, errNoCredentials) {
 		return `Bearer realm="hub"`
 	}

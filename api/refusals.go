@@ -240,5 +240,14 @@ func (r *refusalAuditor) run(ctx context.Context) error {
 }
 
 // Run does the server's background work until ctx ends: it audits, once a
-// minute, the count of refused tokens that were not audited one by one.
-func (s *Server) Run(ctx context.Context) error { return s.refusals.run(ctx) }
+// minute, the count of refused tokens that were not audited one by one,
+// and River's UI keeps its counts of jobs fresh. Nothing of it outlasts
+// ctx: the UI's refresh is cancelled with it, unwaited, as it only reads.
+func (s *Server) Run(ctx context.Context) error {
+	if s.jobsUI != nil {
+		if err := s.jobsUI.Start(ctx); err != nil {
+			return fmt.Errorf("river ui: start: %w", err)
+		}
+	}
+	return s.refusals.run(ctx)
+}

@@ -41,6 +41,15 @@ func (s *Server) routes() {
 	e.POST("/api/v1/results", s.createResult, s.authenticateApp)
 	e.POST("/api/v1/results/batch", s.createResults, s.authenticateApp)
 
+	// River's own UI: the job engine's jobs and queues, for the operator
+	// only, who signs in with the operator token as a Basic password. Its
+	// API changes jobs and queues with POST, PUT and PATCH.
+	e.GET(jobsUIPrefix, s.serveJobsUI, s.authenticateOperator)
+	e.GET(jobsUIPrefix+"/*", s.serveJobsUI, s.authenticateOperator)
+	e.POST(jobsUIPrefix+"/*", s.serveJobsUI, s.authenticateOperator)
+	e.PUT(jobsUIPrefix+"/*", s.serveJobsUI, s.authenticateOperator)
+	e.PATCH(jobsUIPrefix+"/*", s.serveJobsUI, s.authenticateOperator)
+
 	v1 := e.Group("/api/v1", s.authenticate)
 	v1.POST("/app-keys", s.createAppKey)
 	v1.GET("/app-keys", s.listAppKeys)

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"riverqueue.com/riverui"
 
 	"github.com/klasterina/hub/internal/keys"
 	"github.com/klasterina/hub/internal/pg"
@@ -91,7 +92,9 @@ type Server struct {
 	destinations  *destinations.Store
 	delivery      *delivery.Sender
 	sealer        *secrets.Sealer
-	browser       *web.Handlers // the browser-facing pages; routes sets it
+	browser       *web.Handlers               // the browser-facing pages; routes sets it
+	jobsUI        *riverui.Handler            // River's UI, for the operator; nil without a job engine
+	crossOrigin   *http.CrossOriginProtection // refuses the UI's changes asked by other sites
 	adminToken    []byte
 	log           *slog.Logger
 	registry      *prometheus.Registry
@@ -110,6 +113,14 @@ func New(d Deps) (*Server, error) {
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
+	if d.Jobs != nil {
+		ui, err := jobs.NewUI(d.Jobs, jobsUIPrefix, d.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.jobsUI = ui
+	}
+	s.crossOrigin = http.NewCrossOriginProtection()
 	unaudited := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "hub", Name: "auth_failures_unaudited_total",
 		Help: "Refused bearer tokens not written to the audit log one by one (over a bound, writers busy, or the write failed); audited as counts."})
 	s.registry.MustRegister(unaudited)

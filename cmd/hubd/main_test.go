@@ -245,6 +245,41 @@ func TestAutoMigrateServe(t *testing.T) {
 	}
 }
 
+// TestServeRiverUIWithinTheGrace: a serving hub answers the operator from
+// River's UI, whose background counting runs with the server, and still
+// stops well within its grace.
+func TestServeRiverUIWithinTheGrace(t *testing.T) {
+	d := pgtest.NewEmpty(t)
+	e := baseEnv(d)
+	e["HUB_AUTO_MIGRATE"] = "true"
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, e.get, &syncBuffer{}, &syncBuffer{}) }()
+	base := "http://" + e["HUB_ADDR"]
+	waitFor(t, base+"/readyz", 200)
+	req, _ := http.NewRequest("GET", base+"/riverui/api/states", nil)
+	req.SetBasicAuth("operator", testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("River's UI: %d", res.StatusCode)
+	}
+	stopped := time.Now()
+	stop()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(shutdownGrace):
+		t.Fatalf("serve still running %s after it was stopped", shutdownGrace)
+	}
+	t.Logf("stopped in %s", time.Since(stopped))
+}
+
 // TestDemo runs what `make run` runs, twice: the second run keeps the
 // tenant, issues a new key and revokes the first.
 func TestDemo(t *testing.T) {

@@ -9,4 +9,7 @@
 // are claimed with SELECT … FOR UPDATE SKIP LOCKED, so every `hubd serve`
 // is a worker and any number of replicas share the work. Job arguments
 // carry ids, never personal data.
+//
+// NewUI builds River's own UI over the engine's client, for the api
+// package to serve to the operator.
 package jobs
