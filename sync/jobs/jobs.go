@@ -60,8 +60,12 @@ type Config struct {
 	// PollInterval is how often an idle replica looks for new jobs (the
 	// database/sql driver has no LISTEN); 0: one second.
 	PollInterval time.Duration
-	Registry     prometheus.Registerer
-	Log          *slog.Logger
+	// FetchCooldown is the least time between two fetches of one queue
+	// when jobs keep coming; 0: River's default (100 ms), or PollInterval
+	// when that is shorter.
+	FetchCooldown time.Duration
+	Registry      prometheus.Registerer
+	Log           *slog.Logger
 }
 
 // DefaultQueues are the hub's queues and their worker limits per replica.
@@ -110,6 +114,7 @@ func New(db *sqlx.DB, cfg Config) (*Client, error) {
 		CancelledJobRetentionPeriod: CompletedRetention,
 		DiscardedJobRetentionPeriod: DiscardedRetention,
 		FetchPollInterval:           cfg.PollInterval,
+		FetchCooldown:               fetchCooldown(cfg),
 		PeriodicJobs:                cfg.Periodic,
 		// River reindexes its tables nightly, which needs the tables'
 		// owner; the application role is not, and the schema owner's
@@ -132,6 +137,14 @@ func New(db *sqlx.DB, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("jobs: new client: %w", err)
 	}
 	return client, nil
+}
+
+func fetchCooldown(cfg Config) time.Duration {
+	const riverDefault = 100 * time.Millisecond
+	if cfg.FetchCooldown == 0 && cfg.PollInterval > 0 && cfg.PollInterval < riverDefault {
+		return cfg.PollInterval
+	}
+	return cfg.FetchCooldown
 }
 
 func queueConfig(limits map[string]int) map[string]river.QueueConfig {
