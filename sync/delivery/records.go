@@ -102,7 +102,7 @@ func course(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, r reported) (id,
 // sendRecord sends a record to a webhook or an LRS, as the agreement
 // allows it now.
 func (s *Service) sendRecord(ctx context.Context, tx *sqlx.Tx, d row) (outcome, error) {
-	dest, creds, err := s.dests.Credentials(ctx, d.TenantID, *d.DestinationID)
+	dest, creds, err := s.dests.CredentialsIn(ctx, tx, d.TenantID, *d.DestinationID)
 	switch {
 	case apperr.Is(err, apperr.NotFound):
 		return outcome{end: StatusFailed, reason: ReasonDestinationGone}, nil
@@ -111,7 +111,7 @@ func (s *Service) sendRecord(ctx context.Context, tx *sqlx.Tx, d row) (outcome, 
 	case !dest.Enabled:
 		return outcome{end: StatusFailed, reason: ReasonDestinationOff}, nil
 	}
-	release, ok := s.acquire("destination:" + dest.ID.String())
+	release, ok := s.acquire(ctx, "destination:" + dest.ID.String())
 	if !ok {
 		return outcome{busy: s.Policy.busyWait()}, nil
 	}

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -93,10 +94,14 @@ func New(db *sqlx.DB, client *http.Client, tokens *servicetoken.Source, dests *d
 		chain: chain, m: m, log: log, Home: home, Policy: DefaultPolicy, Now: time.Now, limits: map[string]chan struct{}{}}
 }
 
-// acquire takes one of the destination's PerDestination slots, or
-// reports false when all are taken (the job waits and tries again, rather
-// than holding a worker another destination could use).
-func (s *Service) acquire(key string) (release func(), ok bool) {
+// slotWait is how long a delivery waits for its destination's slot
+// before it gives its worker back and comes again later.
+const slotWait = 250 * time.Millisecond
+
+// acquire takes one of the destination's PerDestination slots, waiting
+// up to slotWait, or reports false when all stay taken (the job comes back
+// later, rather than holding a worker another destination could use).
+func (s *Service) acquire(ctx context.Context, key string) (release func(), ok bool) {
 	s.limitsMu.Lock()
 	sem := s.limits[key]
 	if sem == nil {
@@ -104,10 +109,13 @@ func (s *Service) acquire(key string) (release func(), ok bool) {
 		s.limits[key] = sem
 	}
 	s.limitsMu.Unlock()
+	timer := time.NewTimer(slotWait)
+	defer timer.Stop()
 	select {
 	case sem <- struct{}{}:
 		return func() { <-sem }, true
-	default:
-		return nil, false
+	case <-timer.C:
+	case <-ctx.Done():
 	}
+	return nil, false
 }

@@ -152,13 +152,18 @@ func (s *Store) Get(ctx context.Context, tenant, id uuid.UUID) (Destination, err
 // Credentials is a destination with its secrets opened, for a sender:
 // the webhook's current secret and, while a rotation lasts, the previous
 // one; or the LRS's Basic credentials. NotFound for none.
-func (s *Store) Credentials(ctx context.Context, tenant, id uuid.UUID) (Destination, Credentials, error) {
-	var r row
-	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		var err error
-		r, err = get(ctx, tx, tenant, id, "")
+func (s *Store) Credentials(ctx context.Context, tenant, id uuid.UUID) (d Destination, c Credentials, err error) {
+	err = pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		d, c, err = s.CredentialsIn(ctx, tx, tenant, id)
 		return err
 	})
+	return d, c, err
+}
+
+// CredentialsIn is Credentials read in the caller's transaction tx (in
+// tenant): a delivery reads its destination with the record it sends.
+func (s *Store) CredentialsIn(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (Destination, Credentials, error) {
+	r, err := get(ctx, tx, tenant, id, "")
 	if err != nil {
 		return Destination{}, Credentials{}, pg.MapError(err)
 	}
