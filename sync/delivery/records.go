@@ -111,7 +111,7 @@ func (s *Service) sendRecord(ctx context.Context, tx *sqlx.Tx, d row) (outcome, 
 	case !dest.Enabled:
 		return outcome{end: StatusFailed, reason: ReasonDestinationOff}, nil
 	}
-	release, ok := s.acquire(ctx, "destination:" + dest.ID.String())
+	release, ok := s.acquire(ctx, "destination:"+dest.ID.String())
 	if !ok {
 		return outcome{busy: s.Policy.busyWait()}, nil
 	}
