@@ -36,6 +36,9 @@ CREATE TABLE deliveries (
   -- The AGS timestamp sent with the score: strictly increasing per line
   -- item and learner.
   score_timestamp   timestamptz,
+  -- A pending delivery waiting out a backoff or a receiver's Retry-After
+  -- is not tried before this time.
+  not_before        timestamptz,
   created_at        timestamptz NOT NULL,
   updated_at        timestamptz NOT NULL,
   delivered_at      timestamptz,
@@ -51,6 +54,8 @@ CREATE INDEX deliveries_tenant ON deliveries (tenant_id, created_at DESC, id DES
 CREATE INDEX deliveries_status ON deliveries (tenant_id, status, created_at DESC, id DESC);
 CREATE INDEX deliveries_user ON deliveries (tenant_id, user_id);
 CREATE INDEX deliveries_result ON deliveries (tenant_id, result_id);
+-- The pending deliveries of a destination, which its worker sends together.
+CREATE INDEX deliveries_pending ON deliveries (tenant_id, destination_id, created_at) WHERE status = 'pending';
 -- The scores of one line item and learner, for ordering and superseding.
 CREATE INDEX deliveries_pair ON deliveries (tenant_id, resource_link_ref, user_id, occurred_at)
   WHERE destination_kind = 'lms';
