@@ -159,8 +159,8 @@ func (r *rig) inTenant(fn func(*sqlx.Tx) error) {
 func (r *rig) agree(change func(*agreements.Terms), dests ...uuid.UUID) {
 	r.t.Helper()
 	terms := agreements.Terms{EffectiveFrom: time.Now().Add(-time.Hour),
-		Purposes:   []agreements.Purpose{{Code: agreements.PurposeGradebook}},
-		Categories: []agreements.Category{agreements.CategoryScores, agreements.CategoryCompletion},
+		Purposes:     []agreements.Purpose{{Code: agreements.PurposeGradebook}},
+		Categories:   []agreements.Category{agreements.CategoryScores, agreements.CategoryCompletion},
 		Destinations: []agreements.Destination{{Kind: agreements.DestinationLMS}}, Consent: agreements.ConsentNotRequired,
 		DisclosureRetentionDays: 365, CopyRetentionDays: 30, OnEnd: agreements.OnEndDelete}
 	for _, id := range dests {
