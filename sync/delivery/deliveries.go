@@ -63,7 +63,7 @@ type Attempt struct {
 	Response  *string   `db:"response" json:"response"`
 	// Request is, in a dry run, the request as it would have gone, its
 	// credentials redacted; null otherwise.
-	Request json.RawMessage `db:"request" json:"request"`
+	Request *json.RawMessage `db:"request" json:"request"`
 }
 
 // Filter selects deliveries: zero values mean any.
