@@ -126,6 +126,12 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/destinations/:destination/rotate-secret", s.rotateDestinationSecret)
 	v1.POST("/tenants/:tenant/destinations/:destination/finish-rotation", s.finishDestinationRotation)
 	v1.POST("/tenants/:tenant/destinations/:destination/test", s.testDestination)
+	// Deliveries: each result's sending to each of its destinations, its
+	// attempts, and sending again what died or failed.
+	v1.GET("/tenants/:tenant/deliveries", s.listDeliveries)
+	v1.POST("/tenants/:tenant/deliveries/redrive", s.redriveDeliveries)
+	v1.GET("/tenants/:tenant/deliveries/:delivery", s.getDelivery)
+	v1.POST("/tenants/:tenant/deliveries/:delivery/redrive", s.redriveDelivery)
 
 	// Learners' rights: export, correction, erasure.
 	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)

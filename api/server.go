@@ -91,6 +91,7 @@ type Server struct {
 	retentionJobs *retention.Service
 	destinations  *destinations.Store
 	delivery      *delivery.Sender
+	deliveries    *delivery.Service
 	sealer        *secrets.Sealer
 	browser       *web.Handlers               // the browser-facing pages; routes sets it
 	jobsUI        *riverui.Handler            // River's UI, for the operator; nil without a job engine
@@ -108,7 +109,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
 		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
-		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

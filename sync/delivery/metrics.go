@@ -7,9 +7,10 @@ import (
 )
 
 // Metrics counts deliveries by destination kind (lms, webhook, xapi):
-// queued, and each end or attempt by outcome (delivered, dry_run, retried,
-// throttled, failed, dead, withheld, superseded); how long receivers take
-// to answer; and how long a result takes from its report to its receipt.
+// queued, each end or attempt by outcome (delivered, dry_run, retried,
+// throttled, failed, dead, withheld, superseded), and those an admin
+// redrove; how long receivers take to answer; and how long a result takes
+// from its report to its receipt.
 type Metrics struct {
 	events  *prometheus.CounterVec
 	latency *prometheus.HistogramVec
@@ -22,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "hub", Subsystem: "delivery", Name: "events_total",
 			Help: "Deliveries queued, and their attempts and ends, by destination kind and outcome " +
-				"(queued, delivered, dry_run, retried, throttled, failed, dead, withheld, superseded)."}, []string{"kind", "outcome"}),
+				"(queued, delivered, dry_run, retried, throttled, failed, dead, withheld, superseded, redriven)."}, []string{"kind", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "hub", Subsystem: "delivery", Name: "attempt_seconds",
 			Help: "Time a receiver took to answer one attempt, by destination kind.", Buckets: buckets}, []string{"kind"}),
 		receipt: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "hub", Subsystem: "delivery", Name: "result_to_receipt_seconds",

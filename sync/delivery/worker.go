@@ -244,7 +244,7 @@ func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, d row, o outcome) (ti
 	var lastStatus *int
 	var lastError *string
 	if a := o.attempt; a != nil {
-		if err := s.recordAttempt(ctx, tx, d, *a, d.Attempts+d.Throttled+1, now); err != nil {
+		if err := s.recordAttempt(ctx, tx, d, *a, now); err != nil {
 			return 0, err
 		}
 		s.m.attempted(d.Kind, a.Latency)
@@ -301,10 +301,11 @@ func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, d row, o outcome) (ti
 	return wait, nil
 }
 
-// recordAttempt keeps attempt n: the answer's status, latency and first
-// bytes, why none came, and in a dry run the request as it would have
-// gone.
-func (s *Service) recordAttempt(ctx context.Context, tx *sqlx.Tx, d row, a Result, n int, at time.Time) error {
+// recordAttempt keeps the delivery's next attempt: the answer's status,
+// latency and first bytes, why none came, and in a dry run the request as
+// it would have gone. Attempts are numbered on from the last one kept, so
+// a redriven delivery (its counts back at zero) adds to its history.
+func (s *Service) recordAttempt(ctx context.Context, tx *sqlx.Tx, d row, a Result, at time.Time) error {
 	var request []byte
 	if a.Request != nil {
 		b, err := json.Marshal(recordedRequest{Method: a.Request.Method, URL: a.Request.URL, Header: a.Request.Header,
@@ -325,8 +326,9 @@ func (s *Service) recordAttempt(ctx context.Context, tx *sqlx.Tx, d row, a Resul
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (tenant_id, delivery_id, n, at, outcome, status, latency_ms,
 			error, response, request)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), nullif($9, ''), $10)`,
-		d.TenantID, d.ID, n, at, string(a.Outcome), status, latency, attemptError(a), text(a.Body), nullJSON(request))
+		VALUES ($1, $2, (SELECT coalesce(max(n), 0) + 1 FROM delivery_attempts WHERE tenant_id = $1 AND delivery_id = $2),
+			$3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9)`,
+		d.TenantID, d.ID, at, string(a.Outcome), status, latency, attemptError(a), text(a.Body), nullJSON(request))
 	if err != nil {
 		return fmt.Errorf("delivery: record attempt: %w", err)
 	}
