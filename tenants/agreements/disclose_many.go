@@ -14,19 +14,23 @@ import (
 	"github.com/klasterina/hub/internal/pg"
 )
 
-// DiscloseMany is Disclose for a batch of outbound records sent together
-// in tx: the same reads, decisions and records, in a few statements
-// whatever the batch's size. The learners' rows are held FOR SHARE (in
-// id order) until tx ends. The decisions answer os in order. Errors as
-// Disclose's; one invalid record fails the batch, and nothing is recorded.
-func DiscloseMany(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, os []Outbound, now time.Time) ([]Decision, error) {
+// DecideMany is Disclose for a batch of outbound records sent together
+// in tx, in a few statements whatever the batch's size: the same reads
+// and decisions, each with the Disclosure that records it. It records
+// nothing itself: the sender records (RecordDecisions, in tx) the
+// decisions on the records it withheld and sent, and leaves out those it
+// did not get to, which stay to be decided again. The learners' rows are
+// held FOR SHARE (in id order) until tx ends. Decisions and disclosures
+// answer os in order. Errors as Disclose's; one invalid record fails the
+// batch.
+func DecideMany(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, os []Outbound, now time.Time) ([]Decision, []Disclosure, error) {
 	if len(os) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	learners := make([]uuid.UUID, 0, len(os))
 	for _, o := range os {
 		if err := o.validate(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		learners = append(learners, o.Learner)
 	}
@@ -34,15 +38,15 @@ func DiscloseMany(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, os []Outbo
 	learners = slices.Compact(learners)
 	erased, err := lockLearners(ctx, tx, tenant, learners)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	active, err := activeIn(ctx, tx, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("agreements: disclose: %w", err)
+		return nil, nil, fmt.Errorf("agreements: disclose: %w", err)
 	}
 	consents, err := consentStates(ctx, tx, tenant, learners, active)
 	if err != nil {
-		return nil, fmt.Errorf("agreements: disclose: %w", err)
+		return nil, nil, fmt.Errorf("agreements: disclose: %w", err)
 	}
 	decisions := make([]Decision, len(os))
 	records := make([]Disclosure, len(os))
@@ -51,10 +55,7 @@ func DiscloseMany(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, os []Outbo
 		decisions[i] = Decide(active, consents[o.Learner], Record{Category: o.Category, Fields: o.Fields, Erased: gone}, o.Destination, now)
 		records[i] = o.disclosure(decisions[i], active, gone, now)
 	}
-	if err := recordDecisions(ctx, tx, tenant, records); err != nil {
-		return nil, err
-	}
-	return decisions, nil
+	return decisions, records, nil
 }
 
 // lockLearners holds the learners' rows FOR SHARE, in id order, and says
@@ -103,8 +104,12 @@ func consentStates(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, learners 
 	return out, nil
 }
 
-// recordDecisions writes the disclosures in one statement.
-func recordDecisions(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ds []Disclosure) error {
+// RecordDecisions is RecordDecision for many, in one statement: the
+// decisions DecideMany made on the records sent or withheld.
+func RecordDecisions(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ds []Disclosure) error {
+	if len(ds) == 0 {
+		return nil
+	}
 	const cols = 15
 	var b strings.Builder
 	args := make([]any, 0, len(ds)*cols)
