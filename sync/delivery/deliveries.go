@@ -166,7 +166,7 @@ func (s *Service) Redrive(ctx context.Context, by audit.Actor, tenant, id uuid.U
 			return apperr.New(apperr.Conflict, "the delivery is %s: only a dead or failed delivery can be redriven", was.Status)
 		}
 		now := s.Now()
-		if err := tx.GetContext(ctx, &d, `UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0, throttled = 0,
+		if err := tx.GetContext(ctx, &d, `UPDATE deliveries SET status = 'pending', reason = NULL, not_before = NULL, attempts = 0, throttled = 0,
 				updated_at = $3
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+deliveryColumns, tenant, id, now); err != nil {
 			return fmt.Errorf("requeue: %w", err)
@@ -242,7 +242,7 @@ func (s *Service) redriveBatch(ctx context.Context, by audit.Actor, tenant uuid.
 	}
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		now := s.Now()
-		if err := tx.SelectContext(ctx, &redriven, `UPDATE deliveries SET status = 'pending', reason = NULL, attempts = 0,
+		if err := tx.SelectContext(ctx, &redriven, `UPDATE deliveries SET status = 'pending', reason = NULL, not_before = NULL, attempts = 0,
 				throttled = 0, updated_at = $9
 			WHERE tenant_id = $1 AND id IN (SELECT id FROM deliveries
 				WHERE tenant_id = $1 AND status = ANY ($2::text[]) AND ($3::uuid IS NULL OR destination_id = $3)

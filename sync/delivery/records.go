@@ -2,17 +2,15 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
-	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/tenants/agreements"
-	"github.com/klasterina/hub/tenants/destinations"
 )
 
 // reported is a result with what a record about it may carry, as read
@@ -42,8 +40,21 @@ type reported struct {
 // (the institution's id for them: the newest lis_person_sourcedid) and
 // the activity's title.
 func loadResult(ctx context.Context, tx *sqlx.Tx, d row) (reported, error) {
-	var r reported
-	err := tx.GetContext(ctx, &r, `SELECT r.id, r.user_id, coalesce(r.activity_id, '') AS activity_id,
+	rs, err := loadResults(ctx, tx, d.TenantID, []uuid.UUID{*d.ResultID})
+	if err != nil {
+		return reported{}, err
+	}
+	r, ok := rs[*d.ResultID]
+	if !ok {
+		return reported{}, fmt.Errorf("delivery: result %s is gone", *d.ResultID)
+	}
+	return r, nil
+}
+
+// loadResults is loadResult for many results, by id.
+func loadResults(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]reported, error) {
+	var rows []reported
+	err := tx.SelectContext(ctx, &rows, `SELECT r.id, r.user_id, coalesce(r.activity_id, '') AS activity_id,
 			coalesce(a.title, '') AS activity_title, coalesce(r.resource_link_id, '') AS resource_link_id, r.score_given,
 			r.score_maximum, r.activity_progress, r.grading_progress, r.completed, r.success, r.time_spent_seconds,
 			coalesce(r.comment, '') AS comment, r.occurred_at, r.received_at, coalesce(u.name, '') AS name,
@@ -54,11 +65,15 @@ func loadResult(ctx context.Context, tx *sqlx.Tx, d row) (reported, error) {
 		FROM results r
 		JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id
 		LEFT JOIN activities a ON a.id = r.activity_id
-		WHERE r.tenant_id = $1 AND r.id = $2`, d.TenantID, *d.ResultID)
+		WHERE r.tenant_id = $1 AND r.id = ANY ($2)`, tenant, pq.Array(ids))
 	if err != nil {
-		return reported{}, fmt.Errorf("delivery: read result: %w", err)
+		return nil, fmt.Errorf("delivery: read results: %w", err)
 	}
-	return r, nil
+	out := make(map[uuid.UUID]reported, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r
+	}
+	return out, nil
 }
 
 // fields are the identity fields the learner has values for: what the
@@ -97,56 +112,6 @@ func course(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, r reported) (id,
 		return "", "", "", fmt.Errorf("delivery: read course: %w", err)
 	}
 	return c.ContextID, c.Title, c.LinkTitle, nil
-}
-
-// sendRecord sends a record to a webhook or an LRS, as the agreement
-// allows it now.
-func (s *Service) sendRecord(ctx context.Context, tx *sqlx.Tx, d row) (outcome, error) {
-	dest, creds, err := s.dests.CredentialsIn(ctx, tx, d.TenantID, *d.DestinationID)
-	switch {
-	case apperr.Is(err, apperr.NotFound):
-		return outcome{end: StatusFailed, reason: ReasonDestinationGone}, nil
-	case err != nil:
-		return outcome{}, fmt.Errorf("delivery: destination: %w", err)
-	case !dest.Enabled:
-		return outcome{end: StatusFailed, reason: ReasonDestinationOff}, nil
-	}
-	release, ok := s.acquire(ctx, "destination:"+dest.ID.String())
-	if !ok {
-		return outcome{busy: s.Policy.busyWait()}, nil
-	}
-	defer release()
-	r, err := loadResult(ctx, tx, d)
-	if err != nil {
-		return outcome{}, err
-	}
-	dec, withheld, err := s.disclose(ctx, tx, d, r.fields())
-	if err != nil || withheld != nil {
-		return derefOutcome(withheld), err
-	}
-	rec, err := s.record(ctx, tx, d, r, dec)
-	if err != nil {
-		return outcome{}, err
-	}
-	var res Result
-	if dest.Kind == destinations.KindWebhook {
-		res, err = s.sender.SendWebhook(ctx, Webhook{URL: dest.URL, Secrets: creds.Secrets, DryRun: dest.DryRun},
-			RecordEvent(EventID(d.ID), rec))
-	} else {
-		var st Statement
-		if st, err = NewStatement(rec, s.Home, dest.ID); err == nil {
-			res, err = s.sender.SendStatement(ctx, LRS{Endpoint: dest.URL, Username: creds.Username, Password: creds.Password,
-				DryRun: dest.DryRun}, st)
-		}
-	}
-	if errors.Is(err, ErrInvalid) {
-		s.log.Warn("delivery: record cannot be sent", "delivery", d.ID, "err", err)
-		return outcome{end: StatusFailed, reason: ReasonInvalidRecord}, nil
-	}
-	if err != nil {
-		return outcome{}, err
-	}
-	return outcome{attempt: &res, receivedAt: r.ReceivedAt}, nil
 }
 
 // EventID is the webhook-id of a delivery: the same for every attempt and

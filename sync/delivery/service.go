@@ -30,11 +30,16 @@ type Policy struct {
 	// host, one webhook or LRS) one replica sends at once, so one slow
 	// receiver cannot hold every worker.
 	PerDestination int
+	// Batch is how many deliveries to one webhook or LRS one worker sends
+	// in one transaction: the one its job names, and the destination's
+	// other pending ones that are due.
+	Batch int
 }
 
 // DefaultPolicy: about a day of retries (12 attempts, waits from 10 s
-// doubling to an hour), eight deliveries at once per destination.
-var DefaultPolicy = Policy{MaxAttempts: 12, BaseDelay: 10 * time.Second, MaxDelay: time.Hour, PerDestination: 8}
+// doubling to an hour), eight deliveries (or batches of up to 50) at once
+// per destination.
+var DefaultPolicy = Policy{MaxAttempts: 12, BaseDelay: 10 * time.Second, MaxDelay: time.Hour, PerDestination: 8, Batch: 50}
 
 // backoff is the wait after the n-th failed attempt (from 1): full
 // jitter over an exponentially growing ceiling.

@@ -105,7 +105,12 @@ type row struct {
 	Throttled       int        `db:"throttled"`
 	OccurredAt      time.Time  `db:"occurred_at"`
 	CreatedAt       time.Time  `db:"created_at"`
+	NotBefore       *time.Time `db:"not_before"`
 }
+
+// rowColumns are the columns of a row.
+const rowColumns = `id, tenant_id, result_id, user_id, destination_kind, destination_id, resource_link_ref, category, status,
+	attempts, throttled, occurred_at, created_at, not_before`
 
 func (d row) destination() agreements.Destination {
 	return agreements.Destination{Kind: agreements.DestinationKind(d.Kind), ID: d.DestinationID}
@@ -121,7 +126,10 @@ type outcome struct {
 	attempt *Result
 	// busy: nothing was tried (the pair's or the destination's turn is
 	// taken); try again after this long.
-	busy           time.Duration
+	busy time.Duration
+	// deferred: nothing was tried (a batch stopped before it as its
+	// receiver asked for a pause); the delivery is not tried for this long.
+	deferred       time.Duration
 	scoreTimestamp *time.Time
 	receivedAt     time.Time // the result's report, for the receipt latency
 }
@@ -148,20 +156,39 @@ func (s *Service) Deliver(ctx context.Context, tenant, id uuid.UUID) (wait time.
 		if err != nil || d == nil || d.Status != StatusPending {
 			return err
 		}
-		var o outcome
+		if now := s.Now(); d.NotBefore != nil && d.NotBefore.After(now) {
+			wait = d.NotBefore.Sub(now) // a batch deferred it
+			return nil
+		}
+		var runs []ran
 		switch {
 		case d.UserID == nil || d.ResultID == nil:
-			o, err = s.withholdErased(ctx, tx, *d)
+			o, err := s.withholdErased(ctx, tx, *d)
+			runs = []ran{{*d, o}}
+			if err != nil {
+				return err
+			}
 		case d.Kind == string(agreements.DestinationLMS):
-			o, err = s.sendScore(ctx, tx, *d)
+			o, err := s.sendScore(ctx, tx, *d)
+			runs = []ran{{*d, o}}
+			if err != nil {
+				return err
+			}
 		default:
-			o, err = s.sendRecord(ctx, tx, *d)
+			if runs, err = s.sendRecords(ctx, tx, *d); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
+		for _, r := range runs {
+			w, err := s.finish(ctx, tx, r.d, r.o)
+			if err != nil {
+				return err
+			}
+			if r.d.ID == id {
+				wait = w
+			}
 		}
-		wait, err = s.finish(ctx, tx, *d, o)
-		return err
+		return nil
 	})
 	return wait, err
 }
@@ -185,9 +212,7 @@ func lockLearner(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) error {
 // there is none (erased with its tenant's data, or never committed).
 func lockDelivery(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (*row, error) {
 	var d row
-	err := tx.GetContext(ctx, &d, `SELECT id, tenant_id, result_id, user_id, destination_kind, destination_id,
-			resource_link_ref, category, status, attempts, throttled, occurred_at, created_at
-		FROM deliveries WHERE tenant_id = $1 AND id = $2 FOR UPDATE NOWAIT`, tenant, id)
+	err := tx.GetContext(ctx, &d, `SELECT `+rowColumns+` FROM deliveries WHERE tenant_id = $1 AND id = $2 FOR UPDATE NOWAIT`, tenant, id)
 	switch {
 	case pg.IsNoRows(err):
 		return nil, nil
@@ -235,6 +260,14 @@ const maxError = 2000
 // status and counts, and the metrics; it answers the wait before the next
 // attempt when the delivery stays pending.
 func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, d row, o outcome) (time.Duration, error) {
+	if o.deferred > 0 {
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET not_before = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`,
+			d.TenantID, d.ID, s.Now().Add(o.deferred), s.Now())
+		if err != nil {
+			return 0, fmt.Errorf("delivery: defer: %w", err)
+		}
+		return o.deferred, nil
+	}
 	if o.end == "" && o.attempt == nil {
 		return o.busy, nil
 	}
@@ -292,13 +325,22 @@ func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, d row, o outcome) (ti
 	}
 	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = $3, reason = nullif($4, ''), attempts = $5, throttled = $6,
 			last_status = coalesce($7, last_status), last_error = coalesce($8, last_error), score_timestamp = coalesce($9, score_timestamp),
-			delivered_at = $10, updated_at = $11
+			delivered_at = $10, updated_at = $11, not_before = $12
 		WHERE tenant_id = $1 AND id = $2`,
-		d.TenantID, d.ID, status, reason, attempts, throttled, lastStatus, lastError, o.scoreTimestamp, deliveredAt, now)
+		d.TenantID, d.ID, status, reason, attempts, throttled, lastStatus, lastError, o.scoreTimestamp, deliveredAt, now, notBefore(status, now, wait))
 	if err != nil {
 		return 0, fmt.Errorf("delivery: record outcome: %w", err)
 	}
 	return wait, nil
+}
+
+// notBefore is when a pending delivery may be tried again.
+func notBefore(status string, now time.Time, wait time.Duration) *time.Time {
+	if status != StatusPending || wait <= 0 {
+		return nil
+	}
+	t := now.Add(wait)
+	return &t
 }
 
 // recordAttempt keeps the delivery's next attempt: the answer's status,
