@@ -33,11 +33,25 @@ const (
 )
 
 // demo seeds a demo tenant with a fresh API key, the activity catalog and
-// a demo LMS registered with the tenant, prints how to try it all, and
-// serves. Seeding is idempotent: a rerun keeps the tenant and registration
-// and issues a new key.
+// a demo LMS registered with the tenant; runs the demo site (a stand-in
+// for the learning app, where launches are handed off, and a webhook
+// receiver) with what results need to travel (an app key, the webhook
+// destination, an active agreement); prints how to try it all, and
+// serves. Seeding is idempotent: a rerun keeps the tenant, registration,
+// destination and agreement, and issues new keys.
 func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	h, err := openHub(ctx, demoEnv(getenv), stderr)
+	ln, err := net.Listen("tcp", demoSiteAddr)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil { // taken: a port of its own
+			return fmt.Errorf("demo site: %w", err)
+		}
+	}
+	defer ln.Close()
+	// The hub calls the receiver at site; a browser opens the pages at
+	// browse, as it does the hub's.
+	site := "http://" + ln.Addr().String()
+	browse := strings.Replace(site, "127.0.0.1", "localhost", 1)
+	h, err := openHub(ctx, demoEnv(getenv, browse+"/app"), stderr)
 	if err != nil {
 		return err
 	}
@@ -46,25 +60,61 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("seed demo tenant: %w", err)
 	}
+	sharing, err := h.seedSharing(ctx, t, site+"/webhooks")
+	if err != nil {
+		return fmt.Errorf("seed demo sharing: %w", err)
+	}
+	srv := h.startDemoSite(ln, sharing)
+	defer srv.Close()
 	lms, err := h.startDemoLMS(ctx, t)
 	if err != nil {
 		return fmt.Errorf("demo LMS: %w", err)
 	}
 	defer lms.Close()
 	return h.serve(ctx, func(h *hub, addr net.Addr) {
-		printWelcome(stdout, h, t, token, addr, lms)
+		printWelcome(stdout, h, t, token, addr, lms, browse)
 	})
 }
 
+// demoSiteAddr is where the demo site listens when it can: the stand-in
+// learning app and the webhook receiver.
+const demoSiteAddr = "127.0.0.1:8091"
+
+// startDemoSite serves the learning-app stand-in (at /app, the hub's
+// HUB_APP_URL unless set otherwise) and the webhook receiver (at
+// /webhooks) on ln.
+func (h *hub) startDemoSite(ln net.Listener, s demoSharing) *http.Server {
+	app := newDemoApp(h.cfg.AppURL.String(), h.cfg.PublicURL.String(), s.AppKey)
+	receiver := newDemoReceiver(s.WebhookSecrets)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /app", app.enter)
+	mux.HandleFunc("POST /app/report", app.report)
+	mux.HandleFunc("GET /app", func(w http.ResponseWriter, _ *http.Request) {
+		appPage(w, http.StatusOK, map[string]any{"Refused": "Launch from the demo LMS: the hub hands you off here."})
+	})
+	mux.HandleFunc("POST /webhooks", receiver.receive)
+	mux.HandleFunc("GET /webhooks", receiver.list)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv
+}
+
 // demoEnv turns HUB_OUTBOUND_ALLOW_PRIVATE on unless it is set: the demo
-// LMS runs on loopback over plain http, which the hub refuses to register
-// or call otherwise.
-func demoEnv(getenv func(string) string) func(string) string {
+// LMS and site run on loopback over plain http, which the hub refuses to
+// register or call otherwise; and it sets HUB_APP_URL, unless it is set,
+// to appURL, the demo's learning-app stand-in.
+func demoEnv(getenv func(string) string, appURL string) func(string) string {
 	return func(name string) string {
-		if v := getenv(name); v != "" || name != "HUB_OUTBOUND_ALLOW_PRIVATE" {
+		v := getenv(name)
+		switch {
+		case v != "":
 			return v
+		case name == "HUB_OUTBOUND_ALLOW_PRIVATE":
+			return "true"
+		case name == "HUB_APP_URL":
+			return appURL
 		}
-		return "true"
+		return v
 	}
 }
 
@@ -157,8 +207,12 @@ func (h *hub) startDemoLMS(ctx context.Context, t tenants.Tenant) (*ltitest.Plat
 	return p, nil
 }
 
-func printWelcome(w io.Writer, h *hub, t tenants.Tenant, token string, addr net.Addr, lms *ltitest.Platform) {
+func printWelcome(w io.Writer, h *hub, t tenants.Tenant, token string, addr net.Addr, lms *ltitest.Platform, site string) {
 	base := "http://localhost:" + portOf(addr)
+	app := site + "/app   (the stand-in learning app: launches land here)"
+	if h.cfg.AppURL.String() != site+"/app" {
+		app = site + "/app   (not in use: HUB_APP_URL hands launches off to " + h.cfg.AppURL.String() + ")"
+	}
 	fmt.Fprintf(w, `
 The hub is running at %[1]s
 
@@ -166,6 +220,8 @@ The hub is running at %[1]s
   demo tenant:     %[3]s (%[4]s)
   demo API key:    %[5]s   (shown once; read and write)
   demo LMS:        %[6]s   (open it in a browser and launch into the hub)
+  learning app:    %[7]s
+  webhooks:        %[8]s/webhooks   (the demo tenant's webhook destination posts here)
 
 Try:
 
@@ -179,12 +235,20 @@ Try:
   curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/lti/contexts
   curl -s -H 'Authorization: Bearer %[5]s' "%[1]s/api/v1/tenants/%[3]s/lti/contexts/$COURSE/members?role=Learner"
 
+  Launch as a student, report a score in the learning app: the hub sends it
+  to the demo LMS's gradebook (reload its page) and the record to the webhook
+  receiver, as the demo tenant's active agreement allows; each decision is on
+  the record of disclosures:
+
+  curl -s -H 'Authorization: Bearer %[5]s' "%[1]s/api/v1/tenants/%[3]s/agreements?status=active"
+  curl -s -H 'Authorization: Bearer %[5]s' %[1]s/api/v1/tenants/%[3]s/disclosures
+
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -d '{"slug":"acme","display_name":"Acme Corp","kind":"employer"}' %[1]s/api/v1/tenants
 
 The API is described at %[1]s/api/v1/openapi.json. Press Ctrl-C to stop.
 
-`, base, h.cfg.AdminToken, t.Slug, t.DisplayName, token, strings.Replace(lms.Server.URL, "127.0.0.1", "localhost", 1))
+`, base, h.cfg.AdminToken, t.Slug, t.DisplayName, token, strings.Replace(lms.Server.URL, "127.0.0.1", "localhost", 1), app, site)
 }
 
 func portOf(addr net.Addr) string {
