@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -430,5 +431,83 @@ func TestDeliveriesRunConcurrentlyInOrderPerPair(t *testing.T) {
 		if *scores[i].ScoreGiven <= *scores[i-1].ScoreGiven {
 			t.Fatalf("scores out of order: %v after %v", *scores[i].ScoreGiven, *scores[i-1].ScoreGiven)
 		}
+	}
+}
+
+func TestOneJobSendsItsDestinationsDueDeliveriesTogether(t *testing.T) {
+	r := newRig(t)
+	rcv := newReceiver(t, ok)
+	hook := r.webhook(rcv.URL, destinations.EventScores)
+	r.agree(nil, hook.ID)
+	r.noGradeServices()
+	for i := range 5 {
+		r.report(float64(i), nil)
+	}
+	ds := r.deliveries()
+	if _, err := r.svc.Deliver(context.Background(), r.tenant, ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	expectStatuses(t, r, "webhook:delivered", "webhook:delivered", "webhook:delivered", "webhook:delivered", "webhook:delivered")
+	ids := map[string]bool{}
+	for _, got := range rcv.got {
+		ids[got.header.Get("webhook-id")] = true
+	}
+	if len(ids) != 5 || rcv.hits.Load() != 5 {
+		t.Fatalf("%d requests with %d ids, want 5 with 5", rcv.hits.Load(), len(ids))
+	}
+	if n := len(r.disclosures()); n != 5 {
+		t.Fatalf("%d disclosures, want one per record", n)
+	}
+	// The other jobs find their deliveries sent and send nothing.
+	r.run()
+	if rcv.hits.Load() != 5 {
+		t.Fatal("a delivery sent with the batch was sent again by its own job")
+	}
+}
+
+func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
+	r := newRig(t)
+	var calls atomic.Int32
+	rcv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) == 3 {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	hook := r.webhook(rcv.URL, destinations.EventScores)
+	r.agree(nil, hook.ID)
+	r.noGradeServices()
+	for i := range 5 {
+		r.report(float64(i), nil)
+	}
+	ds := r.deliveries()
+	wait, err := r.svc.Deliver(context.Background(), r.tenant, ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatuses(t, r, "webhook:delivered", "webhook:delivered", "webhook:pending", "webhook:pending", "webhook:pending")
+	if rcv.hits.Load() != 3 || wait != 0 {
+		t.Fatalf("%d requests (want 3: the batch stops at the throttle), wait %s", rcv.hits.Load(), wait)
+	}
+	var waits []time.Duration
+	for _, d := range ds[2:] {
+		w, err := r.svc.Deliver(context.Background(), r.tenant, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	for _, w := range waits {
+		if w < 25*time.Second || w > 30*time.Second {
+			t.Fatalf("waits %v: each should wait out the receiver's 30 s", waits)
+		}
+	}
+	if rcv.hits.Load() != 3 {
+		t.Fatal("a delivery went during the receiver's pause")
+	}
+	if n := len(r.disclosures()); n != 3 {
+		t.Fatalf("%d disclosures, want 3: the records not sent are not on record as sent", n)
 	}
 }
