@@ -92,7 +92,7 @@ func serveHubWith(t testing.TB, d pgtest.DB, db *sqlx.DB, adjust func(*api.Deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { deps.JobsDB.Close() })
+	t.Cleanup(func() { deps.CloseJobs() })
 	if adjust != nil {
 		adjust(&deps)
 	}

@@ -90,10 +90,14 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 		return err
 	}
 	d.JobsDB = jobsDB
+	if d.DeliveryDB, err = jobs.OpenWorkers(ctx, cfg.DatabaseURL, jobs.DeliveryWorkers); err != nil {
+		jobsDB.Close()
+		return err
+	}
 	tokens := servicetoken.NewSource(d.Keys, client)
 	d.Roster = roster.New(d.DB, jobsDB, tokens, client, chain, roster.NewMetrics(registry), log)
 	d.Results = results.NewStore(jobsDB, chain, log)
-	d.Deliveries = delivery.New(jobsDB, client, tokens, d.Destinations, chain, cfg.PublicURL.String(), delivery.NewMetrics(registry), log)
+	d.Deliveries = delivery.New(jobsDB, d.DeliveryDB, client, tokens, d.Destinations, chain, cfg.PublicURL.String(), delivery.NewMetrics(registry), log)
 	d.Results.Route = d.Deliveries.Route
 	d.RetentionJobs = retention.New(jobsDB, d.Tenants, d.Retention, cfg.RetentionInterval, log)
 	workers := river.NewWorkers()
@@ -104,9 +108,10 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 	river.AddWorker(workers, d.Deliveries.Worker())
 	periodic := []*river.PeriodicJob{d.Roster.PeriodicJob(), d.RetentionJobs.PeriodicJob()}
 	d.Jobs, err = jobs.New(jobsDB, jobs.Config{Workers: workers, Periodic: periodic,
-		RescueAfter: cfg.JobsRescueAfter, Registry: registry, Log: log})
+		RescueAfter: cfg.JobsRescueAfter, PollInterval: jobs.HubPollInterval, FetchCooldown: jobs.HubFetchCooldown,
+		Registry: registry, Log: log})
 	if err != nil {
-		jobsDB.Close()
+		d.CloseJobs()
 		return err
 	}
 	d.Roster.Jobs, d.RetentionJobs.Jobs, d.Deliveries.Jobs = d.Jobs, d.Jobs, d.Jobs

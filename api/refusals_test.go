@@ -37,7 +37,7 @@ func refusalHub(t *testing.T, d pgtest.DB, ra api.RefusalAudit) (*hub, *api.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { deps.JobsDB.Close() })
+	t.Cleanup(func() { deps.CloseJobs() })
 	deps.RefusalAudit = ra
 	srv, err := api.New(deps)
 	if err != nil {

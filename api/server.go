@@ -55,6 +55,7 @@ type Deps struct {
 	RetentionJobs *retention.Service
 	Sealer        *secrets.Sealer // seals what the hub keeps or hands out encrypted
 	JobsDB        *sqlx.DB        // the job engine's pool (text parameters)
+	DeliveryDB    *sqlx.DB        // the delivery workers' pool (jobs.OpenWorkers)
 	Jobs          *jobs.Client    // River: serve starts it
 	AdminToken    string
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
@@ -243,5 +244,13 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.log.LogAttrs(ctx, level, "request", attrs...)
 		return nil
+	}
+}
+
+// CloseJobs closes the job engine's pools.
+func (d Deps) CloseJobs() {
+	d.JobsDB.Close()
+	if d.DeliveryDB != nil {
+		d.DeliveryDB.Close()
 	}
 }

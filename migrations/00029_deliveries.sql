@@ -39,6 +39,8 @@ CREATE TABLE deliveries (
   -- A pending delivery waiting out a backoff or a receiver's Retry-After
   -- is not tried before this time.
   not_before        timestamptz,
+  -- The River job that sends it (the latest, after a redrive).
+  job_id            bigint,
   created_at        timestamptz NOT NULL,
   updated_at        timestamptz NOT NULL,
   delivered_at      timestamptz,

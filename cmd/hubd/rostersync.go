@@ -26,7 +26,7 @@ func rosterSync(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer h.db.Close()
-	defer h.deps.JobsDB.Close()
+	defer h.deps.CloseJobs()
 	t, err := h.deps.Tenants.BySlug(ctx, args[0])
 	if err != nil {
 		return &exitError{2, fmt.Errorf("tenant %q: %w", args[0], err)}

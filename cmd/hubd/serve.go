@@ -96,7 +96,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer, re
 		return err
 	}
 	defer h.db.Close()
-	defer h.deps.JobsDB.Close()
+	defer h.deps.CloseJobs()
 	return h.serve(ctx, ready)
 }
 

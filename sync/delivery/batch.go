@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,10 +29,11 @@ type ran struct {
 
 // sendRecords sends d, and with it the destination's other pending
 // deliveries that are due (up to Policy.Batch), to a webhook or an LRS,
-// one after another in one transaction: each decided by the agreements
-// now (agreements.DecideMany), each attempt recorded. A throttling
-// receiver stops the batch, and the rest wait as it asked; the others'
-// jobs then find them sent, or send them.
+// in one transaction: each decided by the agreements now
+// (agreements.DecideMany), sent over as many of the destination's slots
+// as are free (at least the one d waited for), each attempt recorded. A
+// throttling receiver stops the batch, and those not sent wait as it
+// asked; those a batch has no time left for are left to their own jobs.
 func (s *Service) sendRecords(ctx context.Context, tx *sqlx.Tx, d row) ([]ran, error) {
 	dest, creds, err := s.dests.CredentialsIn(ctx, tx, d.TenantID, *d.DestinationID)
 	switch {
@@ -41,56 +44,96 @@ func (s *Service) sendRecords(ctx context.Context, tx *sqlx.Tx, d row) ([]ran, e
 	case !dest.Enabled:
 		return []ran{{d, outcome{end: StatusFailed, reason: ReasonDestinationOff}}}, nil
 	}
-	release, ok := s.acquire(ctx, "destination:"+dest.ID.String())
+	key := "destination:" + dest.ID.String()
+	release, ok := s.acquire(ctx, key, slotWait)
 	if !ok {
 		return []ran{{d, outcome{busy: s.Policy.busyWait()}}}, nil
 	}
 	defer release()
-	batch, err := s.claimSiblings(ctx, tx, d)
+	siblings, err := s.claimSiblings(ctx, tx, d)
 	if err != nil {
 		return nil, err
 	}
-	batch = append([]row{d}, batch...)
+	batch := append([]row{d}, siblings...)
 	decided, err := s.decideBatch(ctx, tx, batch)
+	if err != nil {
+		return nil, err
+	}
+	lanes := 1
+	for lanes < min(len(batch), s.Policy.PerDestination) {
+		more, ok := s.acquire(ctx, key, 0)
+		if !ok {
+			break
+		}
+		defer more()
+		lanes++
+	}
+	sent, throttle, err := s.sendBatch(ctx, dest, creds, batch, decided, lanes)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]ran, 0, len(batch))
 	var record []agreements.Disclosure
-	start := time.Now()
 	for i, b := range decided {
-		if b.withheld != nil {
+		switch {
+		case b.withheld != nil:
 			out = append(out, ran{batch[i], *b.withheld})
-			record = append(record, b.disclosure)
-			continue
+		case sent[i] != nil:
+			out = append(out, ran{batch[i], *sent[i]})
+		case throttle > 0:
+			out = append(out, ran{batch[i], outcome{deferred: throttle}})
+			continue // not sent: not on record
+		default:
+			continue // no time left: its own job sends it
 		}
-		if time.Since(start) > batchBudget {
-			break // left pending, undecided: its own job sends it
-		}
-		o, err := s.sendOne(ctx, tx, dest, creds, batch[i], b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ran{batch[i], o})
 		record = append(record, b.disclosure)
-		if o.attempt != nil && o.attempt.Outcome == Throttled {
-			// The receiver asked for a pause: the rest wait as long.
-			wait := s.Policy.throttleWait(o.attempt.RetryAfter, batch[i].Throttled+1)
-			for j := i + 1; j < len(batch); j++ {
-				if decided[j].withheld == nil {
-					out = append(out, ran{batch[j], outcome{deferred: wait}})
-				} else {
-					out = append(out, ran{batch[j], *decided[j].withheld})
-					record = append(record, decided[j].disclosure)
-				}
-			}
-			break
-		}
 	}
 	if err := agreements.RecordDecisions(ctx, tx, d.TenantID, record); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// sendBatch sends the batch's records the agreements let go, over lanes
+// at once, until all went, a receiver throttled (throttle: the wait it
+// asked for) or batchBudget ran out. sent answers each record's attempt,
+// nil for one not sent.
+func (s *Service) sendBatch(ctx context.Context, dest destinations.Destination, creds destinations.Credentials, batch []row,
+	decided []decidedRecord, lanes int) (sent []*outcome, throttle time.Duration, err error) {
+	sent = make([]*outcome, len(batch))
+	start := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	lane := make(chan struct{}, lanes)
+	for i, b := range decided {
+		if b.withheld != nil {
+			continue
+		}
+		lane <- struct{}{}
+		mu.Lock()
+		stop := throttle > 0 || err != nil || time.Since(start) > batchBudget
+		mu.Unlock()
+		if stop {
+			<-lane
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-lane }()
+			o, sendErr := s.sendOne(ctx, dest, creds, batch[i], b)
+			mu.Lock()
+			defer mu.Unlock()
+			if sendErr != nil {
+				err = sendErr
+				return
+			}
+			sent[i] = &o
+			if o.attempt != nil && o.attempt.Outcome == Throttled {
+				throttle = max(throttle, s.Policy.throttleWait(o.attempt.RetryAfter, batch[i].Throttled+1))
+			}
+		})
+	}
+	wg.Wait()
+	return sent, throttle, err
 }
 
 // decidedRecord is one delivery of a batch as the agreements decided it.
@@ -135,13 +178,11 @@ func (s *Service) decideBatch(ctx context.Context, tx *sqlx.Tx, batch []row) ([]
 }
 
 // sendOne sends one decided record to the destination.
-func (s *Service) sendOne(ctx context.Context, tx *sqlx.Tx, dest destinations.Destination, creds destinations.Credentials, d row,
+func (s *Service) sendOne(ctx context.Context, dest destinations.Destination, creds destinations.Credentials, d row,
 	b decidedRecord) (outcome, error) {
-	rec, err := s.record(ctx, tx, d, b.result, b.decision)
-	if err != nil {
-		return outcome{}, err
-	}
+	rec := s.record(d, b.result, b.decision)
 	var res Result
+	var err error
 	if dest.Kind == destinations.KindWebhook {
 		res, err = s.sender.SendWebhook(ctx, Webhook{URL: dest.URL, Secrets: creds.Secrets, DryRun: dest.DryRun},
 			RecordEvent(EventID(d.ID), rec))
@@ -163,49 +204,42 @@ func (s *Service) sendOne(ctx context.Context, tx *sqlx.Tx, dest destinations.De
 }
 
 // claimSiblings locks the destination's other pending deliveries that are
-// due, oldest first, up to Policy.Batch with d. Their learners' rows are
-// held FOR SHARE first, as d's are; one an erasure holds is left out
-// (its job meets the erasure), as is one another worker holds.
+// due and no other worker holds, newest first (the oldest are the jobs
+// about to run), up to Policy.Batch with d. Their learners' rows are then
+// held FOR SHARE, skipping one an erasure holds: that delivery is left out
+// (its job meets the erasure), so the batch never waits on an erasure
+// while holding deliveries the erasure waits for.
 func (s *Service) claimSiblings(ctx context.Context, tx *sqlx.Tx, d row) ([]row, error) {
 	if s.Policy.Batch <= 1 {
 		return nil, nil
 	}
-	var cands []struct {
-		ID     uuid.UUID `db:"id"`
-		UserID uuid.UUID `db:"user_id"`
-	}
-	if err := tx.SelectContext(ctx, &cands, `SELECT id, user_id FROM deliveries
+	var rows []row
+	if err := tx.SelectContext(ctx, &rows, `SELECT `+rowColumns+` FROM deliveries
 		WHERE tenant_id = $1 AND destination_id = $2 AND status = 'pending' AND id <> $3
 			AND user_id IS NOT NULL AND result_id IS NOT NULL AND (not_before IS NULL OR not_before <= $4)
-		ORDER BY created_at LIMIT $5`, d.TenantID, *d.DestinationID, d.ID, s.Now(), s.Policy.Batch-1); err != nil {
-		return nil, fmt.Errorf("delivery: find batch: %w", err)
+		ORDER BY created_at DESC LIMIT $5 FOR UPDATE SKIP LOCKED`, d.TenantID, *d.DestinationID, d.ID, s.Now(), s.Policy.Batch-1); err != nil {
+		return nil, fmt.Errorf("delivery: claim batch: %w", err)
 	}
-	if len(cands) == 0 {
+	if len(rows) == 0 {
 		return nil, nil
 	}
-	users := make([]uuid.UUID, len(cands))
-	for i, c := range cands {
-		users[i] = c.UserID
+	users := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		users[i] = *r.UserID
 	}
 	var held []uuid.UUID
 	if err := tx.SelectContext(ctx, &held, `SELECT id FROM users WHERE tenant_id = $1 AND id = ANY ($2)
 		ORDER BY id FOR SHARE SKIP LOCKED`, d.TenantID, pq.Array(users)); err != nil {
 		return nil, fmt.Errorf("delivery: lock batch learners: %w", err)
 	}
-	var ids []uuid.UUID
-	for _, c := range cands {
-		for _, u := range held {
-			if c.UserID == u {
-				ids = append(ids, c.ID)
-				break
-			}
+	if len(held) == len(users) {
+		return rows, nil
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if slices.Contains(held, *r.UserID) {
+			out = append(out, r)
 		}
 	}
-	var rows []row
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+rowColumns+` FROM deliveries
-		WHERE tenant_id = $1 AND id = ANY ($2) AND status = 'pending' AND user_id IS NOT NULL AND result_id IS NOT NULL
-		ORDER BY created_at FOR UPDATE SKIP LOCKED`, d.TenantID, pq.Array(ids)); err != nil {
-		return nil, fmt.Errorf("delivery: lock batch: %w", err)
-	}
-	return rows, nil
+	return out, nil
 }

@@ -467,6 +467,7 @@ func TestOneJobSendsItsDestinationsDueDeliveriesTogether(t *testing.T) {
 
 func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
 	r := newRig(t)
+	r.svc.Policy.PerDestination = 1 // one send at a time: the order is known
 	var calls atomic.Int32
 	rcv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
 		if calls.Add(1) == 3 {
@@ -487,12 +488,13 @@ func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectStatuses(t, r, "webhook:delivered", "webhook:delivered", "webhook:pending", "webhook:pending", "webhook:pending")
+	// Its own first, then the newest: the others' jobs come in order of age.
+	expectStatuses(t, r, "webhook:delivered", "webhook:pending", "webhook:pending", "webhook:pending", "webhook:delivered")
 	if rcv.hits.Load() != 3 || wait != 0 {
 		t.Fatalf("%d requests (want 3: the batch stops at the throttle), wait %s", rcv.hits.Load(), wait)
 	}
 	var waits []time.Duration
-	for _, d := range ds[2:] {
+	for _, d := range ds[1:4] {
 		w, err := r.svc.Deliver(context.Background(), r.tenant, d.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -510,4 +512,38 @@ func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
 	if n := len(r.disclosures()); n != 3 {
 		t.Fatalf("%d disclosures, want 3: the records not sent are not on record as sent", n)
 	}
+}
+
+// TestADeliveryAnotherWorkerHoldsIsLeftToIt: while another transaction
+// holds the delivery (a batch sending it, a rescued job's first run),
+// its job waits a moment, then gives way without sending or failing.
+func TestADeliveryAnotherWorkerHoldsIsLeftToIt(t *testing.T) {
+	r := newRig(t)
+	rcv := newReceiver(t, ok)
+	hook := r.webhook(rcv.URL, destinations.EventScores)
+	r.agree(nil, hook.ID)
+	r.noGradeServices()
+	r.report(5, nil)
+	id := r.deliveries()[0].ID
+	holder, err := r.db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.Exec(`SELECT set_config('hub.tenant_id', $1, true)`, r.tenant.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(`SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE`, id); err != nil {
+		t.Fatal(err)
+	}
+	wait, err := r.svc.Deliver(context.Background(), r.tenant, id)
+	if err != nil || wait <= 0 {
+		t.Fatalf("Deliver = %s, %v; want a wait and no error", wait, err)
+	}
+	if rcv.hits.Load() != 0 {
+		t.Fatal("a delivery another worker holds was sent")
+	}
+	_ = holder.Rollback()
+	r.drain(2)
+	expectStatuses(t, r, "webhook:delivered")
 }

@@ -171,8 +171,12 @@ func (s *Service) Redrive(ctx context.Context, by audit.Actor, tenant, id uuid.U
 			WHERE tenant_id = $1 AND id = $2 RETURNING `+deliveryColumns, tenant, id, now); err != nil {
 			return fmt.Errorf("requeue: %w", err)
 		}
-		if _, err := s.Jobs.InsertTx(ctx, tx.Tx, DeliverArgs{TenantID: tenant, DeliveryID: id}, nil); err != nil {
+		job, err := s.Jobs.InsertTx(ctx, tx.Tx, DeliverArgs{TenantID: tenant, DeliveryID: id}, nil)
+		if err != nil {
 			return fmt.Errorf("queue job: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET job_id = $3 WHERE tenant_id = $1 AND id = $2`, tenant, id, job.Job.ID); err != nil {
+			return fmt.Errorf("note job: %w", err)
 		}
 		details := map[string]string{"status": was.Status, "destination_kind": was.Kind}
 		if was.Reason != nil {
@@ -260,10 +264,20 @@ func (s *Service) redriveBatch(ctx context.Context, by audit.Actor, tenant uuid.
 		for i, d := range redriven {
 			params[i] = river.InsertManyParams{Args: DeliverArgs{TenantID: tenant, DeliveryID: d.ID}}
 		}
-		if _, err := s.Jobs.InsertManyTx(ctx, tx.Tx, params); err != nil {
+		jobs, err := s.Jobs.InsertManyTx(ctx, tx.Tx, params)
+		if err != nil {
 			return fmt.Errorf("queue jobs: %w", err)
 		}
-		_, err := s.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "delivery.redriven_bulk", TargetType: "tenant",
+		ids, jobIDs := make([]uuid.UUID, len(redriven)), make([]int64, len(redriven))
+		for i, d := range redriven {
+			ids[i], jobIDs[i] = d.ID, jobs[i].Job.ID
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries d SET job_id = v.job_id
+			FROM unnest($2::uuid[], $3::bigint[]) AS v (id, job_id) WHERE d.tenant_id = $1 AND d.id = v.id`,
+			tenant, pq.Array(ids), pq.Array(jobIDs)); err != nil {
+			return fmt.Errorf("note jobs: %w", err)
+		}
+		_, err = s.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "delivery.redriven_bulk", TargetType: "tenant",
 			TargetID: tenant.String(), Details: filterDetails(f, len(redriven))}, now)
 		return err
 	})

@@ -104,7 +104,7 @@ func (s *Service) sendScore(ctx context.Context, tx *sqlx.Tx, d row) (outcome, e
 	case !g.granted(lti.ScopeAGSScore):
 		return outcome{end: StatusFailed, reason: ReasonNoScoreScope}, nil
 	}
-	release, ok := s.acquire(ctx, "lms:"+g.host())
+	release, ok := s.acquire(ctx, "lms:"+g.host(), slotWait)
 	if !ok {
 		return outcome{busy: s.Policy.busyWait()}, nil
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
-	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/tenants/agreements"
 )
 
@@ -34,6 +33,11 @@ type reported struct {
 	Name             string    `db:"name"`
 	Email            string    `db:"email"`
 	ExternalID       string    `db:"external_id"`
+	// The course of the result's resource link, for the record: the
+	// newest of the learner's courses with that link.
+	CourseID    string `db:"course_id"`
+	CourseTitle string `db:"course_title"`
+	LinkTitle   string `db:"link_title"`
 }
 
 // loadResult reads the delivery's result, its learner's identity fields
@@ -61,10 +65,16 @@ func loadResults(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ids []uuid.
 			coalesce(u.email, '') AS email,
 			coalesce((SELECT i.lis_person_sourcedid FROM lti_identities i
 				WHERE i.tenant_id = r.tenant_id AND i.user_id = r.user_id AND i.lis_person_sourcedid IS NOT NULL
-				ORDER BY i.last_launch_at DESC NULLS LAST LIMIT 1), '') AS external_id
+				ORDER BY i.last_launch_at DESC NULLS LAST LIMIT 1), '') AS external_id,
+			coalesce(c.context_id, '') AS course_id, coalesce(c.title, '') AS course_title, coalesce(c.link_title, '') AS link_title
 		FROM results r
 		JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id
 		LEFT JOIN activities a ON a.id = r.activity_id
+		LEFT JOIN LATERAL (SELECT ctx.context_id, ctx.title, rl.title AS link_title
+			FROM resource_links rl LEFT JOIN contexts ctx ON ctx.tenant_id = rl.tenant_id AND ctx.id = rl.context_ref
+			WHERE rl.tenant_id = r.tenant_id AND rl.resource_link_id = r.resource_link_id
+			ORDER BY EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = rl.tenant_id AND m.context_ref = rl.context_ref
+				AND m.user_id = r.user_id) DESC, rl.updated_at DESC LIMIT 1) c ON true
 		WHERE r.tenant_id = $1 AND r.id = ANY ($2)`, tenant, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("delivery: read results: %w", err)
@@ -91,50 +101,23 @@ func (r reported) fields() []agreements.Field {
 	return fs
 }
 
-// course names the course the result's resource link belongs to, for the
-// record: the newest of the learner's courses with that link.
-func course(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, r reported) (id, title, linkTitle string, err error) {
-	if r.ResourceLinkID == "" {
-		return "", "", "", nil
-	}
-	var c struct {
-		ContextID string `db:"context_id"`
-		Title     string `db:"title"`
-		LinkTitle string `db:"link_title"`
-	}
-	err = tx.GetContext(ctx, &c, `SELECT coalesce(c.context_id, '') AS context_id, coalesce(c.title, '') AS title,
-			coalesce(rl.title, '') AS link_title
-		FROM resource_links rl LEFT JOIN contexts c ON c.tenant_id = rl.tenant_id AND c.id = rl.context_ref
-		WHERE rl.tenant_id = $1 AND rl.resource_link_id = $2
-		ORDER BY EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = rl.tenant_id AND m.context_ref = rl.context_ref
-			AND m.user_id = $3) DESC, rl.updated_at DESC LIMIT 1`, tenant, r.ResourceLinkID, r.UserID)
-	if err != nil && !pg.IsNoRows(err) {
-		return "", "", "", fmt.Errorf("delivery: read course: %w", err)
-	}
-	return c.ContextID, c.Title, c.LinkTitle, nil
-}
-
 // EventID is the webhook-id of a delivery: the same for every attempt and
 // redrive, so a receiver can drop repeats.
 func EventID(delivery uuid.UUID) string { return "msg_" + delivery.String() }
 
 // record is the outbound record of r, with the identity fields dec lets go.
-func (s *Service) record(ctx context.Context, tx *sqlx.Tx, d row, r reported, dec agreements.Decision) (Record, error) {
-	courseID, courseTitle, linkTitle, err := course(ctx, tx, d.TenantID, r)
-	if err != nil {
-		return Record{}, err
-	}
+func (s *Service) record(d row, r reported, dec agreements.Decision) Record {
 	rec := Record{ID: r.ID, Category: agreements.Category(d.Category), Learner: r.UserID, Fields: dec.Fields,
 		Name: r.Name, Email: r.Email, ExternalID: r.ExternalID, ScoreGiven: r.ScoreGiven, ScoreMax: r.ScoreMaximum,
 		Completed: r.Completed, Success: r.Success, ActivityID: r.ActivityID, ActivityTitle: r.ActivityTitle,
-		CourseID: courseID, CourseTitle: courseTitle, OccurredAt: r.OccurredAt}
+		CourseID: r.CourseID, CourseTitle: r.CourseTitle, OccurredAt: r.OccurredAt}
 	if r.TimeSpentSeconds != nil {
 		rec.TimeSpentSeconds = *r.TimeSpentSeconds
 	}
 	if rec.ActivityID == "" {
-		rec.ActivityID, rec.ActivityTitle = r.ResourceLinkID, linkTitle
+		rec.ActivityID, rec.ActivityTitle = r.ResourceLinkID, r.LinkTitle
 	}
-	return rec, nil
+	return rec
 }
 
 func derefOutcome(o *outcome) outcome {

@@ -87,7 +87,12 @@ func newRig(t testing.TB) *rig {
 	chain, _ := audit.NewKeyring(bytes.Repeat([]byte{4}, 32))
 	r.dests = destinations.NewStore(r.db, chain, sealer, quiet())
 	r.dests.AllowHTTP = true
-	r.svc = delivery.New(r.jobsDB, client, servicetoken.NewSource(ks, client), r.dests, chain, "https://hub.example", nil, quiet())
+	sendDB, err := jobs.OpenWorkers(ctx, d.URL, jobs.DeliveryWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sendDB.Close() })
+	r.svc = delivery.New(r.jobsDB, sendDB, client, servicetoken.NewSource(ks, client), r.dests, chain, "https://hub.example", nil, quiet())
 	r.svc.Policy = delivery.Policy{MaxAttempts: 4, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, PerDestination: 4, Batch: 50}
 	if r.svc.Jobs, err = jobs.New(r.jobsDB, jobs.Config{Log: quiet()}); err != nil {
 		t.Fatal(err)

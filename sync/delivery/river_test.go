@@ -20,7 +20,7 @@ func (r *rig) startRiver(workers int, poll time.Duration) {
 	ws := river.NewWorkers()
 	river.AddWorker(ws, r.svc.Worker())
 	client, err := jobs.New(r.jobsDB, jobs.Config{Workers: ws, Queues: map[string]int{jobs.QueueDelivery: workers},
-		PollInterval: poll, Log: quiet()})
+		PollInterval: poll, FetchCooldown: jobs.HubFetchCooldown, Log: quiet()})
 	if err != nil {
 		r.t.Fatal(err)
 	}

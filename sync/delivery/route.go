@@ -3,37 +3,50 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/riverqueue/river"
 
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/tenants/agreements"
 )
 
-// routed is a result as routing reads it.
+// routed is a result as routing reads it, with its destinations: the
+// resource links whose gradebooks get its score (a scored result with a
+// resource link: every course of the tenant's LMSes with that link where
+// the learner is an active member and the platform offered the grade
+// services), and the enabled webhook and xAPI destinations subscribed to
+// its category (as "kind:id").
 type routed struct {
-	UserID       uuid.UUID `db:"user_id"`
-	ResourceLink string    `db:"resource_link_id"`
-	Scored       bool      `db:"scored"`
-	Completed    *bool     `db:"completed"`
-	OccurredAt   time.Time `db:"occurred_at"`
+	UserID     uuid.UUID      `db:"user_id"`
+	Category   string         `db:"category"`
+	OccurredAt time.Time      `db:"occurred_at"`
+	Links      pq.StringArray `db:"links"`
+	Dests      pq.StringArray `db:"dests"`
 }
 
-// categoryOf is the data category of a result: scores when it carries a
-// score, completion when it says whether the activity was completed,
-// progress otherwise.
-func (r routed) category() agreements.Category {
-	switch {
-	case r.Scored:
-		return agreements.CategoryScores
-	case r.Completed != nil:
-		return agreements.CategoryCompletion
-	}
-	return agreements.CategoryProgress
-}
+// routeQuery reads a result and its destinations. Its category is
+// scores when it carries a score, completion when it says whether the
+// activity was completed, progress otherwise.
+const routeQuery = `WITH r AS (
+	SELECT tenant_id, user_id, resource_link_id, occurred_at, score_given IS NOT NULL AS scored,
+		CASE WHEN score_given IS NOT NULL THEN 'scores' WHEN completed IS NOT NULL THEN 'completion' ELSE 'progress' END AS category
+	FROM results WHERE tenant_id = $1 AND id = $2)
+SELECT r.user_id, r.category, r.occurred_at,
+	ARRAY(SELECT rl.id::text FROM resource_links rl
+		JOIN contexts c ON c.tenant_id = rl.tenant_id AND c.id = rl.context_ref
+		JOIN memberships m ON m.tenant_id = c.tenant_id AND m.context_ref = c.id AND m.user_id = r.user_id AND m.status = 'active'
+		WHERE r.scored AND rl.tenant_id = r.tenant_id AND rl.resource_link_id = r.resource_link_id
+			AND (rl.ags_lineitem IS NOT NULL OR c.ags_lineitems IS NOT NULL)
+		ORDER BY rl.id) AS links,
+	ARRAY(SELECT d.kind || ':' || d.id FROM destinations d
+		WHERE d.tenant_id = r.tenant_id AND d.enabled AND r.category = ANY (d.event_types)
+		ORDER BY d.created_at, d.id) AS dests
+FROM r`
 
 // target is one destination of a result.
 type target struct {
@@ -42,91 +55,84 @@ type target struct {
 	ResourceLink *uuid.UUID // lms: the resource_links row whose line item gets the score
 }
 
+func (r routed) targets() ([]target, error) {
+	out := make([]target, 0, len(r.Links)+len(r.Dests))
+	for _, l := range r.Links {
+		id, err := uuid.Parse(l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, target{Kind: agreements.DestinationLMS, ResourceLink: &id})
+	}
+	for _, d := range r.Dests {
+		kind, raw, _ := strings.Cut(d, ":")
+		id, err := uuid.Parse(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, target{Kind: agreements.DestinationKind(kind), Destination: &id})
+	}
+	return out, nil
+}
+
 // Route works out where the tenant's result goes and queues a delivery
 // with its job for each, in tx: the transaction that records the result,
 // on the job engine's pool, so the result and its deliveries commit
-// together or not at all.
-//
-// A scored result goes to the gradebook of every course of the tenant's
-// LMSes with the result's resource link where the learner is an active
-// member and the platform offered the grade services; a newer score for
-// the same line item and learner supersedes a pending older one. Every
-// result goes to each enabled webhook and xAPI destination subscribed to
-// its category. The agreements' policy is not applied here: it is when
-// each delivery is sent. Route answers how many deliveries it queued.
+// together or not at all (see routed for where results go). A newer score
+// for the same line item and learner supersedes a pending older one. The
+// agreements' policy is not applied here: it is when each delivery is
+// sent. Route answers how many deliveries it queued.
 func (s *Service) Route(ctx context.Context, tx *sqlx.Tx, tenant, result uuid.UUID) (int, error) {
 	if s.Jobs == nil {
 		return 0, fmt.Errorf("delivery: route: no job engine")
 	}
 	var r routed
-	if err := tx.GetContext(ctx, &r, `SELECT user_id, coalesce(resource_link_id, '') AS resource_link_id,
-			score_given IS NOT NULL AS scored, completed, occurred_at
-		FROM results WHERE tenant_id = $1 AND id = $2`, tenant, result); err != nil {
+	if err := tx.GetContext(ctx, &r, routeQuery, tenant, result); err != nil {
 		return 0, fmt.Errorf("delivery: route: read result: %w", err)
 	}
-	targets, err := s.targets(ctx, tx, tenant, r)
-	if err != nil {
-		return 0, fmt.Errorf("delivery: route: %w", err)
-	}
-	if len(targets) == 0 {
-		return 0, nil
+	targets, err := r.targets()
+	if err != nil || len(targets) == 0 {
+		return 0, err
 	}
 	now := s.Now()
-	params := make([]river.InsertManyParams, 0, len(targets))
-	for _, t := range targets {
-		id := uuid.New()
+	ids := make([]uuid.UUID, len(targets))
+	params := make([]river.InsertManyParams, len(targets))
+	for i := range targets {
+		ids[i] = uuid.New()
+		params[i] = river.InsertManyParams{Args: DeliverArgs{TenantID: tenant, DeliveryID: ids[i]}}
+	}
+	queued, err := s.Jobs.InsertManyTx(ctx, tx.Tx, params)
+	if err != nil {
+		return 0, pg.MapError(fmt.Errorf("delivery: route: queue jobs: %w", err))
+	}
+	kinds, dests, links, jobIDs := make([]string, len(targets)), make([]*string, len(targets)), make([]*string, len(targets)),
+		make([]int64, len(targets))
+	for i, t := range targets {
 		if t.ResourceLink != nil {
 			if err := supersedeOlder(ctx, tx, tenant, *t.ResourceLink, r.UserID, r.OccurredAt, now); err != nil {
 				return 0, err
 			}
+			l := t.ResourceLink.String()
+			links[i] = &l
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, tenant_id, result_id, user_id, destination_kind,
-				destination_id, resource_link_ref, category, status, occurred_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $10)`,
-			id, tenant, result, r.UserID, t.Kind, t.Destination, t.ResourceLink, r.category(), r.OccurredAt, now); err != nil {
-			return 0, fmt.Errorf("delivery: route: queue: %w", err)
+		if t.Destination != nil {
+			d := t.Destination.String()
+			dests[i] = &d
 		}
-		params = append(params, river.InsertManyParams{Args: DeliverArgs{TenantID: tenant, DeliveryID: id}})
+		kinds[i], jobIDs[i] = string(t.Kind), queued[i].Job.ID
 	}
-	if _, err := s.Jobs.InsertManyTx(ctx, tx.Tx, params); err != nil {
-		return 0, pg.MapError(fmt.Errorf("delivery: route: queue jobs: %w", err))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, tenant_id, result_id, user_id, destination_kind,
+			destination_id, resource_link_ref, category, status, occurred_at, created_at, updated_at, job_id)
+		SELECT v.id, $1, $2, $3, v.kind, v.dest, v.link, $4, 'pending', $5, $6, $6, v.job
+		FROM unnest($7::uuid[], $8::text[], $9::uuid[], $10::uuid[], $11::bigint[]) AS v (id, kind, dest, link, job)`,
+		tenant, result, r.UserID, r.Category, r.OccurredAt, now, pq.Array(ids), pq.Array(kinds), pq.Array(dests),
+		pq.Array(links), pq.Array(jobIDs)); err != nil {
+		return 0, fmt.Errorf("delivery: route: queue: %w", err)
 	}
 	for _, t := range targets {
 		s.m.count(string(t.Kind), "queued", 1)
 	}
 	return len(targets), nil
-}
-
-// targets are the result's destinations.
-func (s *Service) targets(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, r routed) ([]target, error) {
-	var out []target
-	if r.Scored && r.ResourceLink != "" {
-		var links []uuid.UUID
-		if err := tx.SelectContext(ctx, &links, `SELECT rl.id FROM resource_links rl
-			JOIN contexts c ON c.tenant_id = rl.tenant_id AND c.id = rl.context_ref
-			JOIN memberships m ON m.tenant_id = c.tenant_id AND m.context_ref = c.id AND m.user_id = $3 AND m.status = 'active'
-			WHERE rl.tenant_id = $1 AND rl.resource_link_id = $2
-				AND (rl.ags_lineitem IS NOT NULL OR c.ags_lineitems IS NOT NULL)
-			ORDER BY rl.id`, tenant, r.ResourceLink, r.UserID); err != nil {
-			return nil, fmt.Errorf("courses: %w", err)
-		}
-		for _, l := range links {
-			out = append(out, target{Kind: agreements.DestinationLMS, ResourceLink: &l})
-		}
-	}
-	var dests []struct {
-		ID   uuid.UUID `db:"id"`
-		Kind string    `db:"kind"`
-	}
-	if err := tx.SelectContext(ctx, &dests, `SELECT id, kind FROM destinations
-		WHERE tenant_id = $1 AND enabled AND $2 = ANY (event_types) ORDER BY created_at, id`,
-		tenant, string(r.category())); err != nil {
-		return nil, fmt.Errorf("destinations: %w", err)
-	}
-	for _, d := range dests {
-		out = append(out, target{Kind: agreements.DestinationKind(d.Kind), Destination: &d.ID})
-	}
-	return out, nil
 }
 
 // supersedeOlder ends the pending scores of the pair (resource link,

@@ -39,7 +39,7 @@ type Policy struct {
 // DefaultPolicy: about a day of retries (12 attempts, waits from 10 s
 // doubling to an hour), eight deliveries (or batches of up to 50) at once
 // per destination.
-var DefaultPolicy = Policy{MaxAttempts: 12, BaseDelay: 10 * time.Second, MaxDelay: time.Hour, PerDestination: 8, Batch: 50}
+var DefaultPolicy = Policy{MaxAttempts: 12, BaseDelay: 10 * time.Second, MaxDelay: time.Hour, PerDestination: 16, Batch: 50}
 
 // backoff is the wait after the n-th failed attempt (from 1): full
 // jitter over an exponentially growing ceiling.
@@ -70,7 +70,8 @@ const sendTimeout = 3*DefaultTimeout + 10*time.Second
 // Service routes results to their destinations and delivers them: the
 // River worker of the delivery queue, and the deliveries' REST reads.
 type Service struct {
-	db     *sqlx.DB // the job engine's pool: deliveries are queued and sent in its transactions
+	db     *sqlx.DB // the job engine's pool: deliveries and their jobs are queued in its transactions
+	sendDB *sqlx.DB // the workers' pool (jobs.OpenWorkers): deliveries are sent in its transactions
 	Jobs   *jobs.Client
 	sender *Sender
 	ags    *ags.Client
@@ -89,13 +90,14 @@ type Service struct {
 	limits   map[string]chan struct{}
 }
 
-// New makes the service. db is the job engine's pool (jobs.Open): results
-// route and deliveries are sent in its transactions, with their jobs.
-// client is the hub's guarded outbound client; Jobs must be set before
-// results are routed.
-func New(db *sqlx.DB, client *http.Client, tokens *servicetoken.Source, dests *destinations.Store, chain *audit.Keyring,
+// New makes the service. db is the job engine's pool (jobs.Open), where
+// results are routed and deliveries redriven with their jobs; sendDB the
+// delivery workers' (jobs.OpenWorkers), where they are sent. client is
+// the hub's guarded outbound client; Jobs must be set before results are
+// routed.
+func New(db, sendDB *sqlx.DB, client *http.Client, tokens *servicetoken.Source, dests *destinations.Store, chain *audit.Keyring,
 	home string, m *Metrics, log *slog.Logger) *Service {
-	return &Service{db: db, sender: NewSender(client), ags: &ags.Client{HTTP: client}, tokens: tokens, dests: dests,
+	return &Service{db: db, sendDB: sendDB, sender: NewSender(client), ags: &ags.Client{HTTP: client}, tokens: tokens, dests: dests,
 		chain: chain, m: m, log: log, Home: home, Policy: DefaultPolicy, Now: time.Now, limits: map[string]chan struct{}{}}
 }
 
@@ -104,9 +106,10 @@ func New(db *sqlx.DB, client *http.Client, tokens *servicetoken.Source, dests *d
 const slotWait = 250 * time.Millisecond
 
 // acquire takes one of the destination's PerDestination slots, waiting
-// up to slotWait, or reports false when all stay taken (the job comes back
-// later, rather than holding a worker another destination could use).
-func (s *Service) acquire(ctx context.Context, key string) (release func(), ok bool) {
+// up to wait (0: not at all), or reports false when all stay taken (the
+// job comes back later, rather than holding a worker another destination
+// could use).
+func (s *Service) acquire(ctx context.Context, key string, wait time.Duration) (release func(), ok bool) {
 	s.limitsMu.Lock()
 	sem := s.limits[key]
 	if sem == nil {
@@ -114,7 +117,15 @@ func (s *Service) acquire(ctx context.Context, key string) (release func(), ok b
 		s.limits[key] = sem
 	}
 	s.limitsMu.Unlock()
-	timer := time.NewTimer(slotWait)
+	if wait <= 0 {
+		select {
+		case sem <- struct{}{}:
+			return func() { <-sem }, true
+		default:
+			return nil, false
+		}
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case sem <- struct{}{}:

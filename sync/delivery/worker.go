@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -106,11 +105,12 @@ type row struct {
 	OccurredAt      time.Time  `db:"occurred_at"`
 	CreatedAt       time.Time  `db:"created_at"`
 	NotBefore       *time.Time `db:"not_before"`
+	JobID           *int64     `db:"job_id"`
 }
 
 // rowColumns are the columns of a row.
 const rowColumns = `id, tenant_id, result_id, user_id, destination_kind, destination_id, resource_link_ref, category, status,
-	attempts, throttled, occurred_at, created_at, not_before`
+	attempts, throttled, occurred_at, created_at, not_before, job_id`
 
 func (d row) destination() agreements.Destination {
 	return agreements.Destination{Kind: agreements.DestinationKind(d.Kind), ID: d.DestinationID}
@@ -144,15 +144,11 @@ var errBusy = errors.New("delivery: held by another worker")
 // ended (or is not pending). An error is the hub's own fault (the
 // database), for River to retry.
 func (s *Service) Deliver(ctx context.Context, tenant, id uuid.UUID) (wait time.Duration, err error) {
-	err = pg.InTenantFor(ctx, s.db, tenant, sendTimeout, func(tx *sqlx.Tx) error {
+	err = pg.InTenantFor(ctx, s.sendDB, tenant, sendTimeout, func(tx *sqlx.Tx) error {
 		if err := lockLearner(ctx, tx, tenant, id); err != nil {
 			return err
 		}
 		d, err := lockDelivery(ctx, tx, tenant, id)
-		if errors.Is(err, errBusy) {
-			wait = time.Second
-			return nil
-		}
 		if err != nil || d == nil || d.Status != StatusPending {
 			return err
 		}
@@ -179,17 +175,13 @@ func (s *Service) Deliver(ctx context.Context, tenant, id uuid.UUID) (wait time.
 				return err
 			}
 		}
-		for _, r := range runs {
-			w, err := s.finish(ctx, tx, r.d, r.o)
-			if err != nil {
-				return err
-			}
-			if r.d.ID == id {
-				wait = w
-			}
-		}
-		return nil
+		waits, err := s.finish(ctx, tx, runs)
+		wait = waits[id]
+		return err
 	})
+	if errors.Is(err, errBusy) {
+		return time.Second, nil // its transaction ended with the wait
+	}
 	return wait, err
 }
 
@@ -207,12 +199,22 @@ func lockLearner(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) error {
 	return nil
 }
 
-// lockDelivery reads the delivery and locks it, or errBusy when another
-// worker holds it (a rescued job whose first run still sends); nil when
-// there is none (erased with its tenant's data, or never committed).
+// lockWait is how long a delivery's job waits for its row when another
+// worker holds it (a batch took it along): briefly, then the job gives its
+// worker back and looks again later, when the batch has sent it (and
+// dropped its job) or left it to it.
+const lockWait = "50ms"
+
+// lockDelivery reads the delivery and locks it, waiting up to lockWait
+// when another worker holds it (a batch that took it along, or a rescued
+// job's first run still sending): errBusy when it still does. Nil when
+// there is none (never committed).
 func lockDelivery(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (*row, error) {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, lockWait); err != nil {
+		return nil, fmt.Errorf("delivery: lock timeout: %w", err)
+	}
 	var d row
-	err := tx.GetContext(ctx, &d, `SELECT `+rowColumns+` FROM deliveries WHERE tenant_id = $1 AND id = $2 FOR UPDATE NOWAIT`, tenant, id)
+	err := tx.GetContext(ctx, &d, `SELECT `+rowColumns+` FROM deliveries WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
 	switch {
 	case pg.IsNoRows(err):
 		return nil, nil
@@ -220,6 +222,9 @@ func lockDelivery(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) (*row,
 		return nil, errBusy
 	case err != nil:
 		return nil, fmt.Errorf("delivery: read: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', '0', true)`); err != nil {
+		return nil, fmt.Errorf("delivery: lock timeout: %w", err)
 	}
 	return &d, nil
 }
@@ -255,127 +260,6 @@ func (s *Service) disclose(ctx context.Context, tx *sqlx.Tx, d row, fields []agr
 
 // maxError bounds a delivery's last error and an attempt's.
 const maxError = 2000
-
-// finish records what became of the run: its attempt, the delivery's new
-// status and counts, and the metrics; it answers the wait before the next
-// attempt when the delivery stays pending.
-func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, d row, o outcome) (time.Duration, error) {
-	if o.deferred > 0 {
-		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET not_before = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2`,
-			d.TenantID, d.ID, s.Now().Add(o.deferred), s.Now())
-		if err != nil {
-			return 0, fmt.Errorf("delivery: defer: %w", err)
-		}
-		return o.deferred, nil
-	}
-	if o.end == "" && o.attempt == nil {
-		return o.busy, nil
-	}
-	now := s.Now()
-	status, reason, wait := o.end, o.reason, time.Duration(0)
-	attempts, throttled := d.Attempts, d.Throttled
-	var lastStatus *int
-	var lastError *string
-	if a := o.attempt; a != nil {
-		if err := s.recordAttempt(ctx, tx, d, *a, now); err != nil {
-			return 0, err
-		}
-		s.m.attempted(d.Kind, a.Latency)
-		if a.Status != 0 {
-			lastStatus = &a.Status
-		}
-		if msg := attemptError(*a); msg != "" {
-			lastError = &msg
-		}
-		switch a.Outcome {
-		case Delivered:
-			status = StatusDelivered
-		case DryRun:
-			status = StatusDryRun
-		case Failed:
-			status = StatusFailed
-			if reason == "" {
-				reason = ReasonRefused
-				if a.Cause == CauseForbiddenAddress {
-					reason = ReasonForbiddenAddress
-				}
-			}
-		case Retry:
-			if attempts++; attempts >= s.Policy.MaxAttempts {
-				status, reason = StatusDead, ReasonExhausted
-			} else {
-				status, wait = StatusPending, s.Policy.backoff(attempts)
-				s.m.count(d.Kind, "retried", 1)
-			}
-		case Throttled:
-			throttled++
-			status, wait = StatusPending, s.Policy.throttleWait(a.RetryAfter, throttled)
-			s.m.count(d.Kind, "throttled", 1)
-		}
-	}
-	var deliveredAt *time.Time
-	if status == StatusDelivered || status == StatusDryRun {
-		deliveredAt = &now
-		if status == StatusDelivered {
-			s.m.received(d.Kind, now.Sub(o.receivedAt))
-		}
-	}
-	if status != StatusPending {
-		s.m.count(d.Kind, status, 1)
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = $3, reason = nullif($4, ''), attempts = $5, throttled = $6,
-			last_status = coalesce($7, last_status), last_error = coalesce($8, last_error), score_timestamp = coalesce($9, score_timestamp),
-			delivered_at = $10, updated_at = $11, not_before = $12
-		WHERE tenant_id = $1 AND id = $2`,
-		d.TenantID, d.ID, status, reason, attempts, throttled, lastStatus, lastError, o.scoreTimestamp, deliveredAt, now, notBefore(status, now, wait))
-	if err != nil {
-		return 0, fmt.Errorf("delivery: record outcome: %w", err)
-	}
-	return wait, nil
-}
-
-// notBefore is when a pending delivery may be tried again.
-func notBefore(status string, now time.Time, wait time.Duration) *time.Time {
-	if status != StatusPending || wait <= 0 {
-		return nil
-	}
-	t := now.Add(wait)
-	return &t
-}
-
-// recordAttempt keeps the delivery's next attempt: the answer's status,
-// latency and first bytes, why none came, and in a dry run the request as
-// it would have gone. Attempts are numbered on from the last one kept, so
-// a redriven delivery (its counts back at zero) adds to its history.
-func (s *Service) recordAttempt(ctx context.Context, tx *sqlx.Tx, d row, a Result, at time.Time) error {
-	var request []byte
-	if a.Request != nil {
-		b, err := json.Marshal(recordedRequest{Method: a.Request.Method, URL: a.Request.URL, Header: a.Request.Header,
-			Body: string(a.Request.Body)})
-		if err != nil {
-			return fmt.Errorf("delivery: record request: %w", err)
-		}
-		request = b
-	}
-	var status *int
-	if a.Status != 0 {
-		status = &a.Status
-	}
-	var latency *float64
-	if a.Latency > 0 {
-		ms := float64(a.Latency) / float64(time.Millisecond)
-		latency = &ms
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts (tenant_id, delivery_id, n, at, outcome, status, latency_ms,
-			error, response, request)
-		VALUES ($1, $2, (SELECT coalesce(max(n), 0) + 1 FROM delivery_attempts WHERE tenant_id = $1 AND delivery_id = $2),
-			$3, $4, $5, $6, nullif($7, ''), nullif($8, ''), $9)`,
-		d.TenantID, d.ID, at, string(a.Outcome), status, latency, attemptError(a), text(a.Body), nullJSON(request))
-	if err != nil {
-		return fmt.Errorf("delivery: record attempt: %w", err)
-	}
-	return nil
-}
 
 // recordedRequest is a dry run's request as the attempt keeps it.
 type recordedRequest struct {

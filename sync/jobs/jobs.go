@@ -39,12 +39,19 @@ const (
 	// DiscardedRetention keeps jobs that failed for good longer, to be looked into.
 	DiscardedRetention = 7 * 24 * time.Hour
 	// poolSize is the job engine's own connections per replica: River's
-	// producers, leader election and maintenance, and the job inserts,
-	// and one for each delivery worker, which holds its transaction while
-	// it sends (pg.InTenantFor).
-	poolSize = 8 + deliveryWorkers
-	// deliveryWorkers is how many deliveries one replica sends at once.
-	deliveryWorkers = 32
+	// producers, leader election and maintenance, and the transactions
+	// that insert jobs (a result the app reports, with its deliveries).
+	poolSize = 32
+	// DeliveryWorkers is how many delivery jobs one replica works at once.
+	DeliveryWorkers = 32
+	// HubPollInterval is how often hubd's idle queues look for jobs (the
+	// database/sql driver has no LISTEN): a result's first delivery waits
+	// at most this long for a worker.
+	HubPollInterval = 200 * time.Millisecond
+	// HubFetchCooldown is the least time between two fetches of a busy
+	// queue: River's default (100 ms) would cap a queue of 32 workers at
+	// 320 jobs a second.
+	HubFetchCooldown = 10 * time.Millisecond
 )
 
 // Config is what the engine runs.
@@ -70,7 +77,7 @@ type Config struct {
 
 // DefaultQueues are the hub's queues and their worker limits per replica.
 func DefaultQueues() map[string]int {
-	return map[string]int{QueueRoster: 4, QueueMaintenance: 2, QueueDelivery: deliveryWorkers}
+	return map[string]int{QueueRoster: 4, QueueMaintenance: 2, QueueDelivery: DeliveryWorkers}
 }
 
 // JobTimeout is the longest a job may run before River cancels its
@@ -96,6 +103,20 @@ func Open(ctx context.Context, url string) (*sqlx.DB, error) {
 	}
 	db.SetMaxOpenConns(poolSize)
 	db.SetMaxIdleConns(poolSize)
+	return db, nil
+}
+
+// OpenWorkers connects a pool for n jobs that hold a transaction while
+// they call another system (a delivery holds its rows while it sends):
+// apart from the engine's own pool, so they cannot starve River or the
+// requests that queue jobs. Its limits are the engine's (JobLimits).
+func OpenWorkers(ctx context.Context, url string, n int) (*sqlx.DB, error) {
+	db, err := pg.OpenWith(ctx, url, pg.JobLimits)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: workers: %w", err)
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
 	return db, nil
 }
 
