@@ -367,7 +367,7 @@ func TestErasureLeavesNothingIdentifying(t *testing.T) {
 	ph.expect(ph.postResult(app.Token, "", scored(user, func(m map[string]any) { m["comment"] = "Grace Brewster Hopper, see me" })), 201)
 	ph.expect(ph.do("PATCH", "/api/v1/tenants/uni/learners/"+user, key, map[string]any{"family_name": "Hopperfixed"}), 200)
 	if e := ph.export(key, user); len(e.Memberships) != 1 || len(e.Consents) != 1 || len(e.Launches) != 1 || len(e.Corrections) != 1 ||
-		len(e.Disclosures) != 1 || len(e.Results) != 1 {
+		len(e.Disclosures) < 1 || len(e.Results) != 1 { // the result's delivery may have been decided already
 		t.Fatalf("before the erasure: %+v", e)
 	}
 
@@ -390,16 +390,20 @@ func TestErasureLeavesNothingIdentifying(t *testing.T) {
 		Members int  `db:"members"`
 		Logged  int  `db:"logged"`
 		Kept    int  `db:"kept"`
+		Naming  int  `db:"naming"`
 	}
 	if err := su.Get(&kept, `SELECT u.erased_at IS NOT NULL AS erased,
 			num_nonnulls(u.name, u.given_name, u.family_name, u.email, u.locale) = 0 AS blank,
 			(SELECT count(*) FROM memberships WHERE user_id = u.id) AS members,
 			(SELECT count(*) FROM lti_launch_log WHERE user_id IS NULL AND context_id = 'course-1') AS logged,
-			(SELECT count(*) FROM disclosures WHERE user_id IS NULL) AS kept
+			(SELECT count(*) FROM disclosures WHERE user_id IS NULL) AS kept,
+			(SELECT count(*) FROM disclosures WHERE user_id = u.id) AS naming
 		FROM users u WHERE u.id = $1`, user); err != nil {
 		t.Fatal(err)
 	}
-	if !kept.Erased || !kept.Blank || kept.Members != 0 || kept.Logged != 1 || kept.Kept != 1 {
+	// The result's delivery adds a disclosure of its own, before the
+	// erasure (then detached) or after it (withheld, naming no one).
+	if !kept.Erased || !kept.Blank || kept.Members != 0 || kept.Logged != 1 || kept.Kept < 1 || kept.Naming != 0 {
 		t.Fatalf("the erased user's row and launches: %+v", kept)
 	}
 	erased := ph.actions(key, "learner.erased")
