@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -277,4 +278,25 @@ func IsLockNotAvailable(err error) bool {
 // hub_lti_route, ...). No tenant's rows are visible in it.
 func InTx(ctx context.Context, db *sqlx.DB, fn func(*sqlx.Tx) error) error {
 	return inTx(ctx, db, "", "", fn)
+}
+
+// Values is the placeholders of a multi-row VALUES list: rows rows of
+// cols parameters each, numbered from $1 — "($1, $2), ($3, $4)" — for
+// writing a batch in one statement.
+func Values(rows, cols int) string {
+	var b strings.Builder
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", i*cols+c+1)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,6 +11,8 @@ import (
 	"github.com/lib/pq"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/klasterina/hub/internal/pg"
 )
 
 // change is a delivery's new state after a run.
@@ -124,25 +125,6 @@ func (s *Service) finish(ctx context.Context, tx *sqlx.Tx, runs []ran) (map[uuid
 	return waits, nil
 }
 
-// values writes n rows of cols placeholders, numbered from 1.
-func values(n, cols int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(")
-		for c := range cols {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", i*cols+c+1)
-		}
-		b.WriteString(")")
-	}
-	return b.String()
-}
-
 // saveAttempts keeps the runs' attempts: the answer's status, latency and
 // first bytes, why none came, and in a dry run the request as it would
 // have gone. Attempts are numbered on from the last one kept, so a
@@ -193,7 +175,7 @@ func (s *Service) saveAttempts(ctx context.Context, tx *sqlx.Tx, changes []*chan
 			error, response, request)
 		SELECT v.tenant_id::uuid, v.delivery_id::uuid, v.n::integer, v.at::timestamptz, v.outcome, v.status::integer,
 			v.latency::double precision, nullif(v.error, ''), nullif(v.response, ''), v.request::jsonb
-		FROM (VALUES `+values(n, 10)+`) AS v (tenant_id, delivery_id, n, at, outcome, status, latency, error, response, request)`, args...)
+		FROM (VALUES `+pg.Values(n, 10)+`) AS v (tenant_id, delivery_id, n, at, outcome, status, latency, error, response, request)`, args...)
 	if err != nil {
 		return fmt.Errorf("delivery: record attempts: %w", err)
 	}
@@ -232,7 +214,7 @@ func saveChanges(ctx context.Context, tx *sqlx.Tx, changes []*change, now time.T
 			last_status = coalesce(v.last_status::integer, d.last_status), last_error = coalesce(v.last_error, d.last_error),
 			score_timestamp = coalesce(v.score_timestamp::timestamptz, d.score_timestamp),
 			delivered_at = v.delivered_at::timestamptz, not_before = v.not_before::timestamptz, updated_at = $`+fmt.Sprint(len(args)+1)+`
-		FROM (VALUES `+values(len(changes), 11)+`) AS v (id, status, reason, attempts, throttled, last_status, last_error,
+		FROM (VALUES `+pg.Values(len(changes), 11)+`) AS v (id, status, reason, attempts, throttled, last_status, last_error,
 			score_timestamp, delivered_at, not_before, tenant_id)
 		WHERE d.tenant_id = v.tenant_id::uuid AND d.id = v.id::uuid`, append(args, now)...)
 	if err != nil {

@@ -3,8 +3,6 @@ package delivery_test
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/klasterina/hub/internal/httpx"
 	hubkeys "github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/internal/keys/keystest"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/internal/secrets"
@@ -72,16 +71,7 @@ func newRig(t testing.TB) *rig {
 	if err := ks.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, err := ks.PublicJWKS(req.Context())
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(jwks.Close)
+	jwks := keystest.Serve(t, ks)
 	r.p.ToolJWKSURL, r.p.ToolClient = jwks.URL, jwks.Client()
 	client := httpx.New(true)
 	chain, _ := audit.NewKeyring(bytes.Repeat([]byte{4}, 32))
@@ -285,24 +275,20 @@ func (r *rig) drain(tries int) {
 	r.t.Fatalf("deliveries still pending after %d rounds: %+v", tries, r.deliveries())
 }
 
-// disclosures reads the record of disclosures, oldest first.
-func (r *rig) disclosures() []struct {
+// disclosure is a row of the record of disclosures as a test reads it.
+type disclosure struct {
 	Decision string     `db:"decision"`
 	Reason   *string    `db:"reason"`
 	Kind     string     `db:"destination_kind"`
 	Fields   string     `db:"fields"`
 	Removed  string     `db:"removed_fields"`
 	UserID   *uuid.UUID `db:"user_id"`
-} {
+}
+
+// disclosures reads the record of disclosures, oldest first.
+func (r *rig) disclosures() []disclosure {
 	r.t.Helper()
-	var out []struct {
-		Decision string     `db:"decision"`
-		Reason   *string    `db:"reason"`
-		Kind     string     `db:"destination_kind"`
-		Fields   string     `db:"fields"`
-		Removed  string     `db:"removed_fields"`
-		UserID   *uuid.UUID `db:"user_id"`
-	}
+	var out []disclosure
 	r.inTenant(func(tx *sqlx.Tx) error {
 		return tx.Select(&out, `SELECT decision, nullif(reason, '') AS reason, destination_kind, array_to_string(fields, ',') AS fields,
 			array_to_string(removed_fields, ',') AS removed_fields, user_id FROM disclosures ORDER BY decided_at, id`)

@@ -97,13 +97,7 @@ type Client = river.Client[*sql.Tx]
 // Open connects the job engine's pool to url: the application role, with
 // pg.JobLimits (River's jsonb arguments need text parameters).
 func Open(ctx context.Context, url string) (*sqlx.DB, error) {
-	db, err := pg.OpenWith(ctx, url, pg.JobLimits)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
-	}
-	db.SetMaxOpenConns(poolSize)
-	db.SetMaxIdleConns(poolSize)
-	return db, nil
+	return openPool(ctx, url, poolSize)
 }
 
 // OpenWorkers connects a pool for n jobs that hold a transaction while
@@ -111,9 +105,14 @@ func Open(ctx context.Context, url string) (*sqlx.DB, error) {
 // apart from the engine's own pool, so they cannot starve River or the
 // requests that queue jobs. Its limits are the engine's (JobLimits).
 func OpenWorkers(ctx context.Context, url string, n int) (*sqlx.DB, error) {
+	return openPool(ctx, url, n)
+}
+
+// openPool connects n connections with JobLimits.
+func openPool(ctx context.Context, url string, n int) (*sqlx.DB, error) {
 	db, err := pg.OpenWith(ctx, url, pg.JobLimits)
 	if err != nil {
-		return nil, fmt.Errorf("jobs: workers: %w", err)
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/keys"
+	"github.com/klasterina/hub/internal/keys/keystest"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/internal/secrets"
@@ -62,16 +61,7 @@ func newRig(t testing.TB, members int) *rig {
 	if err := ks.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, err := ks.PublicJWKS(req.Context())
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(b)
-	}))
-	t.Cleanup(jwks.Close)
+	jwks := keystest.Serve(t, ks)
 	r.p.ToolJWKSURL, r.p.ToolClient = jwks.URL, jwks.Client()
 	client := httpx.New(true)
 	chain, _ := audit.NewKeyring(bytes.Repeat([]byte{4}, 32))

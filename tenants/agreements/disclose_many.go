@@ -111,29 +111,17 @@ func RecordDecisions(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ds []Di
 		return nil
 	}
 	const cols = 15
-	var b strings.Builder
 	args := make([]any, 0, len(ds)*cols)
-	for i, d := range ds {
+	for _, d := range ds {
 		if err := d.validate(); err != nil {
 			return err
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(")
-		for c := range cols {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "$%d", i*cols+c+1)
-		}
-		b.WriteString(")")
 		args = append(args, uuid.New(), tenant, d.Learner, d.Destination.Kind, d.Destination.ID, d.Category, fields(d.Fields),
 			fields(d.RemovedFields), d.AgreementID, d.AgreementVersion, d.Decision, d.Reason, d.RecordType, d.RecordID, d.DecidedAt)
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO disclosures (id, tenant_id, user_id, destination_kind, destination_id, category,
 			fields, removed_fields, agreement_id, agreement_version, decision, reason, record_type, record_id, decided_at)
-		VALUES `+b.String(), args...)
+		VALUES `+pg.Values(len(ds), cols), args...)
 	if err != nil {
 		return pg.MapError(fmt.Errorf("agreements: record decisions: %w", err))
 	}
