@@ -547,3 +547,43 @@ func TestADeliveryAnotherWorkerHoldsIsLeftToIt(t *testing.T) {
 	r.drain(2)
 	expectStatuses(t, r, "webhook:delivered")
 }
+
+func TestACompletionReachesAnLRSAsOneStatementWhateverTheResends(t *testing.T) {
+	r := newRig(t)
+	store := newLRS(t)
+	c, err := r.dests.Create(context.Background(), r.admin, r.tenant, destinations.New{Kind: destinations.KindXAPI,
+		Name: "LRS", URL: store.URL + "/xapi/", EventTypes: []destinations.EventType{destinations.EventCompletion},
+		Username: "key", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.agree(nil, c.ID)
+	done := true
+	res := r.report(0, func(rep *results.Report) { rep.ScoreGiven, rep.ScoreMaximum, rep.Completed = nil, nil, &done })
+	r.drain(3)
+	expectStatuses(t, r, "xapi:delivered")
+	id := delivery.StatementID(res.ID, c.ID).String()
+	store.mu.Lock()
+	body, ok := store.statements[id]
+	store.mu.Unlock()
+	if !ok {
+		t.Fatalf("the LRS holds no statement %s", id)
+	}
+	checkStatement(t, body, delivery.Record{ID: res.ID, Learner: r.learner, Completed: &done, Category: "completion",
+		ActivityID: linkID, ActivityTitle: "Quiz 1", CourseID: contextID, CourseTitle: "Mathematics", OccurredAt: res.OccurredAt.Truncate(time.Millisecond)})
+	// Redriven, it is the same statement: the LRS keeps one.
+	ds := r.deliveries()
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE deliveries SET status = 'dead' WHERE id = $1`, ds[0].ID)
+		return err
+	})
+	if _, err := r.svc.Redrive(context.Background(), r.admin, r.tenant, ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	r.drain(3)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if len(store.statements) != 1 || store.puts != 2 {
+		t.Fatalf("%d statements from %d PUTs, want 1 from 2", len(store.statements), store.puts)
+	}
+}
