@@ -80,6 +80,9 @@ func (s *Service) sendRecords(ctx context.Context, tx *sqlx.Tx, d row) ([]ran, e
 			out = append(out, ran{batch[i], *b.withheld})
 		case sent[i] != nil:
 			out = append(out, ran{batch[i], *sent[i]})
+			if a := sent[i].attempt; a == nil || a.Outcome == DryRun {
+				continue // nothing left the hub (a dry run, a record that cannot be sent): not on record
+			}
 		case throttle > 0:
 			out = append(out, ran{batch[i], outcome{deferred: throttle}})
 			continue // not sent: not on record

@@ -400,6 +400,9 @@ func TestADryRunRecordsTheRequestAndSendsNothing(t *testing.T) {
 	if !strings.Contains(request, rcv.URL) || !strings.Contains(strings.ToLower(request), "webhook-signature") || !strings.Contains(request, "scores.recorded") {
 		t.Fatalf("recorded request = %s", request)
 	}
+	if ds := r.disclosures(); len(ds) != 0 {
+		t.Fatalf("a dry run is on the record of disclosures as sent: %+v", ds)
+	}
 }
 
 // TestDeliveriesRunConcurrentlyInOrderPerPair: several workers at once on
@@ -585,5 +588,24 @@ func TestACompletionReachesAnLRSAsOneStatementWhateverTheResends(t *testing.T) {
 	defer store.mu.Unlock()
 	if len(store.statements) != 1 || store.puts != 2 {
 		t.Fatalf("%d statements from %d PUTs, want 1 from 2", len(store.statements), store.puts)
+	}
+}
+
+// TestAScoreThatNeverWentIsNotOnRecordAsShared: a course that granted
+// scores but no line item scope, and whose launch named no line item,
+// gets nothing: the delivery fails, and the record of disclosures says
+// nothing went.
+func TestAScoreThatNeverWentIsNotOnRecordAsShared(t *testing.T) {
+	r := newRig(t)
+	r.inTenant(func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE contexts SET ags_scopes = $2 WHERE id = $1`, r.course, "{"+lti.ScopeAGSScore+"}")
+		return err
+	})
+	r.agree(nil)
+	r.report(5, nil)
+	r.drain(3)
+	expectStatuses(t, r, "lms:failed:lineitem_scope_not_granted")
+	if ds := r.disclosures(); len(ds) != 0 {
+		t.Fatalf("disclosures %+v for a score that was never sent", ds)
 	}
 }

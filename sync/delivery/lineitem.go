@@ -28,6 +28,7 @@ type lineItemRef struct {
 	madeByHub bool
 	recreated bool
 	reason    string // when url is ""
+	busy      bool   // another worker is finding or making it: come back
 }
 
 // lineItem is the line item of the gradebook's resource link: the
@@ -50,11 +51,16 @@ func (s *Service) lineItem(ctx context.Context, tx *sqlx.Tx, d row, g gradebook,
 	if ref, ok, err := knownLineItem(ctx, tx, d); err != nil || ok {
 		return ref, err
 	}
-	// One worker at a time finds or creates a resource link's line item:
-	// the others wait here, then find it known.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+	// One worker at a time finds or creates a resource link's line item;
+	// the others come back when it is known, rather than wait on its
+	// requests to the platform.
+	var mine bool
+	if err := tx.GetContext(ctx, &mine, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`,
 		"delivery-lineitem:"+d.ResourceLinkRef.String()); err != nil {
 		return lineItemRef{}, fmt.Errorf("delivery: lock line item: %w", err)
+	}
+	if !mine {
+		return lineItemRef{busy: true}, nil
 	}
 	if ref, ok, err := knownLineItem(ctx, tx, d); err != nil || ok {
 		return ref, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -117,9 +118,15 @@ func (s *Service) sendScore(ctx context.Context, tx *sqlx.Tx, d row) (outcome, e
 	if r.Comment != "" {
 		fields = []agreements.Field{agreements.FieldComment}
 	}
-	dec, withheld, err := s.disclose(ctx, tx, d, fields)
-	if err != nil || withheld != nil {
-		return derefOutcome(withheld), err
+	decisions, records, err := agreements.DecideMany(ctx, tx, d.TenantID, []agreements.Outbound{{Learner: *d.UserID,
+		Destination: d.destination(), Category: agreements.Category(d.Category), Fields: fields, RecordType: recordType,
+		RecordID: d.ResultID}}, s.Now())
+	if err != nil {
+		return outcome{}, err
+	}
+	dec := decisions[0]
+	if dec.Outcome == agreements.OutcomeWithhold {
+		return outcome{end: StatusWithheld, reason: string(dec.Reason)}, agreements.RecordDecisions(ctx, tx, d.TenantID, records)
 	}
 	score := ags.Score{UserID: *g.Subject, ScoreGiven: r.ScoreGiven, ScoreMaximum: r.ScoreMaximum,
 		Timestamp: scoreTimestamp(r.OccurredAt, lastSent), ActivityProgress: ags.ActivityProgress(r.ActivityProgress),
@@ -132,7 +139,12 @@ func (s *Service) sendScore(ctx context.Context, tx *sqlx.Tx, d row) (outcome, e
 	if o.attempt != nil && o.attempt.Outcome == Delivered {
 		o.scoreTimestamp = &score.Timestamp
 	}
-	return o, nil
+	if o.sent {
+		// On record only when the score went out (or may have): a token
+		// refused or a line item not found sent nothing about the learner.
+		err = agreements.RecordDecisions(ctx, tx, d.TenantID, records)
+	}
+	return o, err
 }
 
 // lockPair takes the pair's lock for the rest of the transaction, or
@@ -203,15 +215,19 @@ func (s *Service) postScore(ctx context.Context, tx *sqlx.Tx, d row, g gradebook
 	if err != nil {
 		return agsOutcome(err, start)
 	}
+	if item.busy {
+		return outcome{busy: time.Second}
+	}
 	if item.url == "" {
 		return outcome{end: StatusFailed, reason: item.reason}
 	}
 	err = s.ags.PostScore(ctx, item.url, token, score)
+	sent := !errors.Is(err, ags.ErrInvalid)
 	var se *ags.StatusError
 	if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusGone) {
 		if item.claimed || item.recreated {
 			res := agsOutcome(err, start)
-			res.attempt.Outcome, res.reason = Failed, ReasonLineItemGone
+			res.attempt.Outcome, res.reason, res.sent = Failed, ReasonLineItemGone, true
 			return res
 		}
 		if item, err = s.recreateLineItem(ctx, tx, d, g, r, token); err == nil {
@@ -222,9 +238,11 @@ func (s *Service) postScore(ctx context.Context, tx *sqlx.Tx, d row, g gradebook
 		s.tokens.Invalidate(platform, scopes, token)
 	}
 	if err != nil {
-		return agsOutcome(err, start)
+		o := agsOutcome(err, start)
+		o.sent = sent
+		return o
 	}
-	return outcome{attempt: &Result{Outcome: Delivered, Latency: time.Since(start)}}
+	return outcome{attempt: &Result{Outcome: Delivered, Latency: time.Since(start)}, sent: true}
 }
 
 // tokenOutcome is the attempt of a score whose token was refused: a
@@ -235,8 +253,10 @@ func tokenOutcome(err error, start time.Time) outcome {
 	if errors.As(err, &te) {
 		res := Result{Outcome: Failed, Status: te.Status, Latency: time.Since(start), Body: []byte(te.Body), RetryAfter: te.RetryAfter, Err: err}
 		switch {
-		case te.Status == http.StatusTooManyRequests:
-			res.Outcome = Throttled
+		case te.Status == http.StatusTooManyRequests,
+			te.Status == http.StatusServiceUnavailable && te.RetryAfter > 0,
+			te.Status == http.StatusForbidden && strings.Contains(strings.ToLower(te.Body), "rate limit exceeded"):
+			res.Outcome = Throttled // as the grade services throttle (ags.StatusError)
 		case te.Temporary():
 			res.Outcome = Retry
 		}

@@ -63,9 +63,12 @@ func (p Policy) throttleWait(retryAfter time.Duration, throttles int) time.Durat
 	return p.backoff(throttles)
 }
 
-// sendTimeout bounds a delivery's transaction: the send (DefaultTimeout,
-// and for an LMS a token, a line item and the score) and the bookkeeping.
-const sendTimeout = 3*DefaultTimeout + 10*time.Second
+// sendTimeout bounds a delivery's transaction: the longest chain of
+// requests one run makes (an LMS score: a token, the line items listed, one
+// created, the score posted, and after a deletion the line item made again
+// and the score posted again; each within DefaultTimeout) and the
+// bookkeeping.
+const sendTimeout = 6*DefaultTimeout + 10*time.Second
 
 // Service routes results to their destinations and delivers them: the
 // River worker of the delivery queue, and the deliveries' REST reads.

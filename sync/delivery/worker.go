@@ -132,6 +132,9 @@ type outcome struct {
 	deferred       time.Duration
 	scoreTimestamp *time.Time
 	receivedAt     time.Time // the result's report, for the receipt latency
+	// sent says the record went out, or may have (an attempt without an
+	// answer): its decision goes on the record of disclosures.
+	sent bool
 }
 
 // errBusy is a delivery another worker holds.
@@ -243,20 +246,6 @@ func (s *Service) withholdErased(ctx context.Context, tx *sqlx.Tx, d row) (outco
 
 // recordType is what the record of disclosures calls a result.
 const recordType = "result"
-
-// disclose passes the record through the agreements' policy now, and
-// records the decision; a withheld record ends the delivery.
-func (s *Service) disclose(ctx context.Context, tx *sqlx.Tx, d row, fields []agreements.Field) (agreements.Decision, *outcome, error) {
-	dec, err := agreements.Disclose(ctx, tx, d.TenantID, agreements.Outbound{Learner: *d.UserID, Destination: d.destination(),
-		Category: agreements.Category(d.Category), Fields: fields, RecordType: recordType, RecordID: d.ResultID}, s.Now())
-	if err != nil {
-		return dec, nil, err
-	}
-	if dec.Outcome == agreements.OutcomeWithhold {
-		return dec, &outcome{end: StatusWithheld, reason: string(dec.Reason)}, nil
-	}
-	return dec, nil, nil
-}
 
 // maxError bounds a delivery's last error and an attempt's.
 const maxError = 2000
