@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/tenants/agreements"
@@ -230,10 +229,9 @@ func (s *Service) claimSiblings(ctx context.Context, tx *sqlx.Tx, d row) ([]row,
 	for i, r := range rows {
 		users[i] = *r.UserID
 	}
-	var held []uuid.UUID
-	if err := tx.SelectContext(ctx, &held, `SELECT id FROM users WHERE tenant_id = $1 AND id = ANY ($2)
-		ORDER BY id FOR SHARE SKIP LOCKED`, d.TenantID, pq.Array(users)); err != nil {
-		return nil, fmt.Errorf("delivery: lock batch learners: %w", err)
+	held, err := agreements.HoldLearners(ctx, tx, d.TenantID, users)
+	if err != nil {
+		return nil, err
 	}
 	if len(held) == len(users) {
 		return rows, nil

@@ -188,18 +188,25 @@ func (s *Service) Deliver(ctx context.Context, tenant, id uuid.UUID) (wait time.
 	return wait, err
 }
 
-// lockLearner holds the delivery's learner's row FOR SHARE before the
-// delivery's row is locked: an erasure locks the learner first and then
-// detaches their deliveries, so taking the two in the same order means
-// neither waits for the other in a circle.
+// lockLearner holds the delivery's learner (agreements.HoldLearner)
+// before the delivery's row is locked: an erasure takes the learner
+// first and then detaches their deliveries, so taking the two in the same
+// order means neither waits for the other in a circle. errBusy while an
+// erasure of the learner runs or waits.
 func lockLearner(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) error {
-	_, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE tenant_id = $1
-			AND id = (SELECT user_id FROM deliveries WHERE tenant_id = $1 AND id = $2)
-		FOR SHARE`, tenant, id)
-	if err != nil {
-		return fmt.Errorf("delivery: lock learner: %w", err)
+	var user *uuid.UUID
+	err := tx.GetContext(ctx, &user, `SELECT user_id FROM deliveries WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	if pg.IsNoRows(err) || (err == nil && user == nil) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("delivery: read learner: %w", err)
+	}
+	held, err := agreements.HoldLearner(ctx, tx, tenant, *user)
+	if err == nil && !held {
+		return errBusy
+	}
+	return err
 }
 
 // lockWait is how long a delivery's job waits for its row when another

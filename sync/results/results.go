@@ -18,6 +18,7 @@ import (
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
+	"github.com/klasterina/hub/tenants/agreements"
 	"github.com/klasterina/hub/tenants/audit"
 )
 
@@ -184,6 +185,11 @@ func (s *Store) Record(ctx context.Context, by AppKey, r Report, idempotencyKey 
 // record is one try of Record, in the learner's tenant.
 func (s *Store) record(ctx context.Context, by AppKey, r Report, user uuid.UUID, idempotencyKey string, now time.Time) (res Result, replayed bool, err error) {
 	err = pg.InFoundTenant(ctx, s.db, "hub_user_tenant", user, func(tx *sqlx.Tx, tenant uuid.UUID) error {
+		// An erasure of the learner under way goes first: this result then
+		// finds them erased (refused at commit, then no such learner).
+		if err := agreements.WaitForLearner(ctx, tx, user); err != nil {
+			return err
+		}
 		if idempotencyKey != "" {
 			found, err := s.byIdempotencyKey(ctx, tx, tenant, by.ID, idempotencyKey, r.hash())
 			if err != nil || found != nil {
