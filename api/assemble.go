@@ -98,6 +98,7 @@ func assembleJobs(ctx context.Context, d *Deps, cfg *config.Config, chain *audit
 	d.Roster = roster.New(d.DB, jobsDB, tokens, client, chain, roster.NewMetrics(registry), log)
 	d.Results = results.NewStore(jobsDB, chain, log)
 	d.Deliveries = delivery.New(jobsDB, d.DeliveryDB, client, tokens, d.Destinations, chain, cfg.PublicURL.String(), delivery.NewMetrics(registry), log)
+	d.Deliveries.Policy.MaxAttempts = cfg.DeliveryMaxAttempts
 	d.Results.Route = d.Deliveries.Route
 	d.RetentionJobs = retention.New(jobsDB, d.Tenants, d.Retention, cfg.RetentionInterval, log)
 	workers := river.NewWorkers()

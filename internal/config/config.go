@@ -37,6 +37,9 @@ type Config struct {
 	DisclosureRetentionDays int
 	// RetentionInterval is how often every active tenant's retention runs.
 	RetentionInterval time.Duration
+	// DeliveryMaxAttempts is how many failed attempts a delivery gets
+	// before it is dead (throttled ones do not count).
+	DeliveryMaxAttempts int
 }
 
 // Error names the variable at fault.
@@ -62,11 +65,12 @@ const (
 // Load reads and validates the environment through getenv.
 func Load(getenv func(string) string, need Need) (*Config, error) {
 	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second, JobsRescueAfter: 3 * time.Minute,
-		DisclosureRetentionDays: DefaultDisclosureRetentionDays, RetentionInterval: DefaultRetentionInterval}
+		DisclosureRetentionDays: DefaultDisclosureRetentionDays, RetentionInterval: DefaultRetentionInterval,
+		DeliveryMaxAttempts: DefaultDeliveryMaxAttempts}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
 		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadMigrateDatabaseURL, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
-		c.loadJobsRescueAfter, c.loadDisclosureRetentionDays, c.loadRetentionInterval,
+		c.loadJobsRescueAfter, c.loadDisclosureRetentionDays, c.loadRetentionInterval, c.loadDeliveryMaxAttempts,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -291,6 +295,28 @@ func (c *Config) loadDisclosureRetentionDays(getenv func(string) string, _ Need)
 		return &Error{"HUB_DISCLOSURE_RETENTION_DAYS", fmt.Sprintf("must be a whole number of days from 1 to %d, such as 2555", maxRetentionDays)}
 	}
 	c.DisclosureRetentionDays = n
+	return nil
+}
+
+// DefaultDeliveryMaxAttempts and maxDeliveryAttempts bound
+// HUB_DELIVERY_MAX_ATTEMPTS: twelve attempts wait about a day in all.
+const (
+	DefaultDeliveryMaxAttempts = 12
+	maxDeliveryAttempts        = 100
+)
+
+// loadDeliveryMaxAttempts reads HUB_DELIVERY_MAX_ATTEMPTS: how many
+// failed attempts a delivery gets before it is dead.
+func (c *Config) loadDeliveryMaxAttempts(getenv func(string) string, _ Need) error {
+	v := getenv("HUB_DELIVERY_MAX_ATTEMPTS")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxDeliveryAttempts {
+		return &Error{"HUB_DELIVERY_MAX_ATTEMPTS", fmt.Sprintf("must be a whole number from 1 to %d, such as 12", maxDeliveryAttempts)}
+	}
+	c.DeliveryMaxAttempts = n
 	return nil
 }
 

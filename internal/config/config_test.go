@@ -62,7 +62,7 @@ func TestRetentionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DisclosureRetentionDays != 2555 || c.RetentionInterval != 24*time.Hour {
+	if c.DisclosureRetentionDays != 2555 || c.RetentionInterval != 24*time.Hour || c.DeliveryMaxAttempts != 12 {
 		t.Fatalf("defaults: %d days, every %s", c.DisclosureRetentionDays, c.RetentionInterval)
 	}
 	for name, tc := range map[string]struct {
@@ -75,6 +75,10 @@ func TestRetentionSettings(t *testing.T) {
 		"past ten years":          {"HUB_DISCLOSURE_RETENTION_DAYS", "3651", false},
 		"days not a number":       {"HUB_DISCLOSURE_RETENTION_DAYS", "7y", false},
 		"hourly":                  {"HUB_RETENTION_INTERVAL", "1h", true},
+		"three attempts":          {"HUB_DELIVERY_MAX_ATTEMPTS", "3", true},
+		"no attempt":              {"HUB_DELIVERY_MAX_ATTEMPTS", "0", false},
+		"past a hundred attempts": {"HUB_DELIVERY_MAX_ATTEMPTS", "101", false},
+		"attempts not a number":   {"HUB_DELIVERY_MAX_ATTEMPTS", "many", false},
 		"a week":                  {"HUB_RETENTION_INTERVAL", "168h", true},
 		"every second":            {"HUB_RETENTION_INTERVAL", "1s", false},
 		"past a week":             {"HUB_RETENTION_INTERVAL", "169h", false},
