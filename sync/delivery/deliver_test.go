@@ -343,10 +343,7 @@ func TestACourseThatDidNotGrantScoresIsReportedNotRetried(t *testing.T) {
 
 func TestAReceiverThatKeepsFailingMakesTheDeliveryDead(t *testing.T) {
 	r := newRig(t)
-	rcv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down for maintenance", 500) })
-	hook := r.webhook(rcv.URL, destinations.EventScores)
-	r.agree(nil, hook.ID)
-	r.noGradeServices()
+	rcv := r.scoresWebhookOnly(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down for maintenance", 500) })
 	r.report(5, nil)
 	r.drain(10)
 	expectStatuses(t, r, "webhook:dead:attempts_exhausted")
@@ -367,10 +364,7 @@ func TestAReceiverThatKeepsFailingMakesTheDeliveryDead(t *testing.T) {
 
 func TestARefusalEndsTheDeliveryFailed(t *testing.T) {
 	r := newRig(t)
-	rcv := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "unknown event type", 422) })
-	hook := r.webhook(rcv.URL, destinations.EventScores)
-	r.agree(nil, hook.ID)
-	r.noGradeServices()
+	rcv := r.scoresWebhookOnly(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "unknown event type", 422) })
 	r.report(5, nil)
 	r.drain(3)
 	expectStatuses(t, r, "webhook:failed:refused")
@@ -439,10 +433,7 @@ func TestDeliveriesRunConcurrentlyInOrderPerPair(t *testing.T) {
 
 func TestOneJobSendsItsDestinationsDueDeliveriesTogether(t *testing.T) {
 	r := newRig(t)
-	rcv := newReceiver(t, ok)
-	hook := r.webhook(rcv.URL, destinations.EventScores)
-	r.agree(nil, hook.ID)
-	r.noGradeServices()
+	rcv := r.scoresWebhookOnly(ok)
 	for i := range 5 {
 		r.report(float64(i), nil)
 	}
@@ -480,9 +471,7 @@ func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	hook := r.webhook(rcv.URL, destinations.EventScores)
-	r.agree(nil, hook.ID)
-	r.noGradeServices()
+	r.onlyTo(rcv)
 	for i := range 5 {
 		r.report(float64(i), nil)
 	}
@@ -522,10 +511,7 @@ func TestAThrottlingReceiverPausesTheRestOfTheBatch(t *testing.T) {
 // its job waits a moment, then gives way without sending or failing.
 func TestADeliveryAnotherWorkerHoldsIsLeftToIt(t *testing.T) {
 	r := newRig(t)
-	rcv := newReceiver(t, ok)
-	hook := r.webhook(rcv.URL, destinations.EventScores)
-	r.agree(nil, hook.ID)
-	r.noGradeServices()
+	rcv := r.scoresWebhookOnly(ok)
 	r.report(5, nil)
 	id := r.deliveries()[0].ID
 	holder, err := r.db.Beginx()

@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -294,4 +295,21 @@ func (r *rig) disclosures() []disclosure {
 			array_to_string(removed_fields, ',') AS removed_fields, user_id FROM disclosures ORDER BY decided_at, id`)
 	})
 	return out
+}
+
+// scoresWebhookOnly makes a receiver answering with answer the tenant's
+// one destination of scores, allowed by the agreement, course-1 offering
+// no grade services: results go to it alone.
+func (r *rig) scoresWebhookOnly(answer http.HandlerFunc) *receiver {
+	rcv := newReceiver(r.t, answer)
+	r.onlyTo(rcv)
+	return rcv
+}
+
+// onlyTo makes rcv the tenant's one destination of scores, as
+// scoresWebhookOnly does.
+func (r *rig) onlyTo(rcv *receiver) {
+	hook := r.webhook(rcv.URL, destinations.EventScores)
+	r.agree(nil, hook.ID)
+	r.noGradeServices()
 }
