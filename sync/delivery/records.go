@@ -120,13 +120,6 @@ func (s *Service) record(d row, r reported, dec agreements.Decision) Record {
 	return rec
 }
 
-func derefOutcome(o *outcome) outcome {
-	if o == nil {
-		return outcome{}
-	}
-	return *o
-}
-
 // busyWait is how long a delivery whose destination is at its limit
 // waits before it looks again: about a second, spread so the waiting
 // ones do not all come back at once.

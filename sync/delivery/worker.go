@@ -188,24 +188,25 @@ func (s *Service) Deliver(ctx context.Context, tenant, id uuid.UUID) (wait time.
 	return wait, err
 }
 
-// lockLearner holds the delivery's learner as agreements.HoldLearner
-// does (the learner lock shared, the users row FOR SHARE), in one
-// statement, before the delivery's row is locked: an erasure takes the learner
+// lockLearner holds the delivery's learner (agreements.HoldLearners)
+// before the delivery's row is locked: an erasure takes the learner
 // first and then detaches their deliveries, so taking the two in the same
 // order means neither waits for the other in a circle. errBusy while an
 // erasure of the learner runs or waits.
 func lockLearner(ctx context.Context, tx *sqlx.Tx, tenant, id uuid.UUID) error {
-	var held []bool
-	err := tx.SelectContext(ctx, &held, `SELECT pg_try_advisory_xact_lock_shared(hashtextextended('learner:' || u.id::text, 0))
-		FROM users u WHERE u.tenant_id = $1 AND u.id = (SELECT user_id FROM deliveries WHERE tenant_id = $1 AND id = $2)
-		FOR SHARE OF u`, tenant, id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("delivery: hold learner: %w", err)
-	case len(held) == 1 && !held[0]:
+	var user *uuid.UUID
+	err := tx.GetContext(ctx, &user, `SELECT user_id FROM deliveries WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	if pg.IsNoRows(err) || (err == nil && user == nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delivery: read learner: %w", err)
+	}
+	held, err := agreements.HoldLearners(ctx, tx, tenant, []uuid.UUID{*user})
+	if err == nil && len(held) == 0 {
 		return errBusy
 	}
-	return nil
+	return err
 }
 
 // lockWait is how long a delivery's job waits for its row when another

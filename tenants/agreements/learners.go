@@ -322,47 +322,32 @@ func (l *Learners) Erase(ctx context.Context, by audit.Actor, tenant, user uuid.
 }
 
 // learnerLock is the advisory lock of a learner that sends hold shared
-// (HoldLearner) and an erasure exclusive: PostgreSQL queues a new shared
+// (HoldLearners) and an erasure exclusive: PostgreSQL queues a new shared
 // request behind a waiting exclusive one, so a stream of sends cannot
 // keep an erasure waiting for ever, as row share locks could.
-const learnerLock = `hashtextextended('learner:' || $1::text, 0)`
-
-// HoldLearner holds the learner for a send in tx until tx ends: the
-// learner lock shared and their users row FOR SHARE, so an erasure waits
-// for the send and a send after the erasure sees it. False, holding
-// nothing, when an erasure of the learner holds or waits for the lock:
-// the sender comes back later (and then finds the learner erased).
-func HoldLearner(ctx context.Context, tx *sqlx.Tx, tenant, user uuid.UUID) (bool, error) {
-	var held bool
-	if err := tx.GetContext(ctx, &held, `SELECT pg_try_advisory_xact_lock_shared(`+learnerLock+`)`, user); err != nil {
-		return false, pg.MapError(fmt.Errorf("agreements: hold learner: %w", err))
-	}
-	if !held {
-		return false, nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenant, user); err != nil {
-		return false, pg.MapError(fmt.Errorf("agreements: hold learner: %w", err))
-	}
-	return true, nil
-}
+func learnerLock(user string) string { return `hashtextextended('learner:' || ` + user + `::text, 0)` }
 
 // WaitForLearner takes the learner lock shared in tx until tx ends,
 // waiting behind an erasure of the learner that holds or waits for it:
 // what writes about a learner (a result the app reports) then finds them
 // erased, rather than keeping an erasure waiting.
 func WaitForLearner(ctx context.Context, tx *sqlx.Tx, user uuid.UUID) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(`+learnerLock+`)`, user); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(`+learnerLock("$1")+`)`, user); err != nil {
 		return fmt.Errorf("agreements: wait for learner: %w", err)
 	}
 	return nil
 }
 
-// HoldLearners is HoldLearner for many, in two statements: it answers
-// those it holds (in id order), and holds none of the others.
+// HoldLearners holds learners for a send in tx until tx ends: each
+// learner's lock shared and their users row FOR SHARE, so an erasure
+// waits for the send and a send after the erasure sees it. It answers
+// those it holds (in id order) and holds none of the others: one an
+// erasure holds or waits for is left out, for the sender to come back to
+// later (and then find erased).
 func HoldLearners(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, users []uuid.UUID) ([]uuid.UUID, error) {
 	var held []uuid.UUID
 	err := tx.SelectContext(ctx, &held, `SELECT u.id FROM users u
-		WHERE u.tenant_id = $1 AND u.id = ANY ($2) AND pg_try_advisory_xact_lock_shared(hashtextextended('learner:' || u.id::text, 0))
+		WHERE u.tenant_id = $1 AND u.id = ANY ($2) AND pg_try_advisory_xact_lock_shared(`+learnerLock("u.id")+`)
 		ORDER BY u.id FOR SHARE OF u SKIP LOCKED`, tenant, pq.Array(users))
 	if err != nil {
 		return nil, pg.MapError(fmt.Errorf("agreements: hold learners: %w", err))
@@ -374,7 +359,7 @@ func HoldLearners(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, users []uu
 // learner erased already. It takes the learner lock first: sends in
 // flight end, new ones wait their turn after it.
 func (l *Learners) erase(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant, user uuid.UUID) (bool, error) {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+learnerLock+`)`, user); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+learnerLock("$1")+`)`, user); err != nil {
 		return false, err
 	}
 	var erased *time.Time
