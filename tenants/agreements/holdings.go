@@ -96,7 +96,10 @@ func Holdings() []Holding {
 			Export:  []string{"at", "seq", "actor_type", "actor_id", "action", "target_type", "target_id", "request_id", "details"},
 			Omitted: map[string]string{"key_id": "names the hub's key that hashed the entry, nothing about the learner"}},
 		{Table: "users", Section: "user", Single: true, Erase: Scrub, Match: "t.tenant_id = $1 AND t.id = $2",
-			Export:   []string{"id", "name", "given_name", "family_name", "email", "locale", "created_at", "updated_at"},
-			Scrubbed: []string{"name", "given_name", "family_name", "email", "locale"}},
+			Export: []string{"id", "name", "given_name", "family_name", "email", "locale", "created_at", "updated_at",
+				"user_name", "external_id", "display_name", "title", "employee_number", "department", "manager_id",
+				"directory", "active", "provisioned_at", "deactivated_at"},
+			Scrubbed: []string{"name", "given_name", "family_name", "email", "locale", "user_name", "external_id",
+				"display_name", "title", "employee_number", "department", "manager_id", "directory"}},
 	}
 }
