@@ -87,6 +87,13 @@ func Holdings() []Holding {
 		{Table: "deliveries", Section: "deliveries", Erase: Detach, Order: "t.created_at, t.id",
 			Export: []string{"id", "result_id", "destination_kind", "destination_id", "category", "status", "reason", "attempts",
 				"throttled", "last_status", "last_error", "occurred_at", "score_timestamp", "created_at", "delivered_at"}},
+		// Employer sign-in: the provider identities linked to the learner,
+		// deleted (a later sign-in starts afresh), and their sessions, whose
+		// sealed id_token only the logout reads.
+		{Table: "sso_identities", Section: "sso_identities", Erase: Delete, Order: "t.issuer, t.subject",
+			Export: []string{"issuer", "subject", "connection_id", "created_at", "last_sign_in_at"}},
+		{Table: "sso_sessions", Section: "sso_sessions", Erase: Delete, Order: "t.created_at, t.id",
+			Export: []string{"id", "connection_id", "sid", "subject", "created_at", "last_seen_at", "expires_at", "ended_at", "end_reason"}},
 		{Table: "learner_corrections", Section: "corrections", Erase: Delete, Order: "t.value_set_at, t.id",
 			Export: []string{"field", "value_set_at", "by_actor"}},
 		{Table: "audit_log", Section: "audit", Erase: Keep, Order: "t.seq",
