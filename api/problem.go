@@ -40,6 +40,7 @@ var kinds = map[apperr.Code]problemKind{
 	apperr.RateLimited:  {http.StatusTooManyRequests, "rate-limited", "Too many requests"},
 	apperr.Unprocessable: {http.StatusUnprocessableEntity, "idempotency-key-reused",
 		"The Idempotency-Key was used for a different request"},
+	apperr.Refused: {http.StatusUnprocessableEntity, "refused", "Refused by policy"},
 }
 
 // httpKinds covers errors Echo raises itself (no route, wrong method,

@@ -22,6 +22,9 @@ const (
 	// Unprocessable: well-formed, but it contradicts an earlier request
 	// (an Idempotency-Key reused for a different body).
 	Unprocessable Code = "unprocessable"
+	// Refused: well-formed and valid, but the hub's policy refuses it (a
+	// public mail provider's domain assigned to a tenant).
+	Refused Code = "refused"
 )
 
 // FieldError names one offending input field.

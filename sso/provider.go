@@ -1,0 +1,140 @@
+package sso
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/klasterina/hub/internal/keys"
+)
+
+// keySet is go-oidc's KeySet over the hub's own cache of other parties'
+// JWKS (keys.Cache), so a provider's keys get what an LMS's get: an
+// unknown kid refetched at most once per MinRefetch, concurrent refetches
+// collapsed, and the last good keys kept through the provider's outage.
+// It verifies RS256 only, the algorithm OpenID Connect Core 1.0 §15.1
+// requires every provider to offer.
+type keySet struct {
+	cache *keys.Cache
+	url   string
+}
+
+// errSignature marks a token whose signature does not verify with the
+// provider's keys (or names a key it does not have).
+var errSignature = errors.New("sso: signature not verified")
+
+// VerifySignature implements oidc.KeySet.
+func (k keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	msg, err := jws.Parse([]byte(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSignature, err)
+	}
+	sigs := msg.Signatures()
+	if len(sigs) != 1 {
+		return nil, fmt.Errorf("%w: %d signatures", errSignature, len(sigs))
+	}
+	h := sigs[0].ProtectedHeaders()
+	if h.Algorithm() != jwa.RS256 {
+		return nil, fmt.Errorf("%w: algorithm %q", errSignature, h.Algorithm())
+	}
+	key, err := k.cache.RSAKey(ctx, k.url, h.KeyID())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSignature, err)
+	}
+	payload, err := jws.Verify([]byte(raw), jws.WithKey(jwa.RS256, key))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSignature, err)
+	}
+	return payload, nil
+}
+
+// provider is a connection's provider as discovery describes it.
+type provider struct {
+	oidc *oidc.Provider
+	meta discovery
+	// key is what it was discovered for: a changed connection discovers
+	// again.
+	key     string
+	expires time.Time
+}
+
+// discovery is what the hub reads of a provider's metadata besides what
+// go-oidc reads (OpenID Connect Discovery 1.0 §3, RP-Initiated Logout 1.0
+// §2.1, RFC 9207 §3).
+type discovery struct {
+	JWKSURI            string   `json:"jwks_uri"`
+	EndSessionEndpoint string   `json:"end_session_endpoint"`
+	ISSParameter       bool     `json:"authorization_response_iss_parameter_supported"`
+	CodeChallenge      []string `json:"code_challenge_methods_supported"`
+}
+
+// providers caches one go-oidc Provider per connection, keyed by its
+// issuer, expected issuer and last change, for DiscoveryTTL.
+type providers struct {
+	client *http.Client
+	ttl    time.Duration
+	now    func() time.Time
+	mu     sync.Mutex
+	byID   map[uuid.UUID]*provider
+}
+
+// DiscoveryTTL is how long a provider's metadata is used before it is
+// read again; when reading fails, the last metadata stays in use.
+const DiscoveryTTL = time.Hour
+
+// get is c's provider, discovered when none is cached for c as it is now.
+// Discovery runs with a context of its own, not the request's: the
+// Provider keeps it (go-oidc's keysets and clients outlive the request
+// that made them).
+func (ps *providers) get(ctx context.Context, c Connection) (*provider, error) {
+	key := c.Issuer + "\x00" + c.ExpectedIssuer + "\x00" + c.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	now := ps.now()
+	ps.mu.Lock()
+	cached := ps.byID[c.ID]
+	ps.mu.Unlock()
+	if cached != nil && cached.key == key && now.Before(cached.expires) {
+		return cached, nil
+	}
+	p, err := ps.discover(c)
+	if err != nil {
+		if cached != nil && cached.key == key {
+			return cached, nil // the provider's discovery is down: keep what it said
+		}
+		return nil, err
+	}
+	p.key, p.expires = key, now.Add(ps.ttl)
+	ps.mu.Lock()
+	if ps.byID == nil || len(ps.byID) > 10000 {
+		ps.byID = map[uuid.UUID]*provider{}
+	}
+	ps.byID[c.ID] = p
+	ps.mu.Unlock()
+	return p, nil
+}
+
+func (ps *providers) discover(c Connection) (*provider, error) {
+	ctx := oidc.ClientContext(context.Background(), ps.client)
+	if c.ExpectedIssuer != "" {
+		ctx = oidc.InsecureIssuerURLContext(ctx, c.ExpectedIssuer)
+	}
+	op, err := oidc.NewProvider(ctx, c.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("sso: discover %s: %w", c.Issuer, err)
+	}
+	var meta discovery
+	if err := op.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("sso: read discovery of %s: %w", c.Issuer, err)
+	}
+	if meta.JWKSURI == "" {
+		return nil, fmt.Errorf("sso: discovery of %s names no jwks_uri", c.Issuer)
+	}
+	return &provider{oidc: op, meta: meta}, nil
+}
