@@ -18,6 +18,10 @@ import (
 	"github.com/klasterina/hub/internal/token"
 )
 
+// SignIn is the message_type of a handoff after an employer's single
+// sign-on (a launch's is its LTI message type).
+const SignIn = "SSOSignIn"
+
 // TTL is how long a handoff token is valid: long enough for one auto-posted
 // form, short enough to be useless when leaked.
 const TTL = time.Minute

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
@@ -54,22 +55,38 @@ func (h *Handlers) unbound(c echo.Context, in lti.LaunchRequest) error {
 // hub's landing page when there is none; first, when the tenant's
 // agreement asks for it, the consent page.
 func (h *Handlers) handOff(c echo.Context, l *lti.Launch, rec lti.Recorded) error {
-	sub := l.Subject(rec)
-	asked, err := h.askConsent(c, l.Registration.TenantID, l.TenantName(), sub)
+	return h.HandOff(c, l.Registration.TenantID, l.TenantName(), l.Subject(rec))
+}
+
+// HandOff hands sub, a learner of tenant who just launched or signed in,
+// to the learning app (or shows the landing page without one); first,
+// when the tenant's agreement asks for it, the consent page, whose answer
+// continues to the same handoff. Employer sign-ins (package sso) hand
+// off through it too, so both reach the app the same way.
+func (h *Handlers) HandOff(c echo.Context, tenant uuid.UUID, tenantName string, sub handoff.Subject) error {
+	asked, err := h.askConsent(c, tenant, tenantName, sub)
 	if apperr.Is(err, apperr.NotFound) {
 		// The learner was erased while this launch was recorded: the hub
 		// hands off no one it no longer has, and the next launch starts
 		// afresh with a new user.
-		return h.page(c, http.StatusConflict, "info", map[string]any{"Heading": "Please launch again",
-			"Text": "Your record changed while this page was loading. Go back to your course in the LMS and open the activity again."})
+		return h.page(c, http.StatusConflict, "info", map[string]any{"Heading": "Please start again",
+			"Text": "Your record changed while this page was loading. Go back and open the activity, or sign in, again."})
 	}
 	if err != nil {
-		return h.refuse(c, "launch", err)
+		return h.refuse(c, stageOf(sub), err)
 	}
 	if asked {
 		return nil
 	}
-	return h.continueTo(c, l.TenantName(), sub)
+	return h.continueTo(c, tenantName, sub)
+}
+
+// stageOf names the refusal page of sub's handoff.
+func stageOf(sub handoff.Subject) string {
+	if sub.MessageType == handoff.SignIn {
+		return "sign_in"
+	}
+	return "launch"
 }
 
 // continueTo hands sub off to the learning app, or shows the landing page.
@@ -82,7 +99,7 @@ func (h *Handlers) continueTo(c echo.Context, tenantName string, sub handoff.Sub
 	}
 	token, err := h.tool.Handoff.Sign(c.Request().Context(), sub)
 	if err != nil {
-		return h.refuse(c, "launch", err)
+		return h.refuse(c, stageOf(sub), err)
 	}
 	return h.page(c, http.StatusOK, "handoff", map[string]any{"Action": h.tool.Handoff.Audience(), "Token": token})
 }

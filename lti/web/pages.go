@@ -1,20 +1,10 @@
 package web
 
-import "html/template"
+import "github.com/klasterina/hub/internal/page"
 
 // The browser-facing pages. They are small on purpose: they run inside an
 // LMS iframe, and must work without the hub's own assets.
-var pages = template.Must(template.New("pages").Parse(`
-{{define "head"}}<!doctype html><html lang="en"><head>{{template "meta" .}}{{end}}
-
-{{/* text-head opens a page in the language of a text catalog (consentText). */}}
-{{define "text-head"}}<!doctype html><html lang="{{.lang}}"><head>{{template "meta" .title}}{{end}}
-
-{{define "meta"}}<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
-code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6rem}</style></head><body>{{end}}
-
+var pages = page.Parse(`
 {{define "error"}}{{template "head" .Heading}}
 <h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
@@ -22,11 +12,6 @@ code{background:#f3f3f3;padding:.1rem .3rem}dt{font-weight:600}dd{margin:0 0 .6r
 <code>{{.}}</code>, shown as <code>login_url</code> in the hub's tool configuration of your registration.</p>{{end}}
 <p>If this keeps happening, give {{.Contact}} this reference:</p>
 <p>reason <code>{{.Reason}}</code>, reference <code>{{.RequestID}}</code></p>
-</body></html>{{end}}
-
-{{define "info"}}{{template "head" .Heading}}
-<h1>{{.Heading}}</h1>
-<p>{{.Text}}</p>
 </body></html>{{end}}
 
 {{define "landing"}}{{template "head" "Launched"}}
@@ -210,4 +195,4 @@ Go back to the LMS and launch the activity again, in a new window if the LMS off
 })();
 </script>
 </body></html>{{end}}
-`))
+`)

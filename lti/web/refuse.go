@@ -69,6 +69,8 @@ var stagePages = map[string]struct{ heading, message, contact string }{
 		"your LMS administrator"},
 	"deep_linking": {"The activity could not be added", "The hub could not add the activity. Please go back to the LMS and start again.",
 		"your LMS administrator"},
+	"sign_in": {"The sign-in could not be completed", "The hub could not finish your sign-in. Please sign in again.",
+		"your organisation's IT team"},
 	"registration": {"The registration could not be completed", "The hub could not register with your LMS. Start again from your LMS's tool registration page.",
 		"your organisation's hub administrator"},
 }

@@ -1,15 +1,14 @@
 package web
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"path"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/klasterina/hub/internal/page"
 	"github.com/klasterina/hub/internal/secrets"
-	"github.com/klasterina/hub/internal/token"
 	"github.com/klasterina/hub/lti"
 )
 
@@ -60,20 +59,8 @@ func requestID(c echo.Context) string { return c.Response().Header().Get(echo.He
 // page renders a template with a CSP that allows only its own inline
 // script, and lets any LMS frame it.
 func (h *Handlers) page(c echo.Context, status int, name string, data map[string]any) error {
-	if data == nil {
-		data = map[string]any{}
-	}
-	nonce := token.Random(16)
-	data["Nonce"] = nonce
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
-		return err
-	}
-	hd := c.Response().Header()
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; connect-src 'self'; form-action *; frame-ancestors *")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Referrer-Policy", referrerPolicy(name))
-	return c.HTMLBlob(status, buf.Bytes())
+	c.Response().Header().Set("Referrer-Policy", referrerPolicy(name))
+	return page.Write(c.Response(), pages, status, name, data, "*")
 }
 
 // referrerPolicy keeps the hub's addresses from other sites. The page that
