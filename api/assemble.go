@@ -19,6 +19,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/servicetoken"
+	"github.com/klasterina/hub/sso"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -70,6 +71,9 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Destinations = destinations.NewStore(db, chain, sealer, log)
 	d.Destinations.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Delivery = delivery.NewSender(client)
+	ssoStore := sso.NewStore(db, chain, sealer, cfg.PublicURL, log)
+	ssoStore.AllowHTTP, ssoStore.SessionIdle, ssoStore.SessionMax = cfg.OutboundAllowPrivate, cfg.SSOSessionIdle, cfg.SSOSessionMax
+	d.SSO = sso.NewService(ssoStore, sealer, d.Keysets, client, d.Tenants)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

@@ -1,6 +1,9 @@
 package api
 
-import "github.com/klasterina/hub/lti/web"
+import (
+	"github.com/klasterina/hub/lti/web"
+	"github.com/klasterina/hub/sso"
+)
 
 // routes lists every route the hub serves. The OpenAPI test checks this
 // list against the document, both ways.
@@ -36,6 +39,18 @@ func (s *Server) routes() {
 	e.GET("/lti/launch", browser.HandleLaunchInfo)
 	e.GET("/lti/deep-link", browser.HandleDeepLinkInfo)
 	e.GET("/lti/register/:token", browser.HandleRegister)
+
+	// Employer sign-in (OpenID Connect) and the hub's sessions; a sign-in
+	// hands off as a launch does.
+	signIn := sso.NewHandlers(s.sso, browser.HandOff, s.log)
+	e.GET("/sso/start", signIn.HandleStart)
+	e.GET("/sso/callback/:connection", signIn.HandleCallback)
+	e.GET("/sso/session", signIn.HandleSession)
+	e.POST("/sso/continue", signIn.HandleContinue)
+	e.GET("/sso/logout", signIn.HandleLogoutPage)
+	e.POST("/sso/logout", signIn.HandleLogout)
+	e.GET("/sso/signed-out", signIn.HandleSignedOut)
+	e.POST("/sso/backchannel-logout/:connection", signIn.HandleBackchannelLogout)
 
 	// The learning app reports results with an app key (and only so).
 	e.POST("/api/v1/results", s.createResult, s.authenticateApp)
@@ -132,6 +147,20 @@ func (s *Server) routes() {
 	v1.POST("/tenants/:tenant/deliveries/redrive", s.redriveDeliveries)
 	v1.GET("/tenants/:tenant/deliveries/:delivery", s.getDelivery)
 	v1.POST("/tenants/:tenant/deliveries/:delivery/redrive", s.redriveDelivery)
+
+	// Employer sign-in: the tenant's OpenID providers, the email domains
+	// the operator routes to them, and the hub's sessions.
+	v1.POST("/tenants/:tenant/sso/connections", s.createSSOConnection)
+	v1.GET("/tenants/:tenant/sso/connections", s.listSSOConnections)
+	v1.GET("/tenants/:tenant/sso/connections/:connection", s.getSSOConnection)
+	v1.PATCH("/tenants/:tenant/sso/connections/:connection", s.updateSSOConnection)
+	v1.DELETE("/tenants/:tenant/sso/connections/:connection", s.deleteSSOConnection)
+	v1.GET("/tenants/:tenant/domains", s.listDomains)
+	v1.PUT("/tenants/:tenant/domains/:domain", s.assignDomain)
+	v1.DELETE("/tenants/:tenant/domains/:domain", s.removeDomain)
+	v1.GET("/tenants/:tenant/sso/sessions", s.listSSOSessions)
+	v1.DELETE("/tenants/:tenant/sso/sessions", s.endSSOSessions)
+	v1.DELETE("/tenants/:tenant/sso/sessions/:session", s.endSSOSession)
 
 	// Learners' rights: export, correction, erasure.
 	v1.GET("/tenants/:tenant/learners/:user/export", s.exportLearner)

@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
+	"github.com/klasterina/hub/sso"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -71,6 +72,8 @@ type Deps struct {
 	Destinations *destinations.Store
 	Delivery     *delivery.Sender
 	Deliveries   *delivery.Service
+	// SSO is employer sign-in: connections, domains, sessions.
+	SSO *sso.Service
 }
 
 // Server is the hub's HTTP server.
@@ -94,6 +97,7 @@ type Server struct {
 	delivery      *delivery.Sender
 	deliveries    *delivery.Service
 	sealer        *secrets.Sealer
+	sso           *sso.Service
 	browser       *web.Handlers               // the browser-facing pages; routes sets it
 	jobsUI        *riverui.Handler            // River's UI, for the operator; nil without a job engine
 	crossOrigin   *http.CrossOriginProtection // refuses the UI's changes asked by other sites
@@ -110,7 +114,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
 		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
-		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, sealer: d.Sealer, sso: d.SSO, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

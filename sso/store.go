@@ -50,7 +50,9 @@ func NewStore(db *sqlx.DB, chain *audit.Keyring, sealer *secrets.Sealer, publicU
 func (s *Store) PublicURL() string { return strings.TrimSuffix(s.publicURL.String(), "/") }
 
 // RedirectURI is connection id's callback: its redirect URI at the provider.
-func (s *Store) RedirectURI(id uuid.UUID) string { return s.PublicURL() + "/sso/callback/" + id.String() }
+func (s *Store) RedirectURI(id uuid.UUID) string {
+	return s.PublicURL() + "/sso/callback/" + id.String()
+}
 
 type connRow struct {
 	ID                   uuid.UUID      `db:"id"`

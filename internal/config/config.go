@@ -40,6 +40,9 @@ type Config struct {
 	// DeliveryMaxAttempts is how many failed attempts a delivery gets
 	// before it is dead (throttled ones do not count).
 	DeliveryMaxAttempts int
+	// SSOSessionIdle ends a hub session unused this long; SSOSessionMax
+	// ends it this long after sign-in whatever happens.
+	SSOSessionIdle, SSOSessionMax time.Duration
 }
 
 // Error names the variable at fault.
@@ -66,11 +69,12 @@ const (
 func Load(getenv func(string) string, need Need) (*Config, error) {
 	c := &Config{Addr: ":8080", LogLevel: slog.LevelInfo, LTILeeway: 30 * time.Second, JobsRescueAfter: 3 * time.Minute,
 		DisclosureRetentionDays: DefaultDisclosureRetentionDays, RetentionInterval: DefaultRetentionInterval,
-		DeliveryMaxAttempts: DefaultDeliveryMaxAttempts}
+		DeliveryMaxAttempts: DefaultDeliveryMaxAttempts, SSOSessionIdle: DefaultSSOSessionIdle, SSOSessionMax: DefaultSSOSessionMax}
 	steps := []func(func(string) string, Need) error{
 		c.loadDatabaseURL, c.loadAddr, c.loadPublicURL, c.loadAdminToken,
 		c.loadSecretKey, c.loadPreviousSecretKeys, c.loadFlags, c.loadMigrateDatabaseURL, c.loadAppURL, c.loadLogLevel, c.loadLTILeeway, c.loadTrustedProxies,
 		c.loadJobsRescueAfter, c.loadDisclosureRetentionDays, c.loadRetentionInterval, c.loadDeliveryMaxAttempts,
+		c.loadSSOSessions,
 	}
 	for _, step := range steps {
 		if err := step(getenv, need); err != nil {
@@ -401,4 +405,39 @@ func maskURL(raw string) string {
 		return "[unparseable]"
 	}
 	return u.Redacted()
+}
+
+// Hub sessions' defaults and bounds: a session unused for half an hour
+// ends, and any ends twelve hours after sign-in (a working day).
+const (
+	DefaultSSOSessionIdle = 30 * time.Minute
+	DefaultSSOSessionMax  = 12 * time.Hour
+	minSSOSession         = time.Minute
+	maxSSOSessionIdle     = 24 * time.Hour
+	maxSSOSession         = 30 * 24 * time.Hour
+)
+
+// loadSSOSessions reads HUB_SSO_SESSION_IDLE (1m to 24h) and
+// HUB_SSO_SESSION_MAX (1m to 720h), the idle one no longer than the other.
+func (c *Config) loadSSOSessions(getenv func(string) string, _ Need) error {
+	for _, s := range []struct {
+		name    string
+		to      *time.Duration
+		max     time.Duration
+		example string
+	}{{"HUB_SSO_SESSION_IDLE", &c.SSOSessionIdle, maxSSOSessionIdle, "30m"}, {"HUB_SSO_SESSION_MAX", &c.SSOSessionMax, maxSSOSession, "12h"}} {
+		v := getenv(s.name)
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minSSOSession || d > s.max {
+			return &Error{s.name, fmt.Sprintf("must be a duration from 1m to %s, such as %s", s.max, s.example)}
+		}
+		*s.to = d
+	}
+	if c.SSOSessionIdle > c.SSOSessionMax {
+		return &Error{"HUB_SSO_SESSION_IDLE", "must not be longer than HUB_SSO_SESSION_MAX"}
+	}
+	return nil
 }

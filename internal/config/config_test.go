@@ -97,3 +97,41 @@ func TestRetentionSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestSSOSessionSettings(t *testing.T) {
+	c, err := config.Load(env(good), config.NeedServe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SSOSessionIdle != 30*time.Minute || c.SSOSessionMax != 12*time.Hour {
+		t.Fatalf("defaults: idle %s, max %s", c.SSOSessionIdle, c.SSOSessionMax)
+	}
+	for name, tc := range map[string]struct {
+		set   map[string]string
+		fault string
+	}{
+		"an hour idle":         {map[string]string{"HUB_SSO_SESSION_IDLE": "1h"}, ""},
+		"a week at most":       {map[string]string{"HUB_SSO_SESSION_MAX": "168h"}, ""},
+		"idle too short":       {map[string]string{"HUB_SSO_SESSION_IDLE": "30s"}, "HUB_SSO_SESSION_IDLE"},
+		"idle past a day":      {map[string]string{"HUB_SSO_SESSION_IDLE": "25h", "HUB_SSO_SESSION_MAX": "48h"}, "HUB_SSO_SESSION_IDLE"},
+		"max past thirty days": {map[string]string{"HUB_SSO_SESSION_MAX": "721h"}, "HUB_SSO_SESSION_MAX"},
+		"max not a duration":   {map[string]string{"HUB_SSO_SESSION_MAX": "12"}, "HUB_SSO_SESSION_MAX"},
+		"idle longer than max": {map[string]string{"HUB_SSO_SESSION_IDLE": "2h", "HUB_SSO_SESSION_MAX": "1h"}, "HUB_SSO_SESSION_IDLE"},
+		"idle as long as max":  {map[string]string{"HUB_SSO_SESSION_IDLE": "1h", "HUB_SSO_SESSION_MAX": "1h"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := map[string]string{}
+			for k, v := range good {
+				e[k] = v
+			}
+			for k, v := range tc.set {
+				e[k] = v
+			}
+			_, err := config.Load(env(e), config.NeedServe)
+			var ce *config.Error
+			if tc.fault == "" && err != nil || tc.fault != "" && (!errors.As(err, &ce) || ce.Var != tc.fault) {
+				t.Fatalf("%v: %v", tc.set, err)
+			}
+		})
+	}
+}
