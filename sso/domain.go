@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -51,8 +52,8 @@ var ErrDomain = errors.New("sso: not a domain name")
 // at least two labels (RFC 1123 §2.1): an address, a single label, a
 // wildcard, a label starting or ending with a hyphen, over 253 characters.
 func NormalizeDomain(domain string) (string, error) {
-	if len(domain) == 0 || len(domain) > 4*MaxDomain {
-		return "", fmt.Errorf("%w: empty or too long", ErrDomain)
+	if len(domain) == 0 || len(domain) > 4*MaxDomain || !utf8.ValidString(domain) {
+		return "", fmt.Errorf("%w: empty, too long or not UTF-8", ErrDomain)
 	}
 	d := strings.TrimSuffix(domain, ".")
 	if _, err := netip.ParseAddr(strings.Trim(d, "[]")); err == nil {
@@ -63,6 +64,9 @@ func NormalizeDomain(domain string) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrDomain, err)
 	}
 	ascii = strings.ToLower(ascii)
+	if _, err := domainProfile.ToUnicode(ascii); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrDomain, err)
+	}
 	labels := strings.Split(ascii, ".")
 	if len(ascii) > MaxDomain || len(labels) < 2 {
 		return "", fmt.Errorf("%w: needs at least two labels", ErrDomain)
