@@ -77,6 +77,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, q, code, desc)
 		return
 	}
+	if q.Get("prompt") == "none" && !p.signsInAtOnce(r) {
+		p.redirectError(w, r, q, "login_required", "the user must sign in") // OIDC Core §3.1.2.6
+		return
+	}
 	subject, answered := p.decide(w, r, q)
 	if !answered {
 		return
@@ -127,6 +131,14 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request, q url.Values) 
 		return "", true
 	}
 	return signInAs, true
+}
+
+// signsInAtOnce tells whether the request is answered without showing the
+// sign-in page.
+func (p *Provider) signsInAtOnce(r *http.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.signInAs != "" || p.deny || r.PostForm.Has(pickField)
 }
 
 func (p *Provider) newCode(q url.Values, subject string) string {

@@ -25,7 +25,8 @@ const LogoutTokenLifetime = 2 * time.Minute
 // BackChannelLogout signs a logout token for the client (OpenID
 // Back-Channel Logout 1.0 §2.4: iss, aud, iat, exp, jti, events, and sub
 // and/or sid; no nonce; header typ "logout+jwt") and POSTs it
-// form-encoded (logout_token=…, §2.5) to the client's
+// form-encoded (logout_token=…, §2.5) with the WithHTTPClient client to
+// the client's
 // BackChannelLogoutURI. It returns the receiver's HTTP status; an error
 // when the client is unknown, has no BackChannelLogoutURI, subject and
 // sid are both empty, or the request fails. The token misbehaviours on
@@ -52,7 +53,7 @@ func (p *Provider) BackChannelLogout(ctx context.Context, clientID, subject, sid
 		return 0, fmt.Errorf("ssotest: back-channel logout to %s: %w", c.BackChannelLogoutURI, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("ssotest: back-channel logout to %s: %w", c.BackChannelLogoutURI, err)
 	}

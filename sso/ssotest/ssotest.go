@@ -28,6 +28,7 @@ const OtherClient = "another-client"
 type Provider struct {
 	server *httptest.Server
 	now    func() time.Time
+	client *http.Client // posts logout tokens
 
 	mu          sync.Mutex
 	clients     map[string]Client
@@ -64,6 +65,12 @@ func WithClock(now func() time.Time) Option {
 	return func(p *Provider) { p.now = now }
 }
 
+// WithHTTPClient is the client BackChannelLogout posts with (default
+// http.DefaultClient), e.g. one that trusts a TLS test server.
+func WithHTTPClient(c *http.Client) Option {
+	return func(p *Provider) { p.client = c }
+}
+
 // Client is a relying party the provider knows.
 type Client struct {
 	// ID and Secret authenticate the client at the token endpoint
@@ -95,7 +102,7 @@ type User struct {
 // New starts a provider on a loopback httptest server (or on the listener
 // WithListener gives). Close it when done.
 func New(opts ...Option) *Provider {
-	p := &Provider{now: time.Now, clients: map[string]Client{}, misbehave: map[Misbehaviour]bool{},
+	p := &Provider{now: time.Now, client: http.DefaultClient, clients: map[string]Client{}, misbehave: map[Misbehaviour]bool{},
 		codes: map[string]*grant{}, tokens: map[string]*grant{}}
 	p.keys = []*signingKey{newSigningKey()}
 	mux := http.NewServeMux()
@@ -143,7 +150,7 @@ func (p *Provider) AddUser(u User) {
 
 // SignInAs makes the authorization endpoint approve every request as
 // subject at once, redirecting straight back with a code; "" shows the
-// sign-in page again.
+// sign-in page again. A subject no user has is answered access_denied.
 func (p *Provider) SignInAs(subject string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -240,10 +240,8 @@ func TestCodeIsSingleUse(t *testing.T) {
 func TestTokenRefusals(t *testing.T) {
 	t.Parallel()
 	p := newProvider(t)
-	now := time.Now()
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	p2 := newProvider(t, ssotest.WithClock(clock))
+	clock := newClock()
+	p2 := newProvider(t, ssotest.WithClock(clock.now))
 	p.AddClient(ssotest.Client{ID: "other", Secret: "x", RedirectURIs: []string{redirectURI}})
 	tests := []struct {
 		name string
@@ -264,9 +262,7 @@ func TestTokenRefusals(t *testing.T) {
 		}, "invalid_grant"},
 		{"unknown code", p, func(_ *oauth2.Config, l *login, _ *[]oauth2.AuthCodeOption) { l.back.Set("code", "forged") }, "invalid_grant"},
 		{"expired code", p2, func(*oauth2.Config, *login, *[]oauth2.AuthCodeOption) {
-			mu.Lock()
-			now = now.Add(ssotest.CodeLifetime)
-			mu.Unlock()
+			clock.advance(ssotest.CodeLifetime)
 		}, "invalid_grant"},
 	}
 	for _, tt := range tests {
@@ -286,6 +282,38 @@ func TestTokenRefusals(t *testing.T) {
 			_, err = r.config.Exchange(context.Background(), code, oauth2.VerifierOption(l.verifier))
 			wantTokenError(t, err, "invalid_grant")
 		})
+	}
+}
+
+// clock is a time the test moves on.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestCodeGoodWithinItsLifetime(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	p := newProvider(t, ssotest.WithClock(clock.now))
+	r := newRP(t, p)
+	l := r.authorize(t)
+	clock.advance(ssotest.CodeLifetime - time.Second)
+	if _, err := r.config.Exchange(context.Background(), l.back.Get("code"), oauth2.VerifierOption(l.verifier)); err != nil {
+		t.Errorf("a code %v old: %v", ssotest.CodeLifetime-time.Second, err)
 	}
 }
 
@@ -367,6 +395,19 @@ func TestDeny(t *testing.T) {
 		t.Errorf("denied answer %v", l.back)
 	}
 	r.signIn(t) // only the next one is denied
+}
+
+func TestPromptNone(t *testing.T) {
+	t.Parallel()
+	p := newProvider(t)
+	r := newRP(t, p)
+	if l := r.authorize(t, oauth2.SetAuthURLParam("prompt", "none")); !l.back.Has("code") {
+		t.Errorf("prompt=none while SignInAs: %v", l.back)
+	}
+	p.SignInAs("")
+	if l := r.authorize(t, oauth2.SetAuthURLParam("prompt", "none")); l.back.Get("error") != "login_required" {
+		t.Errorf("prompt=none with the sign-in page to show: %v", l.back)
+	}
 }
 
 // unverified exchanges a code and returns the raw id_token, unverified.
@@ -695,5 +736,53 @@ func TestConcurrentSignIns(t *testing.T) {
 	wg.Wait()
 	if p.TokenRequests() != 8 {
 		t.Errorf("%d token requests, want 8", p.TokenRequests())
+	}
+}
+
+// Requests x/oauth2 never makes, posted by hand.
+func TestTokenRequestsByHand(t *testing.T) {
+	t.Parallel()
+	p := newProvider(t)
+	r := newRP(t, p)
+	tests := []struct {
+		name      string
+		form      url.Values
+		basic     bool
+		status    int
+		errorCode string
+	}{
+		{"two authentication methods", url.Values{"client_secret": {secret}}, true, http.StatusUnauthorized, "invalid_client"},
+		{"body client_id of another", url.Values{"client_id": {"other"}}, true, http.StatusUnauthorized, "invalid_client"},
+		{"no authentication", url.Values{"client_id": {clientID}}, false, http.StatusUnauthorized, "invalid_client"},
+		{"refresh grant", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}, true, http.StatusBadRequest, "unsupported_grant_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := r.authorize(t)
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {l.back.Get("code")},
+				"redirect_uri": {redirectURI}, "code_verifier": {l.verifier}}
+			for k, v := range tt.form {
+				form[k] = v
+			}
+			req, _ := http.NewRequest(http.MethodPost, p.Issuer()+"/token", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.basic {
+				req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]string
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tt.status || body["error"] != tt.errorCode || resp.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("status %d, body %v", resp.StatusCode, body)
+			}
+			// The code was not spent: its client redeems it.
+			if _, err := r.config.Exchange(context.Background(), l.back.Get("code"), oauth2.VerifierOption(l.verifier)); err != nil {
+				t.Errorf("the code after a refused request: %v", err)
+			}
+		})
 	}
 }

@@ -58,7 +58,9 @@ func (p *Provider) authenticateClient(r *http.Request) (string, bool) {
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil || r.PostForm.Has("client_secret") {
+		// §2.3: one method only; a client_id in the body must agree.
+		if err1 != nil || err2 != nil || r.PostForm.Has("client_secret") ||
+			(r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != id) {
 			return "", false
 		}
 	} else {
