@@ -72,7 +72,10 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Destinations.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Delivery = delivery.NewSender(client)
 	ssoStore := sso.NewStore(db, chain, sealer, cfg.PublicURL, log)
-	ssoStore.AllowHTTP, ssoStore.SessionIdle, ssoStore.SessionMax = cfg.OutboundAllowPrivate, cfg.SSOSessionIdle, cfg.SSOSessionMax
+	ssoStore.AllowHTTP = cfg.OutboundAllowPrivate
+	if cfg.SSOSessionIdle > 0 && cfg.SSOSessionMax > 0 { // zero: the defaults NewStore set
+		ssoStore.SessionIdle, ssoStore.SessionMax = cfg.SSOSessionIdle, cfg.SSOSessionMax
+	}
 	d.SSO = sso.NewService(ssoStore, sealer, d.Keysets, client, d.Tenants)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())

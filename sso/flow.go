@@ -55,7 +55,7 @@ type target struct {
 	TenantStatus string `db:"tenant_status"`
 }
 
-const targetQuery = `SELECT ` + connColumns + `, t.slug AS tenant_slug, t.display_name AS tenant_name, t.status AS tenant_status
+var targetQuery = `SELECT ` + connColumnsOf("c") + `, t.slug AS tenant_slug, t.display_name AS tenant_name, t.status AS tenant_status
 	FROM sso_connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.tenant_id = $1`
 
 // readTarget reads connection id of tenant, or the tenant's only enabled
@@ -117,6 +117,11 @@ func (s *Service) Start(ctx context.Context, in StartRequest) (Started, error) {
 		return Started{}, err
 	}
 	err = pg.InTenant(ctx, s.db, tg.TenantID, func(tx *sqlx.Tx) error {
+		// Sign-ins abandoned at the provider: a few go with each new one.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sso_sign_ins WHERE tenant_id = $1 AND state_hash IN (
+			SELECT state_hash FROM sso_sign_ins WHERE tenant_id = $1 AND expires_at < $2 LIMIT 20)`, tg.TenantID, now); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sso_sign_ins (tenant_id, state_hash, connection_id, expires_at) VALUES ($1, $2, $3, $4)`,
 			tg.TenantID, token.Hash("sso state", pend.State), tg.ID, pend.Expires)
 		return err

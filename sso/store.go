@@ -72,8 +72,15 @@ type connRow struct {
 	UpdatedAt            time.Time      `db:"updated_at"`
 }
 
-const connColumns = `id, tenant_id, name, issuer, expected_issuer, client_id, client_secret, secret_set_at, scopes, claims,
-	require_email_verified, jit, enabled, created_at, updated_at`
+var connColumnNames = []string{"id", "tenant_id", "name", "issuer", "expected_issuer", "client_id", "client_secret", "secret_set_at",
+	"scopes", "claims", "require_email_verified", "jit", "enabled", "created_at", "updated_at"}
+
+var connColumns = strings.Join(connColumnNames, ", ")
+
+// connColumnsOf is connColumns qualified by a table alias.
+func connColumnsOf(alias string) string {
+	return alias + "." + strings.Join(connColumnNames, ", "+alias+".")
+}
 
 func (s *Store) connection(r connRow) Connection {
 	c := Connection{ID: r.ID, TenantID: r.TenantID, Name: r.Name, Issuer: r.Issuer, ClientID: r.ClientID,

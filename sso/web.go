@@ -235,7 +235,7 @@ func statusOf(r Reason) int {
 }
 
 // headings and messages say, for each reason, what happened and what to
-// do; headings[""] and messages[""] for reasons without their own.
+// do, in the words of the person signing in.
 var headings = map[Reason]string{}
 
 func init() {
