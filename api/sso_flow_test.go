@@ -616,3 +616,86 @@ func TestSSOLogout(t *testing.T) {
 		})
 	})
 }
+
+// TestSSOSignInAsksConsentFirst: when the tenant's agreement asks for
+// consent, a sign-in shows the consent page before the handoff, as a
+// launch does, and the answer continues to the learning app.
+func TestSSOSignInAsksConsentFirst(t *testing.T) {
+	s := newSSOHub(t, nil)
+	var a agreement
+	s.expect(s.do("POST", "/api/v1/tenants/acme/agreements", s.key, terms(map[string]any{"consent": "opt_in"})), 201).json(t, &a)
+	s.expect(s.do("POST", "/api/v1/tenants/acme/agreements/"+a.ID+"/activate", s.key, signatures), 200)
+	page := s.signIn("/sso/start?email=ana@acme.example")
+	m := continueField.FindSubmatch(page.body)
+	if page.status != 200 || m == nil || !strings.Contains(string(page.body), "Sharing your progress") {
+		t.Fatalf("no consent page: %d\n%s", page.status, page.body)
+	}
+	res, err := s.client.PostForm(s.url+"/lti/consent", url.Values{"continue": {string(m[1])}, "answer": {"allow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.handedOff(readResponse(res)); c["message_type"] != "SSOSignIn" || c["tenant"] != "acme" {
+		t.Fatalf("%v", c)
+	}
+	// Answered: the next sign-in goes straight in.
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+}
+
+// TestSSOSessionExpiry: a session ends after HUB_SSO_SESSION_IDLE unused,
+// its idle expiry sliding with use, and at HUB_SSO_SESSION_MAX whatever
+// happens; a suspended tenant's sign-ins are refused.
+func TestSSOSessionExpiry(t *testing.T) {
+	s := newSSOHub(t, nil)
+	var mu sync.Mutex
+	now := time.Now()
+	s.deps.SSO.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s.deps.SSO.SessionIdle, s.deps.SSO.SessionMax = 30*time.Minute, 70*time.Minute
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	signedIn := func() bool {
+		return strings.Contains(string(s.get(s.url+"/sso/session").body), "You are signed in")
+	}
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+	for range 3 { // used every 20 minutes: the idle expiry slides
+		advance(20 * time.Minute)
+		if !signedIn() {
+			t.Fatalf("ended while in use at %s", now)
+		}
+	}
+	advance(20 * time.Minute) // 80 minutes: past the absolute end, 70
+	if signedIn() {
+		t.Fatal("a session outlived HUB_SSO_SESSION_MAX")
+	}
+	mu.Lock()
+	now = time.Now() // the provider's tokens are issued at the real time
+	mu.Unlock()
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+	advance(31 * time.Minute)
+	if signedIn() {
+		t.Fatal("a session outlived HUB_SSO_SESSION_IDLE unused")
+	}
+
+	t.Run("paged", func(t *testing.T) {
+		var page struct {
+			Items      []ssoSession
+			NextCursor string `json:"next_cursor"`
+		}
+		s.expect(s.do("GET", "/api/v1/tenants/acme/sso/sessions?limit=1", s.key, nil), 200).json(t, &page)
+		if len(page.Items) != 1 || page.NextCursor == "" {
+			t.Fatalf("%+v", page)
+		}
+		first, cursor := page.Items[0].ID, page.NextCursor
+		page.NextCursor = ""
+		s.expect(s.do("GET", "/api/v1/tenants/acme/sso/sessions?limit=1&cursor="+cursor, s.key, nil), 200).json(t, &page)
+		if len(page.Items) != 1 || page.Items[0].ID == first || page.NextCursor != "" {
+			t.Fatalf("%+v", page)
+		}
+	})
+	t.Run("a suspended tenant", func(t *testing.T) {
+		s.expect(s.do("POST", "/api/v1/tenants/acme/suspend", adminToken, nil), 200)
+		before := s.counts()
+		s.refused(s.get(s.url+"/sso/start?email=ana@acme.example"), 403, "tenant_suspended")
+		if s.counts() != before {
+			t.Fatal("wrote")
+		}
+	})
+}
