@@ -77,6 +77,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 		ssoStore.SessionIdle, ssoStore.SessionMax = cfg.SSOSessionIdle, cfg.SSOSessionMax
 	}
 	d.SSO = sso.NewService(ssoStore, sealer, d.Keysets, client, d.Tenants)
+	d.SSO.Metrics = sso.NewMetrics(registry)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

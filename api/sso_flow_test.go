@@ -219,6 +219,9 @@ func TestSSOSignIn(t *testing.T) {
 	if !strings.Contains(strings.Join(s.auditActions("acme"), " "), "sso.signed_in") {
 		t.Fatal("the sign-in is not audited")
 	}
+	if m := string(s.get(s.url + "/metrics").body); !strings.Contains(m, `hub_sso_sign_ins_total{matched_by="jit"} 1`) {
+		t.Fatal("the sign-in is not counted")
+	}
 
 	t.Run("the session page", func(t *testing.T) {
 		r := s.get(s.url + "/sso/session")
@@ -343,6 +346,9 @@ func TestSSOCallbackRefusals(t *testing.T) {
 		s.refused(r, 403, "access_denied")
 		if !strings.Contains(string(r.body), "Sign-in cancelled") || s.counts() != before {
 			t.Fatalf("%s", r.body)
+		}
+		if m := string(s.get(s.url + "/metrics").body); !strings.Contains(m, `hub_sso_refusals_total{reason="access_denied"} 1`) {
+			t.Fatal("the refusal is not counted")
 		}
 	})
 }

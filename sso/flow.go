@@ -37,6 +37,8 @@ type Service struct {
 	providers providers
 	// Leeway is the clock skew allowed on an id_token's exp.
 	Leeway time.Duration
+	// Metrics, when set, counts sign-ins and refusals.
+	Metrics *Metrics
 }
 
 // NewService returns sign-ins over store: providers reached with client

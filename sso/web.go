@@ -87,6 +87,7 @@ func (h *Handlers) HandleCallback(c echo.Context) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
+	h.svc.Metrics.signedIn(in.MatchedBy)
 	h.setSession(c, in.Session, in.Expires)
 	return h.handOff(c, in.Tenant, in.TenantName, subjectOf(in.TenantSlug, in.User, in.Groups))
 }
@@ -206,6 +207,7 @@ func (h *Handlers) HandleBackchannelLogout(c echo.Context) error {
 func (h *Handlers) refuse(c echo.Context, err error) error {
 	reason := ReasonOf(err)
 	status := statusOf(reason)
+	h.svc.Metrics.refusal(reason)
 	level := slog.LevelWarn
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
