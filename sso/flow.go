@@ -187,6 +187,7 @@ type Callback struct {
 	Iss         string
 	HasIss      bool
 	StateCookie string
+	RequestID   string // for the audit entry of the sign-in
 }
 
 // SignedIn is a finished sign-in: who, where, and their new session.
@@ -237,7 +238,7 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (SignedIn, error) {
 	if err != nil {
 		return SignedIn{}, err
 	}
-	return s.signIn(ctx, tg, c, prof, raw)
+	return s.signIn(ctx, tg, c, prof, raw, cb.RequestID)
 }
 
 // consume checks the callback against the browser's state cookie and

@@ -114,7 +114,7 @@ func deref(s *string) string {
 
 // signIn links the identity to one user, records the sign-in and opens a
 // session, in one transaction: a refusal leaves nothing behind.
-func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile, idToken string) (SignedIn, error) {
+func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile, idToken, requestID string) (SignedIn, error) {
 	out := SignedIn{Tenant: tg.TenantID, TenantSlug: tg.TenantSlug, TenantName: tg.TenantName, Connection: c.ID, Groups: p.Groups}
 	err := pg.RetryInTenant(ctx, s.db, tg.TenantID, func(tx *sqlx.Tx) error {
 		now := s.Now()
@@ -133,8 +133,8 @@ func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile
 		if err != nil {
 			return err
 		}
-		by2 := audit.Actor{Type: audit.ActorLearner, ID: u.ID.String()}
-		_, err = s.chain.Append(ctx, tx, &tg.TenantID, by2, audit.Event{Action: "sso.signed_in", TargetType: "user",
+		who := audit.Actor{Type: audit.ActorLearner, ID: u.ID.String(), RequestID: requestID}
+		_, err = s.chain.Append(ctx, tx, &tg.TenantID, who, audit.Event{Action: "sso.signed_in", TargetType: "user",
 			TargetID: u.ID.String(), Details: map[string]string{"connection": c.ID.String(), "matched_by": by}}, now)
 		return err
 	})

@@ -76,7 +76,7 @@ func (h *Handlers) HandleStart(c echo.Context) error {
 func (h *Handlers) HandleCallback(c echo.Context) error {
 	q := c.QueryParams()
 	cb := Callback{Connection: c.Param("connection"), State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"),
-		ErrorDesc: q.Get("error_description"), Iss: q.Get("iss"), HasIss: q.Has("iss")}
+		ErrorDesc: q.Get("error_description"), Iss: q.Get("iss"), HasIss: q.Has("iss"), RequestID: requestID(c)}
 	if ck, err := c.Cookie(stateCookie); err == nil {
 		cb.StateCookie = ck.Value
 	}
