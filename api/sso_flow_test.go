@@ -705,3 +705,51 @@ func TestSSOSessionExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestSSORowSecurity: another tenant's transaction sees and changes none
+// of a tenant's sign-in rows, whatever its query says: row-level security
+// scopes them a second time.
+func TestSSORowSecurity(t *testing.T) {
+	s := newSSOHub(t, nil)
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+	s.authorize("/sso/start?email=ana@acme.example") // a sign-in in progress
+	s.createTenant("other", "employer")
+	tables := []string{"sso_connections", "tenant_domains", "sso_identities", "sso_sign_ins", "sso_sessions"}
+	count := func(slug string) map[string]int {
+		n := map[string]int{}
+		s.inTenant(slug, func(tx *sqlx.Tx) error {
+			for _, table := range tables {
+				var k int
+				if err := tx.Get(&k, `SELECT count(*) FROM `+table); err != nil {
+					return err
+				}
+				n[table] = k
+			}
+			return nil
+		})
+		return n
+	}
+	for table, k := range count("acme") {
+		if k == 0 {
+			t.Fatalf("acme has no %s rows to hide", table)
+		}
+	}
+	for table, k := range count("other") {
+		if k != 0 {
+			t.Fatalf("another tenant sees %d of acme's %s rows", k, table)
+		}
+	}
+	s.inTenant("other", func(tx *sqlx.Tx) error {
+		res, err := tx.Exec(`UPDATE sso_sessions SET ended_at = now(), end_reason = 'admin'`)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 0 {
+			t.Fatalf("another tenant ended %d of acme's sessions", n)
+		}
+		return nil
+	})
+	if live := s.sessions(s.key, "?live=true"); len(live) != 1 {
+		t.Fatalf("%d live sessions", len(live))
+	}
+}

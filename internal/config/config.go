@@ -389,6 +389,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("jobs_rescue_after", c.JobsRescueAfter),
 		slog.Int("disclosure_retention_days", c.DisclosureRetentionDays),
 		slog.Duration("retention_interval", c.RetentionInterval),
+		slog.Duration("sso_session_idle", c.SSOSessionIdle),
+		slog.Duration("sso_session_max", c.SSOSessionMax),
 	)
 }
 
