@@ -35,7 +35,7 @@ const appURL = "https://app.example/entry"
 
 var yes, no = true, false
 
-func newSSOHub(t *testing.T, overrides map[string]any) *ssoHub {
+func newSSOHub(t testing.TB, overrides map[string]any) *ssoHub {
 	t.Helper()
 	app, _ := url.Parse(appURL)
 	s := &ssoHub{now: time.Now()}
