@@ -753,3 +753,24 @@ func TestSSORowSecurity(t *testing.T) {
 		t.Fatalf("%d live sessions", len(live))
 	}
 }
+
+// TestSSOBackchannelLogoutWithAMappedSubject: a connection whose subject
+// is another claim (Entra's oid) is still logged out by the sub the
+// provider's logout token names.
+func TestSSOBackchannelLogoutWithAMappedSubject(t *testing.T) {
+	s := newSSOHub(t, map[string]any{"claims": map[string]string{"subject": "oid"}})
+	s.op.AddUser(ssotest.User{Subject: "pairwise-7", Email: "ola@acme.example", EmailVerified: &yes, Claims: map[string]any{"oid": "0f7c-oid"}})
+	s.op.SignInAs("pairwise-7")
+	s.handedOff(s.signIn("/sso/start?email=ola@acme.example"))
+	var subject string
+	s.inTenant("acme", func(tx *sqlx.Tx) error { return tx.Get(&subject, `SELECT subject FROM sso_identities`) })
+	if subject != "0f7c-oid" {
+		t.Fatalf("identity subject %q, want the mapped claim's", subject)
+	}
+	if status, err := s.op.BackChannelLogout(context.Background(), "hub", "pairwise-7", ""); err != nil || status != 200 {
+		t.Fatalf("%d %v", status, err)
+	}
+	if live := s.sessions(s.key, "?live=true"); len(live) != 0 {
+		t.Fatalf("%d live sessions", len(live))
+	}
+}

@@ -72,7 +72,8 @@ CREATE TABLE sso_sessions (
   connection_id uuid,
   -- The SHA-256 of the hub_session cookie's value.
   token_hash    bytea NOT NULL UNIQUE,
-  -- The provider's session id (sid) and subject, for back-channel logout.
+  -- The id_token's own sid and sub (not the mapped subject), which a
+  -- back-channel logout token names.
   sid           text CHECK (length(sid) <= 255),
   subject       text NOT NULL,
   -- The id_token, sealed, for the logout's id_token_hint.

@@ -107,7 +107,7 @@ func (s *Service) Start(ctx context.Context, in StartRequest) (Started, error) {
 		return Started{}, err
 	}
 	c := s.connection(tg.connRow)
-	p, err := s.providers.get(ctx, c)
+	p, err := s.providers.get(c)
 	if err != nil {
 		return Started{}, failErr(ReasonProviderUnavailable, err, "discovery")
 	}
@@ -227,7 +227,7 @@ func (s *Service) Finish(ctx context.Context, cb Callback) (SignedIn, error) {
 		return SignedIn{}, err
 	}
 	c := s.connection(tg.connRow)
-	p, err := s.providers.get(ctx, c)
+	p, err := s.providers.get(c)
 	if err != nil {
 		return SignedIn{}, failErr(ReasonProviderUnavailable, err, "discovery")
 	}

@@ -28,7 +28,7 @@ func (s *Service) EndSessionURL(ctx context.Context, e Ended, postLogout string)
 	if err != nil {
 		return ""
 	}
-	p, err := s.providers.get(ctx, s.connection(tg.connRow))
+	p, err := s.providers.get(s.connection(tg.connRow))
 	if err != nil || p.meta.EndSessionEndpoint == "" {
 		return ""
 	}
@@ -154,7 +154,7 @@ func (s *Service) BackchannelLogout(ctx context.Context, connection, raw string)
 		return 0, fmt.Errorf("%w: %w", errLogoutToken, err)
 	}
 	c := s.connection(tg.connRow)
-	p, err := s.providers.get(ctx, c)
+	p, err := s.providers.get(c)
 	if err != nil {
 		return 0, err
 	}

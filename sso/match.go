@@ -21,8 +21,11 @@ const MaxClaim = 256
 // profile is what a sign-in says of the person, by the connection's
 // mapping: kept minimal (name, email, employee id).
 type profile struct {
-	Issuer        string
-	Subject       string
+	Issuer  string
+	Subject string // by the mapping: the identity's
+	// Sub and SID are the id_token's own sub and sid, which a back-channel
+	// logout token names.
+	Sub           string
 	SID           string
 	Email         string
 	EmailVerified bool
@@ -44,7 +47,7 @@ func profileOf(claims map[string]any, c Connection) (profile, error) {
 		v, _ := claims[name].(string)
 		return cut(v)
 	}
-	p := profile{Issuer: str("iss"), Subject: str(c.Claims.Subject), SID: str("sid"), Email: str(c.Claims.Email),
+	p := profile{Issuer: str("iss"), Subject: str(c.Claims.Subject), Sub: str("sub"), SID: str("sid"), Email: str(c.Claims.Email),
 		Name: str(c.Claims.Name), GivenName: str("given_name"), FamilyName: str("family_name"), Locale: str("locale"),
 		EmployeeID: str(c.Claims.EmployeeID), Groups: groupsOf(claims[c.Claims.Groups])}
 	if c.Claims.EmployeeID != "" && p.EmployeeID == "" {

@@ -94,7 +94,7 @@ const DiscoveryTTL = time.Hour
 // Discovery runs with a context of its own, not the request's: the
 // Provider keeps it (go-oidc's keysets and clients outlive the request
 // that made them).
-func (ps *providers) get(ctx context.Context, c Connection) (*provider, error) {
+func (ps *providers) get(c Connection) (*provider, error) {
 	key := c.Issuer + "\x00" + c.ExpectedIssuer + "\x00" + c.UpdatedAt.UTC().Format(time.RFC3339Nano)
 	now := ps.now()
 	ps.mu.Lock()

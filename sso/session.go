@@ -63,7 +63,7 @@ func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, tenant, user, co
 	_, err = tx.ExecContext(ctx, `INSERT INTO sso_sessions (id, tenant_id, user_id, connection_id, token_hash, sid, subject, id_token,
 			created_at, last_seen_at, idle_expires_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, $9, $10, $11)`,
-		id, tenant, user, connection, sessionHash(tok), p.SID, p.Subject, sealed, now, minTime(now.Add(s.SessionIdle), expires), expires)
+		id, tenant, user, connection, sessionHash(tok), p.SID, p.Sub, sealed, now, minTime(now.Add(s.SessionIdle), expires), expires)
 	return tok, expires, err
 }
 
