@@ -78,6 +78,7 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	}
 	d.SSO = sso.NewService(ssoStore, sealer, d.Keysets, client, d.Tenants)
 	d.SSO.Metrics = sso.NewMetrics(registry)
+	d.SSO.StartLimiter = lti.NewSourceLimiter(lti.DefaultLoginRate, lti.DefaultLoginBurst, lti.DefaultLoginSources)
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

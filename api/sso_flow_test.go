@@ -15,6 +15,7 @@ import (
 	"github.com/klasterina/hub/api"
 	"github.com/klasterina/hub/internal/config"
 	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/sso/ssotest"
 )
 
@@ -42,6 +43,9 @@ func newSSOHub(t testing.TB, overrides map[string]any) *ssoHub {
 	d := pgtest.New(t)
 	s.hub = serveHubWith(t, d, mustOpen(t, d), func(deps *api.Deps) {
 		deps.Keysets.Now = s.clock
+		// Every sign-in of the tests comes from one address, faster than a
+		// person: the limit has a test of its own.
+		deps.SSO.StartLimiter = nil
 	}, func(c *config.Config) { c.AppURL = app })
 	s.createTenant("acme", "employer")
 	_, s.key = s.createKey("acme", "write")
@@ -694,6 +698,18 @@ func TestSSOSessionExpiry(t *testing.T) {
 		s.expect(s.do("GET", "/api/v1/tenants/acme/sso/sessions?limit=1&cursor="+cursor, s.key, nil), 200).json(t, &page)
 		if len(page.Items) != 1 || page.Items[0].ID == first || page.NextCursor != "" {
 			t.Fatalf("%+v", page)
+		}
+	})
+	t.Run("too many starts from one source", func(t *testing.T) {
+		s.deps.SSO.StartLimiter = lti.NewSourceLimiter(0.001, 2, 100)
+		defer func() { s.deps.SSO.StartLimiter = nil }()
+		for range 2 {
+			s.authorize("/sso/start?email=ana@acme.example")
+		}
+		r := s.get(s.url + "/sso/start?email=ana@acme.example")
+		s.refused(r, 429, "rate_limited")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
 		}
 	})
 	t.Run("a suspended tenant", func(t *testing.T) {

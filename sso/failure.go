@@ -3,6 +3,7 @@ package sso
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/klasterina/hub/internal/apperr"
 )
@@ -32,6 +33,7 @@ const (
 	ReasonDeactivated         Reason = "deactivated"          // the directory deactivated the user
 	ReasonNotProvisioned      Reason = "not_provisioned"      // JIT off and the directory never listed them
 	ReasonProviderUnavailable Reason = "provider_unavailable" // discovery, keys or token endpoint unreachable
+	ReasonRateLimited         Reason = "rate_limited"         // too many sign-ins started from one source
 	ReasonUnavailable         Reason = "unavailable"          // the hub's database
 	ReasonInternal            Reason = "internal"
 )
@@ -41,6 +43,8 @@ type Failure struct {
 	Reason Reason
 	Detail string
 	Err    error
+	// RetryAfter is how long a rate-limited source should wait.
+	RetryAfter time.Duration
 }
 
 func (f *Failure) Error() string {

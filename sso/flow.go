@@ -39,6 +39,14 @@ type Service struct {
 	Leeway time.Duration
 	// Metrics, when set, counts sign-ins and refusals.
 	Metrics *Metrics
+	// StartLimiter, when set, bounds per source the sign-ins anyone may
+	// start: each costs a database write and, uncached, a discovery.
+	StartLimiter Limiter
+}
+
+// Limiter is a rate limit per source (lti.SourceLimiter).
+type Limiter interface {
+	Allow(source string, now time.Time) (bool, time.Duration)
 }
 
 // NewService returns sign-ins over store: providers reached with client
@@ -90,6 +98,7 @@ type StartRequest struct {
 	Email      string
 	Tenant     string
 	Connection string
+	Source     string // the client's address, for StartLimiter
 }
 
 // Started is where to send the browser, and the state cookie to set.
@@ -102,6 +111,11 @@ type Started struct {
 // authorization request with state, nonce and an S256 PKCE challenge
 // (RFC 7636 §4.3), to the connection's provider.
 func (s *Service) Start(ctx context.Context, in StartRequest) (Started, error) {
+	if s.StartLimiter != nil && in.Source != "" {
+		if ok, wait := s.StartLimiter.Allow(in.Source, s.Now()); !ok {
+			return Started{}, &Failure{Reason: ReasonRateLimited, Detail: "the source is over its sign-in limit", RetryAfter: wait}
+		}
+	}
 	tg, err := s.startTarget(ctx, in)
 	if err != nil {
 		return Started{}, err

@@ -3,8 +3,10 @@ package sso
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,7 +55,8 @@ func (h *Handlers) basePath() string {
 // HandleStart answers GET /sso/start: ?email= (home-realm discovery) or
 // ?tenant=&connection=; with neither, a page asking for the email.
 func (h *Handlers) HandleStart(c echo.Context) error {
-	in := StartRequest{Email: strings.TrimSpace(c.QueryParam("email")), Tenant: c.QueryParam("tenant"), Connection: c.QueryParam("connection")}
+	in := StartRequest{Email: strings.TrimSpace(c.QueryParam("email")), Tenant: c.QueryParam("tenant"), Connection: c.QueryParam("connection"),
+		Source: c.RealIP()}
 	if in.Email == "" && in.Tenant == "" && in.Connection == "" {
 		return h.render(c, http.StatusOK, "start", map[string]any{"Action": h.svc.PublicURL() + "/sso/start"})
 	}
@@ -213,8 +216,12 @@ func (h *Handlers) refuse(c echo.Context, err error) error {
 		level = slog.LevelError
 	}
 	h.log.Log(c.Request().Context(), level, "sso sign-in refused", "reason", reason, "err", err)
-	if status == http.StatusServiceUnavailable {
+	var f *Failure
+	switch {
+	case status == http.StatusServiceUnavailable:
 		c.Response().Header().Set("Retry-After", "30")
+	case errors.As(err, &f) && f.RetryAfter > 0:
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(f.RetryAfter, time.Second).Seconds()))))
 	}
 	return h.render(c, status, "error", map[string]any{"Heading": headings[reason], "Message": messages[reason],
 		"Reason": reason, "RequestID": requestID(c), "Start": h.svc.PublicURL() + "/sso/start"})
@@ -228,6 +235,8 @@ func statusOf(r Reason) int {
 		return http.StatusNotFound
 	case ReasonProviderError, ReasonCodeExchange, ReasonProviderUnavailable:
 		return http.StatusBadGateway
+	case ReasonRateLimited:
+		return http.StatusTooManyRequests
 	case ReasonUnavailable:
 		return http.StatusServiceUnavailable
 	case ReasonInternal:
@@ -275,6 +284,7 @@ var messages = map[Reason]string{
 	ReasonDeactivated:         "Your account was deactivated by your organisation. If you think this is a mistake, ask your IT team.",
 	ReasonNotProvisioned:      "Your organisation has not given you access to the learning hub yet. Ask your IT team for access.",
 	ReasonProviderUnavailable: "Your organisation's sign-in service could not be reached. Please try again in a minute.",
+	ReasonRateLimited:         "Too many sign-ins came from your network at once. Please wait a moment and sign in again.",
 	ReasonUnavailable:         "The learning hub is temporarily unavailable. Please try again in a minute.",
 	ReasonInternal:            "Something went wrong in the learning hub, not at your organisation. Please try again in a minute.",
 }
