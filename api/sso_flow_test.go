@@ -527,6 +527,11 @@ func TestSSOLogout(t *testing.T) {
 		if r.status != 200 || !strings.Contains(string(r.body), `method="post"`) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
+		cross := s.request("POST", "/sso/logout", "", nil)
+		cross.Header.Set("Sec-Fetch-Site", "cross-site")
+		if r := s.send(cross); r.status != 403 || s.sessionCookie() == "" || len(s.sessions(s.key, "?live=true")) != 1 {
+			t.Fatalf("a cross-site sign-out: %d %s", r.status, r.body)
+		}
 		r = s.send(s.request("POST", "/sso/logout", "", nil))
 		loc, _ := url.Parse(r.header.Get("Location"))
 		if r.status != http.StatusSeeOther || !strings.HasPrefix(loc.String(), s.op.Issuer()+"/end_session?") {

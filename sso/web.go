@@ -31,11 +31,26 @@ type Handlers struct {
 	svc     *Service
 	log     *slog.Logger
 	handOff HandOff
+	// crossOrigin refuses posts other sites' pages make (Sec-Fetch-Site,
+	// else Origin): the session cookie is SameSite=Lax, which a top-level
+	// cross-site post would not carry, but a sign-out's cookie clearing
+	// would still land.
+	crossOrigin *http.CrossOriginProtection
 }
 
 // NewHandlers returns the pages of svc; handOff continues a sign-in.
 func NewHandlers(svc *Service, handOff HandOff, log *slog.Logger) *Handlers {
-	return &Handlers{svc: svc, handOff: handOff, log: log}
+	return &Handlers{svc: svc, handOff: handOff, log: log, crossOrigin: http.NewCrossOriginProtection()}
+}
+
+// fromOtherSite answers a post another site's page made.
+func (h *Handlers) fromOtherSite(c echo.Context) (bool, error) {
+	if err := h.crossOrigin.Check(c.Request()); err != nil {
+		h.log.InfoContext(c.Request().Context(), "sso: cross-site post refused", "path", c.Path(), "err", err)
+		return true, h.render(c, http.StatusForbidden, "info", map[string]any{"Heading": "Use the learning hub's own page",
+			"Text": "Another site asked for this. To continue or sign out, use the buttons on the learning hub's own session page, /sso/session."})
+	}
+	return false, nil
 }
 
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
@@ -137,9 +152,11 @@ func (h *Handlers) HandleSession(c echo.Context) error {
 }
 
 // HandleContinue answers POST /sso/continue: the signed-in learner goes to
-// the learning app again. The session cookie is SameSite=Lax, so another
-// site's form cannot post it here.
+// the learning app again; from the hub's own page only.
 func (h *Handlers) HandleContinue(c echo.Context) error {
+	if refused, err := h.fromOtherSite(c); refused {
+		return err
+	}
 	cur, err := h.current(c)
 	if errors.Is(err, ErrNoSession) {
 		return h.render(c, http.StatusUnauthorized, "no-session", map[string]any{"Start": h.svc.PublicURL() + "/sso/start"})
@@ -160,6 +177,9 @@ func (h *Handlers) HandleLogoutPage(c echo.Context) error {
 // goes, then the provider's end_session_endpoint, when it has one, ends
 // the provider's (RP-Initiated Logout 1.0), coming back to /sso/signed-out.
 func (h *Handlers) HandleLogout(c echo.Context) error {
+	if refused, err := h.fromOtherSite(c); refused {
+		return err
+	}
 	ctx := c.Request().Context()
 	signedOut := h.svc.PublicURL() + "/sso/signed-out"
 	var next string
