@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
@@ -237,10 +238,13 @@ func TestSSOSignIn(t *testing.T) {
 			t.Fatalf("continued as %v", c["sub"])
 		}
 	})
-	t.Run("signing in again is the same user", func(t *testing.T) {
+	t.Run("signing in again is the same user, in a new session", func(t *testing.T) {
 		s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
 		if got := s.counts(); got.Users != before.Users+1 || got.Identities != 1 || got.Sessions != 2 {
 			t.Fatalf("%+v", got)
+		}
+		if live := s.sessions(s.key, "?live=true"); len(live) != 1 {
+			t.Fatalf("%d live sessions in one browser", len(live))
 		}
 	})
 	t.Run("a domain naming no connection signs in with the tenant's only one", func(t *testing.T) {
@@ -566,6 +570,7 @@ func TestSSOLogout(t *testing.T) {
 	ctx := context.Background()
 	t.Run("back-channel by sid", func(t *testing.T) {
 		s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+		s.client.Jar, _ = cookiejar.New(nil) // another browser
 		s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
 		sid := sidOf()
 		status, err := s.op.BackChannelLogout(ctx, "hub", "", sid)

@@ -106,6 +106,12 @@ func (h *Handlers) HandleCallback(c echo.Context) error {
 		return h.refuse(c, err)
 	}
 	h.svc.Metrics.signedIn(in.MatchedBy)
+	if old, err := c.Cookie(SessionCookie); err == nil {
+		// The browser's previous session gives way to the new one.
+		if _, err := h.svc.Logout(c.Request().Context(), old.Value); err != nil && !errors.Is(err, ErrNoSession) {
+			h.log.WarnContext(c.Request().Context(), "sso: previous session not ended", "err", err)
+		}
+	}
 	h.setSession(c, in.Session, in.Expires)
 	return h.handOff(c, in.Tenant, in.TenantName, subjectOf(in.TenantSlug, in.User, in.Groups))
 }
