@@ -19,6 +19,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/servicetoken"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -70,6 +71,8 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.Destinations = destinations.NewStore(db, chain, sealer, log)
 	d.Destinations.AllowHTTP = cfg.OutboundAllowPrivate
 	d.Delivery = delivery.NewSender(client)
+	d.Directory, d.SCIMTokens = scim.NewStore(db, chain, log), scim.NewTokens(db, chain, log)
+	d.PublicURL = cfg.PublicURL.String()
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

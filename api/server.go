@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/internal/secrets"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -71,6 +72,13 @@ type Deps struct {
 	Destinations *destinations.Store
 	Delivery     *delivery.Sender
 	Deliveries   *delivery.Service
+
+	// Directory is the tenants' SCIM 2.0 directories (Users, Groups), and
+	// SCIMTokens the bearer tokens their identity providers push with.
+	Directory  *scim.Store
+	SCIMTokens *scim.Tokens
+	// PublicURL is the hub's external base URL (HUB_PUBLIC_URL).
+	PublicURL string
 }
 
 // Server is the hub's HTTP server.
@@ -93,6 +101,9 @@ type Server struct {
 	destinations  *destinations.Store
 	delivery      *delivery.Sender
 	deliveries    *delivery.Service
+	directory     *scim.Store
+	scimTokens    *scim.Tokens
+	publicURL     string
 	sealer        *secrets.Sealer
 	browser       *web.Handlers               // the browser-facing pages; routes sets it
 	jobsUI        *riverui.Handler            // River's UI, for the operator; nil without a job engine
@@ -110,7 +121,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
 		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
-		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, directory: d.Directory, scimTokens: d.SCIMTokens, publicURL: d.PublicURL, sealer: d.Sealer, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
