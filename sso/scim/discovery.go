@@ -1,6 +1,5 @@
 package scim
 
-
 // MaxResults is the most resources one list answers (count is lowered to
 // it), as ServiceProviderConfig says; DefaultCount is a list's count when
 // the request names none.
