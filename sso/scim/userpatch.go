@@ -186,7 +186,8 @@ func (t target) applyWhole(op string, v any) *Error {
 	switch {
 	case op == "add" && t.attr.multi:
 		list, _ := t.container[name].([]any)
-		for _, e := range nv.([]any) {
+		added, _ := nv.([]any)
+		for _, e := range added {
 			if !slices.ContainsFunc(list, func(x any) bool { return reflect.DeepEqual(x, e) }) {
 				list = append(list, e)
 			}
