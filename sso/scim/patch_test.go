@@ -11,8 +11,8 @@ import (
 func alice(t testing.TB) document {
 	doc, err := normalizeUser(map[string]any{
 		"userName": "alice", "name": map[string]any{"givenName": "Alice", "familyName": "A"},
-		"emails":       []any{map[string]any{"value": "a@x.example", "type": "work", "primary": true}},
-		"phoneNumbers": []any{map[string]any{"value": "1", "type": "mobile"}},
+		"emails":         []any{map[string]any{"value": "a@x.example", "type": "work", "primary": true}},
+		"phoneNumbers":   []any{map[string]any{"value": "1", "type": "mobile"}},
 		SchemaEnterprise: map[string]any{"department": "R&D", "manager": map[string]any{"value": "m-1", "displayName": "M"}},
 	})
 	if err != nil {
