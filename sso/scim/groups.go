@@ -164,20 +164,26 @@ func (s *Store) auditGroup(ctx context.Context, tx *sqlx.Tx, by audit.Actor, act
 
 // checkMembers refuses ids that are not users the directory sees: a 400
 // invalidValue, as Entra ID expects, rather than a membership silently
-// dropped.
+// dropped. It reads the named ids only (= ANY, a hashed array whatever the
+// plan), never the group's members.
 func checkMembers(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	var missing []uuid.UUID
-	err := tx.SelectContext(ctx, &missing, `SELECT x.id FROM unnest($2::uuid[]) AS x(id)
-		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = x.id AND `+userVisible+`) LIMIT 1`,
+	var found []uuid.UUID
+	err := tx.SelectContext(ctx, &found, `SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.id = ANY($2::uuid[]) AND `+userVisible,
 		tenant, uuidArray(ids))
 	if err != nil {
 		return err
 	}
-	if len(missing) > 0 {
-		return errorf(InvalidValue, "member %q is not a user of this directory", missing[0].String())
+	known := make(map[uuid.UUID]bool, len(found))
+	for _, id := range found {
+		known[id] = true
+	}
+	for _, id := range ids {
+		if !known[id] {
+			return errorf(InvalidValue, "member %q is not a user of this directory", id.String())
+		}
 	}
 	return nil
 }
