@@ -166,7 +166,8 @@ func (s *Server) routes() {
 // scimRoutes are /scim/v2/{tenant}/…: Users and Groups, and the
 // discovery endpoints (RFC 7644 §4).
 func (s *Server) scimRoutes() {
-	h := &scim.Handlers{Store: s.directory, Tokens: s.scimTokens, Tenant: s.scimTenant, PublicURL: s.publicURL, Log: s.log}
+	h := &scim.Handlers{Store: s.directory, Tokens: s.scimTokens, Tenant: s.scimTenant, PublicURL: s.publicURL, Log: s.log,
+		Refused: s.auditSCIMRefusal}
 	g := s.echo.Group("/scim/v2/:tenant", h.Authenticate)
 	g.GET("/Users", h.ListUsers)
 	g.POST("/Users", h.CreateUser)

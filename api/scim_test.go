@@ -229,7 +229,11 @@ func TestSCIMOktaSession(t *testing.T) {
 		t.Fatalf("group by member: %v", l)
 	}
 
+	groupTag := d.call("GET", "/Groups/"+gid, nil).header.Get("ETag")
 	d.ok(d.call("DELETE", "/Users/"+id, nil), 204)
+	if d.call("GET", "/Groups/"+gid, nil).header.Get("ETag") == groupTag {
+		t.Fatal("a group that lost a member kept its ETag")
+	}
 	d.scimError(d.call("GET", "/Users/"+id, nil), 404, "")
 	d.scimError(d.call("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","value":{"active":true}}]}`), 404, "")
 	if u := d.row(id); !u.Deprovisioned || u.Active || u.UserName != nil {
@@ -463,6 +467,18 @@ func TestSCIMTokens(t *testing.T) {
 	if !listed(a.auditActions(), "scim_token.revoked:operator") {
 		t.Fatalf("audit: %v", a.auditActions())
 	}
+	var reasons []string
+	if err := pgtest.Superuser(t, h.dbt).Select(&reasons, `SELECT a.details->>'reason' FROM audit_log a JOIN tenants t ON t.id = a.tenant_id
+		WHERE t.slug = 'alpha' AND a.action = 'auth.failed' AND a.target_type = 'scim_token' ORDER BY a.seq`); err != nil {
+		t.Fatal(err)
+	}
+	if !listed(reasons, "revoked") || !listed(reasons, "unknown") {
+		t.Fatalf("refusals audited in alpha's chain: %v", reasons)
+	}
+
+	// A suspended tenant's directory is closed.
+	h.expect(h.do("POST", "/api/v1/tenants/beta/suspend", adminToken, nil), 200)
+	b.scimError(b.call("GET", "/Users", nil), 403, "")
 }
 
 // TestSCIMPaging: startIndex is 1-based, count bounds the page, and

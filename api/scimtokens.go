@@ -10,6 +10,7 @@ import (
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/tenants"
+	"github.com/klasterina/hub/tenants/audit"
 )
 
 // createdSCIMToken is the one response that carries a SCIM token.
@@ -91,4 +92,18 @@ func (s *Server) tenantAndSCIMToken(c echo.Context, scope tenants.Scope) (tenant
 func (s *Server) scimTenant(ctx context.Context, slug string) (uuid.UUID, bool, error) {
 	t, err := s.tenants.BySlug(ctx, slug)
 	return t.ID, t.Status == tenants.Active, err
+}
+
+// auditSCIMRefusal audits a refused SCIM token as a refused API key is
+// (auth.failed, within the same bounds): in its tenant's chain when it
+// named one of the tenant's tokens, in the operator's otherwise.
+func (s *Server) auditSCIMRefusal(c echo.Context, tenant *uuid.UUID, token uuid.UUID, reason string) {
+	id := ""
+	if token != uuid.Nil {
+		id = token.String()
+	}
+	ev := audit.Event{Action: audit.RefusalAction, TargetType: "scim_token", TargetID: id,
+		Details: map[string]string{"reason": reason, "method": c.Request().Method, "route": c.Path()}}
+	who := audit.Actor{Type: audit.ActorAnonymous, ID: c.RealIP(), RequestID: requestID(c)}
+	s.refusals.record(c.Request().Context(), c.RealIP(), tenant, who, ev)
 }

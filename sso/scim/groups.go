@@ -165,13 +165,14 @@ func (s *Store) auditGroup(ctx context.Context, tx *sqlx.Tx, by audit.Actor, act
 // checkMembers refuses ids that are not users the directory sees: a 400
 // invalidValue, as Entra ID expects, rather than a membership silently
 // dropped. It reads the named ids only (= ANY, a hashed array whatever the
-// plan), never the group's members.
+// plan), never the group's members, and holds them (FOR KEY SHARE): a user
+// being deleted meanwhile is checked again once deleted, and refused.
 func checkMembers(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	var found []uuid.UUID
-	err := tx.SelectContext(ctx, &found, `SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.id = ANY($2::uuid[]) AND `+userVisible,
+	err := tx.SelectContext(ctx, &found, `SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.id = ANY($2::uuid[]) AND `+userVisible+` FOR KEY SHARE OF u`,
 		tenant, uuidArray(ids))
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ type Handlers struct {
 	Tenant    TenantFinder
 	PublicURL string // the hub's external base URL, for locations
 	Log       *slog.Logger
+	// Refused, when set, is told of every refused token: the tenant whose
+	// token it named (nil when it named none), the token's id, the reason.
+	Refused func(c echo.Context, tenant *uuid.UUID, token uuid.UUID, reason string)
 }
 
 // principal is the authenticated directory of a request.
@@ -51,19 +54,20 @@ func (h *Handlers) Authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, tok, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		tok = strings.TrimSpace(tok)
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return h.refuse(c, `Bearer realm="scim"`)
+			return h.refuse(c, `Bearer realm="scim"`, nil, &Refusal{Reason: "missing"})
 		}
 		ctx := c.Request().Context()
 		tenant, active, err := h.Tenant(ctx, c.Param("tenant"))
 		if apperr.Is(err, apperr.NotFound) {
-			return h.refuse(c, `Bearer realm="scim", error="invalid_token"`)
+			return h.refuse(c, `Bearer realm="scim", error="invalid_token"`, nil, &Refusal{Reason: "unknown"})
 		}
 		if err != nil {
 			return h.fail(c, err)
 		}
 		t, err := h.Tokens.Authenticate(ctx, tenant, tok)
-		if errors.Is(err, ErrToken) {
-			return h.refuse(c, `Bearer realm="scim", error="invalid_token"`)
+		var ref *Refusal
+		if errors.As(err, &ref) {
+			return h.refuse(c, `Bearer realm="scim", error="invalid_token"`, &tenant, ref)
 		}
 		if err != nil {
 			return h.fail(c, err)
@@ -76,9 +80,15 @@ func (h *Handlers) Authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (h *Handlers) refuse(c echo.Context, challenge string) error {
+func (h *Handlers) refuse(c echo.Context, challenge string, tenant *uuid.UUID, ref *Refusal) error {
+	if ref.Token == uuid.Nil {
+		tenant = nil // the token named none of the tenant's: the operator's chain
+	}
+	if h.Refused != nil && ref.Reason != "missing" {
+		h.Refused(c, tenant, ref.Token, ref.Reason)
+	}
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
-	return h.fail(c, ErrToken)
+	return h.fail(c, errToken)
 }
 
 func who(c echo.Context) principal {

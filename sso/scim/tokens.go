@@ -144,32 +144,46 @@ func (s *Tokens) Revoke(ctx context.Context, by audit.Actor, tenant, id uuid.UUI
 	return t, tokenNotFound(err, id)
 }
 
-// ErrToken is a bearer token that is missing, unknown, revoked, expired or
+// errToken is a bearer token that is missing, unknown, revoked, expired or
 // another tenant's: 401 (RFC 6750 §3.1, invalid_token).
-var ErrToken = &Error{Status: 401, Detail: "the bearer token is missing, unknown, revoked or expired"}
+var errToken = &Error{Status: 401, Detail: "the bearer token is missing, unknown, revoked or expired"}
+
+// Refusal says why Authenticate refused a token, and which of the
+// tenant's tokens it was when its prefix named one (uuid.Nil otherwise), so
+// the refusal can be audited in the right chain.
+type Refusal struct {
+	Reason string // "unknown", "revoked", "expired"
+	Token  uuid.UUID
+}
+
+func (r *Refusal) Error() string { return "scim: token refused: " + r.Reason }
 
 // Authenticate finds tenant's token tok. A token of another tenant is not
-// found in this one: ErrToken, as for one that is unknown, revoked or
+// found in this one: a *Refusal, as for one that is unknown, revoked or
 // expired.
 func (s *Tokens) Authenticate(ctx context.Context, tenant uuid.UUID, tok string) (Token, error) {
 	prefix := token.KeyedPrefix(tok, tokenKind)
 	if prefix == "" {
-		return Token{}, ErrToken
+		return Token{}, &Refusal{Reason: "unknown"}
 	}
 	var t Token
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		return tx.GetContext(ctx, &t, `SELECT * FROM scim_tokens WHERE tenant_id = $1 AND prefix = $2`, tenant, prefix)
 	})
 	if pg.IsNoRows(err) {
-		return Token{}, ErrToken
+		return Token{}, &Refusal{Reason: "unknown"}
 	}
 	if err != nil {
 		return Token{}, pg.MapError(fmt.Errorf("scim: authenticate: %w", err))
 	}
 	now := s.Now()
-	if subtle.ConstantTimeCompare(token.Hash(tokenPurpose, tok), t.TokenHash) != 1 || t.RevokedAt != nil ||
-		(t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) {
-		return Token{}, ErrToken
+	switch {
+	case subtle.ConstantTimeCompare(token.Hash(tokenPurpose, tok), t.TokenHash) != 1:
+		return Token{}, &Refusal{Reason: "unknown", Token: t.ID}
+	case t.RevokedAt != nil:
+		return Token{}, &Refusal{Reason: "revoked", Token: t.ID}
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return Token{}, &Refusal{Reason: "expired", Token: t.ID}
 	}
 	s.touch(ctx, t, now)
 	return t, nil

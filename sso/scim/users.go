@@ -314,11 +314,16 @@ func (s *Store) DeleteUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 			WHERE tenant_id = $1 AND id = $2`, tenant, r.ID, now); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM scim_group_members WHERE tenant_id = $1 AND user_id = $2`, tenant, r.ID)
+		var n int
+		err = tx.GetContext(ctx, &n, `WITH gone AS (
+				DELETE FROM scim_group_members WHERE tenant_id = $1 AND user_id = $2 RETURNING group_id),
+			changed AS (
+				UPDATE scim_groups g SET version = g.version + 1, updated_at = $3 FROM gone
+				WHERE g.tenant_id = $1 AND g.id = gone.group_id RETURNING 1)
+			SELECT count(*) FROM changed`, tenant, r.ID, now)
 		if err != nil {
 			return err
 		}
-		n, _ := res.RowsAffected()
 		r.Active = false
 		return s.auditUser(ctx, tx, by, "scim.user.deleted", r, map[string]string{"groups_left": fmt.Sprint(n)})
 	})
