@@ -573,3 +573,33 @@ func TestSCIMAdoptsSignedInUser(t *testing.T) {
 		t.Fatalf("an erased user is listed: %v", l)
 	}
 }
+
+// TestSCIMDiscovery: the resource types and schemas a client reads before
+// it maps attributes.
+func TestSCIMDiscovery(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	if rts := d.ok(d.call("GET", "/ResourceTypes", nil), 200); total(rts) != 2 {
+		t.Fatalf("ResourceTypes = %v", rts)
+	}
+	schemas := d.ok(d.call("GET", "/Schemas", nil), 200)
+	if total(schemas) != 3 {
+		t.Fatalf("Schemas = %v", schemas)
+	}
+	user := d.ok(d.call("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", nil), 200)
+	var userName map[string]any
+	for _, a := range user["attributes"].([]any) {
+		if a.(map[string]any)["name"] == "userName" {
+			userName = a.(map[string]any)
+		}
+	}
+	if userName["uniqueness"] != "server" || userName["required"] != true {
+		t.Fatalf("userName = %v", userName)
+	}
+	ent := d.ok(d.call("GET", "/Schemas/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", nil), 200)
+	if !strings.Contains(fmt.Sprint(ent["attributes"]), "employeeNumber") {
+		t.Fatalf("enterprise = %v", ent)
+	}
+	d.scimError(d.call("GET", "/Schemas/urn:example:nothing", nil), 404, "")
+	d.scimError(d.call("GET", "/ResourceTypes/Printer", nil), 404, "")
+}
