@@ -601,5 +601,8 @@ func TestSCIMDiscovery(t *testing.T) {
 		t.Fatalf("enterprise = %v", ent)
 	}
 	d.scimError(d.call("GET", "/Schemas/urn:example:nothing", nil), 404, "")
+	d.scimError(d.call("GET", "/Me", nil), 404, "")
+	d.scimError(d.call("POST", "/Users/.search", `{}`), 404, "")
+	d.scimError(d.call("POST", "/Users", `{"userName":"`+strings.Repeat("a", 1<<20)+`"}`), 413, "")
 	d.scimError(d.call("GET", "/ResourceTypes/Printer", nil), 404, "")
 }

@@ -125,6 +125,12 @@ func (h *Handlers) fail(c echo.Context, err error) error {
 	return send(c, se.Status, se.body(), "")
 }
 
+// WriteError answers a SCIM error of status with detail and no scimType:
+// for what the server refuses before a SCIM handler runs.
+func WriteError(c echo.Context, status int, detail string) error {
+	return send(c, status, (&Error{Status: status, Detail: detail}).body(), "")
+}
+
 // send writes v as application/scim+json, with its ETag when it has one.
 func send(c echo.Context, status int, v any, etag string) error {
 	if etag != "" {
