@@ -90,6 +90,17 @@ func TestSCIMLargeGroup(t *testing.T) {
 		t.Fatalf("audit details = %s %v", details, err)
 	}
 
+	// Okta removes members one operation each: 5,000 of them, one statement.
+	var ops []string
+	for _, id := range ids[5_000:] {
+		ops = append(ops, `{"op":"remove","path":"members[value eq \"`+id+`\"]"}`)
+	}
+	d.ok(d.call("PATCH", "/Groups/"+gid, `{"Operations":[`+strings.Join(ops, ",")+`]}`), 204)
+	if n := d.memberCount(gid); n != 0 {
+		t.Fatalf("members after Okta's removals = %d", n)
+	}
+	d.ok(d.call("PATCH", "/Groups/"+gid, membersPatch("Add", ids[:5_000])), 204)
+
 	small := d.ok(d.call("POST", "/Groups", map[string]any{"displayName": "One", "members": []any{map[string]any{"value": ids[0]}}}), 201)["id"].(string)
 	tenant := h.tenantID("acme")
 	by := audit.Actor{Type: audit.ActorSCIMToken, ID: "test"}

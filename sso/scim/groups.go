@@ -358,6 +358,9 @@ func (s *Store) PatchGroup(ctx context.Context, by audit.Actor, tenant uuid.UUID
 				return err
 			}
 		}
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
 		if err := bump(ctx, tx, &g, s.Now()); err != nil {
 			return err
 		}
@@ -367,12 +370,46 @@ func (s *Store) PatchGroup(ctx context.Context, by audit.Actor, tenant uuid.UUID
 	return groupError(err)
 }
 
-// groupPatch is a PATCH being applied to a group.
+// groupPatch is a PATCH being applied to a group. A run of operations
+// that add members, or remove named ones (Okta sends one operation per
+// member), is gathered and applied as one statement.
 type groupPatch struct {
 	s              *Store
 	tx             *sqlx.Tx
 	g              *groupRow
 	added, removed int64
+	pendingOp      string
+	pending        []uuid.UUID
+}
+
+// gather adds ids to the run of op, applying the run before when it was
+// of the other op.
+func (p *groupPatch) gather(ctx context.Context, op string, ids []uuid.UUID) error {
+	if p.pendingOp != op {
+		if err := p.flush(ctx); err != nil {
+			return err
+		}
+		p.pendingOp = op
+	}
+	p.pending = append(p.pending, ids...)
+	return nil
+}
+
+// flush applies the gathered run.
+func (p *groupPatch) flush(ctx context.Context) error {
+	op, ids := p.pendingOp, p.pending
+	p.pendingOp, p.pending = "", nil
+	var n int64
+	var err error
+	switch op {
+	case "add":
+		n, err = p.s.addMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids)
+		p.added += n
+	case "remove":
+		n, err = p.s.removeMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids, false)
+		p.removed += n
+	}
+	return err
 }
 
 func (p *groupPatch) apply(ctx context.Context, op Operation) error {
@@ -455,20 +492,19 @@ func (p *groupPatch) members(ctx context.Context, op string, sel filter.Expressi
 			return serr
 		}
 	}
-	var err error
-	var n int64
-	switch {
-	case op == "add":
-		n, err = p.s.addMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids)
-		p.added += n
-	case op == "remove":
-		n, err = p.s.removeMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids, sel == nil && v == nil)
-		p.removed += n
-	default:
-		var a, r int64
-		a, r, err = p.s.replaceMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids)
-		p.added, p.removed = p.added+a, p.removed+r
+	if op == "add" || op == "remove" && (sel != nil || v != nil) {
+		return p.gather(ctx, op, ids)
 	}
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	if op == "remove" { // members, with neither filter nor value: all of them
+		n, err := p.s.removeMembers(ctx, p.tx, p.g.TenantID, p.g.ID, nil, true)
+		p.removed += n
+		return err
+	}
+	a, r, err := p.s.replaceMembers(ctx, p.tx, p.g.TenantID, p.g.ID, ids)
+	p.added, p.removed = p.added+a, p.removed+r
 	return err
 }
 

@@ -18,8 +18,9 @@ type Operation struct {
 	Value json.RawMessage
 }
 
-// MaxOperations bounds the operations of one PATCH.
-const MaxOperations = 1000
+// MaxOperations bounds the operations of one PATCH (Okta sends one per
+// member it removes; the body's 1 MiB bounds them first).
+const MaxOperations = 20_000
 
 // ParsePatch reads a PatchOp body. A body that is not JSON, names no
 // operations, an unknown op or a path that does not parse is a 400
