@@ -443,6 +443,15 @@ func TestSCIMTokens(t *testing.T) {
 	b.scimError(b.call("GET", "/Groups/"+ga, nil), 404, "")
 	b.scimError(b.call("PATCH", "/Users/"+ua, `{"Operations":[{"op":"replace","path":"active","value":false}]}`), 404, "")
 	b.scimError(b.call("DELETE", "/Groups/"+ga, nil), 404, "")
+	b.scimError(b.call("PUT", "/Users/"+ua, map[string]any{"userName": "stolen"}), 404, "")
+	b.scimError(b.call("DELETE", "/Users/"+ua, nil), 404, "")
+	b.scimError(b.call("PUT", "/Groups/"+ga, map[string]any{"displayName": "stolen"}), 404, "")
+	if l := b.filter("Groups", `displayName eq "Alpha team"`); total(l) != 0 {
+		t.Fatalf("beta sees alpha's groups: %v", l)
+	}
+	if u := a.row(ua); sval(u.UserName) != "ann@alpha.example" || !u.Active || u.Deprovisioned {
+		t.Fatalf("alpha's user after beta's attempts: %+v", u)
+	}
 	if l := b.filter("Users", `userName eq "ann@alpha.example"`); total(l) != 0 {
 		t.Fatalf("beta sees alpha's users: %v", l)
 	}
