@@ -204,6 +204,10 @@ func TestSCIMOktaSession(t *testing.T) {
 	if u := d.row(id); u.Active || !u.Deactivated {
 		t.Fatalf("after deactivation: %+v", u)
 	}
+	d.ok(d.call("PUT", "/Users/"+id, map[string]any{"userName": "ada@acme.example", "title": "Countess"}), 200)
+	if u := d.row(id); u.Active {
+		t.Fatal("a PUT without active reactivated the user")
+	}
 	if !listed(d.auditActions(), "scim.user.deactivated:scim_token") {
 		t.Fatalf("audit: %v", d.auditActions())
 	}

@@ -240,7 +240,8 @@ func tagMatches(ifMatch, tag string) bool {
 }
 
 // ReplaceUser replaces a user with body (RFC 7644 §3.5.1): what body
-// leaves out is cleared, except the email and locale the hub keeps.
+// leaves out is cleared, except the email and locale the hub keeps, and
+// active: a body without it leaves a deactivated user deactivated.
 func (s *Store) ReplaceUser(ctx context.Context, by audit.Actor, tenant uuid.UUID, base, id, ifMatch string, body []byte) (Resource, error) {
 	in, serr := decodeBody(body)
 	if serr != nil {
@@ -251,6 +252,9 @@ func (s *Store) ReplaceUser(ctx context.Context, by audit.Actor, tenant uuid.UUI
 		return Resource{}, serr
 	}
 	return s.changeUser(ctx, by, tenant, base, id, ifMatch, "scim.user.replaced", func(r *userRow) *Error {
+		if _, ok := doc["active"]; !ok {
+			doc["active"] = r.Active
+		}
 		return r.setFrom(doc)
 	})
 }
