@@ -168,7 +168,7 @@ func (s *Server) routes() {
 func (s *Server) scimRoutes() {
 	h := &scim.Handlers{Store: s.directory, Tokens: s.scimTokens, Tenant: s.scimTenant, PublicURL: s.publicURL, Log: s.log,
 		Refused: s.auditSCIMRefusal}
-	g := s.echo.Group("/scim/v2/:tenant", h.Authenticate)
+	g := s.echo.Group("/scim/v2/:tenant", h.Authenticate, s.scimInFlight)
 	g.GET("/Users", h.ListUsers)
 	g.POST("/Users", h.CreateUser)
 	g.GET("/Users/:id", h.GetUser)

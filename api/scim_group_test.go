@@ -2,16 +2,19 @@ package api_test
 
 import (
 	"context"
-
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/klasterina/hub/api"
 	"github.com/klasterina/hub/internal/pg"
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/sso/scim"
@@ -190,4 +193,50 @@ func BenchmarkSCIMGroupPatchOne(b *testing.B) {
 			b.ReportMetric(float64(2*b.N)/time.Since(start).Seconds(), "patches/s")
 		})
 	}
+}
+
+// TestSCIMInFlightAllowance: a directory may have TenantInFlight requests
+// in progress; one more is a SCIM 429 with Retry-After, while the tenant's
+// admins and another directory are served. The held requests are POSTs
+// whose bodies never finish arriving.
+func TestSCIMInFlightAllowance(t *testing.T) {
+	h := newHub(t)
+	a, b := h.scimDirectory("alpha"), h.scimDirectory("beta")
+	_, key := h.createKey("alpha", "read")
+	var writers []*io.PipeWriter
+	var wg sync.WaitGroup
+	release := func() {
+		for _, pw := range writers {
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+		}
+		wg.Wait()
+	}
+	t.Cleanup(release)
+	for range api.TenantInFlight {
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		req, _ := http.NewRequest("POST", h.url+"/scim/v2/alpha/Users", pr)
+		req.Header.Set("Authorization", "Bearer "+a.token)
+		wg.Go(func() {
+			if res, err := h.client.Do(req); err == nil {
+				res.Body.Close()
+			}
+		})
+		_, _ = pw.Write([]byte(`{"userName":`))
+	}
+	var r response
+	eventually(t, 30*time.Second, "alpha's directory is at its allowance", func() bool {
+		r = a.call("GET", "/Users", nil)
+		return r.status == 429
+	})
+	a.scimError(r, 429, "")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	b.ok(b.call("GET", "/Users", nil), 200)
+	h.expect(h.do("GET", "/api/v1/tenants/alpha/scim-tokens", key, nil), 200)
+	release()
+	eventually(t, 10*time.Second, "alpha's directory is served again", func() bool {
+		return a.call("GET", "/Users", nil).status == 200
+	})
 }

@@ -91,6 +91,9 @@ func (h *Handlers) refuse(c echo.Context, challenge string, tenant *uuid.UUID, r
 	return h.fail(c, errToken)
 }
 
+// TenantOf is the tenant a request Authenticate admitted is for.
+func TenantOf(c echo.Context) uuid.UUID { return who(c).tenant }
+
 func who(c echo.Context) principal {
 	p, _ := c.Get(principalKey).(principal)
 	return p
