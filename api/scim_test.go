@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -488,6 +489,17 @@ func TestSCIMTokens(t *testing.T) {
 	if !listed(reasons, "revoked") || !listed(reasons, "unknown") {
 		t.Fatalf("refusals audited in alpha's chain: %v", reasons)
 	}
+
+	// An expired token: 401.
+	exp := h.expect(h.do("POST", "/api/v1/tenants/beta/scim-tokens", adminToken,
+		map[string]any{"name": "short", "expires_at": time.Now().Add(time.Hour).Format(time.RFC3339)}), 201)
+	short := scimDirectory{h: h, slug: "beta", token: exp.field(t, "token")}
+	short.ok(short.call("GET", "/Users", nil), 200)
+	if _, err := pgtest.Superuser(t, h.dbt).Exec(`UPDATE scim_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`,
+		exp.field(t, "id")); err != nil {
+		t.Fatal(err)
+	}
+	short.scimError(short.call("GET", "/Users", nil), 401, "")
 
 	// A suspended tenant's directory is closed.
 	h.expect(h.do("POST", "/api/v1/tenants/beta/suspend", adminToken, nil), 200)
