@@ -233,6 +233,13 @@ func TestSCIMOktaSession(t *testing.T) {
 	if l := d.filter("Groups", `members[value eq "`+id+`"]`); total(l) != 1 {
 		t.Fatalf("group by member: %v", l)
 	}
+	if l := d.filter("Users", `groups.value eq "`+gid+`"`); total(l) != 1 || resources(l)[0]["id"] != id {
+		t.Fatalf("users by group: %v", l)
+	}
+	if gs := d.ok(d.call("GET", "/Users/"+id, nil), 200)["groups"].([]any); len(gs) != 1 ||
+		gs[0].(map[string]any)["value"] != gid || gs[0].(map[string]any)["display"] != "Engineering EU" {
+		t.Fatalf("the user's groups: %v", gs)
+	}
 
 	groupTag := d.call("GET", "/Groups/"+gid, nil).header.Get("ETag")
 	d.ok(d.call("DELETE", "/Users/"+id, nil), 204)

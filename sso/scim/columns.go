@@ -57,6 +57,9 @@ func userColumn(p filter.AttributePath) (column, bool) {
 	if c, ok := userColumns[key]; ok {
 		return c, true
 	}
+	if strings.EqualFold(p.AttributeName, "groups") {
+		return userGroupsColumn, true
+	}
 	a, ok := find(userAttributes, p.AttributeName)
 	if !ok || !a.multi || a.readOnly {
 		return column{}, false
@@ -82,6 +85,17 @@ func multiColumn(a attribute) column {
 			return column{sql: "(elem->>'" + s.name + "')"}, true
 		},
 	}
+}
+
+// userGroupsColumn is a User's groups: elem is a group's id.
+var userGroupsColumn = column{
+	elements: "(SELECT m.group_id FROM scim_group_members m WHERE m.tenant_id = u.tenant_id AND m.user_id = u.id) AS elem",
+	subs: func(sub string) (column, bool) {
+		if !strings.EqualFold(sub, "value") {
+			return column{}, false
+		}
+		return column{sql: "elem.group_id::text", exact: true}, true
+	},
 }
 
 // A Group's columns: the scim_groups row is g.

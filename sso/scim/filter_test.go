@@ -46,6 +46,8 @@ var validFilters = map[string][]string{
 		`addresses[locality eq "Redmond"]`,
 		`userType eq "Member" or nickName gt "m"`,
 		`userName eq "quote \" and backslash \\"`,
+		`groups.value eq "` + uuid.Nil.String() + `"`,
+		`groups[value eq "x"]`,
 	},
 	"Group": {
 		`displayName eq "Engineering"`,
@@ -95,7 +97,7 @@ func TestFilterRefusals(t *testing.T) {
 		"sw on time":          `meta.created sw "2020"`,
 		"not a time":          `meta.created eq "today"`,
 		"group attribute":     `members.display eq "x"`,
-		"readOnly groups":     `groups eq "x"`,
+		"groups display":      `groups.display eq "x"`,
 		"too long":            `userName eq "` + strings.Repeat("a", MaxFilterLength) + `"`,
 		"too deep":            strings.Repeat("not (", 60) + `userName pr` + strings.Repeat(")", 60),
 	} {

@@ -555,34 +555,30 @@ func (s *Store) DeleteGroup(ctx context.Context, by audit.Actor, tenant uuid.UUI
 // their members unless the projection leaves them out.
 func (s *Store) ListGroups(ctx context.Context, tenant uuid.UUID, base, filterText string, page Page, proj Projection) (List, error) {
 	var rows []groupRow
+	var members map[uuid.UUID][]member
+	with := !proj.Excludes("members")
 	l, err := s.list(ctx, tenant, "Group", filterText, page, `scim_groups g WHERE g.tenant_id = $1`,
 		`SELECT g.* FROM scim_groups g WHERE g.tenant_id = $1`, "g.created_at, g.id",
-		func(r *sqlx.Rows) (Resource, error) {
+		func(r *sqlx.Rows) error {
 			var g groupRow
 			err := r.StructScan(&g)
 			rows = append(rows, g)
-			return Resource{}, err
+			return err
+		},
+		func(tx *sqlx.Tx) error {
+			if !with || len(rows) == 0 {
+				return nil
+			}
+			ids := make([]uuid.UUID, len(rows))
+			for i, g := range rows {
+				ids[i] = g.ID
+			}
+			var err error
+			members, err = loadMembers(ctx, tx, tenant, ids)
+			return err
 		})
-	if err != nil {
-		return List{}, err
-	}
-	if len(rows) == 0 || proj.Excludes("members") {
-		for i := range rows {
-			l.Resources[i] = groupResource(&rows[i], base, nil, false)
-		}
-		return l, nil
-	}
-	ids := make([]uuid.UUID, len(rows))
-	for i, g := range rows {
-		ids[i] = g.ID
-	}
-	var members map[uuid.UUID][]member
-	err = pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		members, err = loadMembers(ctx, tx, tenant, ids)
-		return err
-	})
 	for i := range rows {
-		l.Resources[i] = groupResource(&rows[i], base, members[rows[i].ID], true)
+		l.Resources = append(l.Resources, groupResource(&rows[i], base, members[rows[i].ID], with))
 	}
-	return l, pg.MapError(err)
+	return l, err
 }

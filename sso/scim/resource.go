@@ -40,6 +40,14 @@ func userResource(r *userRow, base string) Resource {
 	slices.Sort(schemas[1:])
 	body["schemas"] = schemas
 	body["id"] = r.ID.String()
+	if len(r.Groups) > 0 {
+		groups := make([]map[string]any, 0, len(r.Groups))
+		for _, g := range r.Groups {
+			groups = append(groups, map[string]any{"value": g.GroupID.String(), "display": g.Display,
+				"$ref": base + "/Groups/" + g.GroupID.String(), "type": "direct"})
+		}
+		body["groups"] = groups
+	}
 	tag := r.etag()
 	body["meta"] = Meta{ResourceType: "User", Created: stamp(r.CreatedAt), LastModified: stamp(r.UpdatedAt),
 		Location: base + "/Users/" + r.ID.String(), Version: tag}

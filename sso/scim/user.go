@@ -30,6 +30,16 @@ type userRow struct {
 	DeactivatedAt  *time.Time `db:"deactivated_at"`
 	CreatedAt      time.Time  `db:"created_at"`
 	UpdatedAt      time.Time  `db:"updated_at"`
+	// Groups are the directory's groups the user is in (the read-only
+	// groups attribute, RFC 7643 §4.1.2), read with loadGroups.
+	Groups []groupRef `db:"-"`
+}
+
+// groupRef is one group a user is in.
+type groupRef struct {
+	UserID  uuid.UUID `db:"user_id"`
+	GroupID uuid.UUID `db:"group_id"`
+	Display string    `db:"display_name"`
 }
 
 // userSelect is userRow's columns of users u.

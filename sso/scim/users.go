@@ -92,6 +92,9 @@ func (s *Store) CreateUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 		if err := s.writeUser(ctx, tx, tenant, &r, now); err != nil {
 			return err
 		}
+		if err := loadGroups(ctx, tx, tenant, []*userRow{&r}); err != nil {
+			return err
+		}
 		return s.auditUser(ctx, tx, by, action, r, nil)
 	})
 	if txErr != nil {
@@ -192,7 +195,11 @@ func (s *Store) GetUser(ctx context.Context, tenant uuid.UUID, base, id string) 
 	}
 	var r userRow
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
-		return tx.GetContext(ctx, &r, `SELECT `+userSelect+` FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND `+userVisible, tenant, uid)
+		err := tx.GetContext(ctx, &r, `SELECT `+userSelect+` FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND `+userVisible, tenant, uid)
+		if err != nil {
+			return err
+		}
+		return loadGroups(ctx, tx, tenant, []*userRow{&r})
 	})
 	if pg.IsNoRows(err) {
 		return Resource{}, notFound("user", id)
@@ -287,6 +294,9 @@ func (s *Store) changeUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 		if err := s.writeUser(ctx, tx, tenant, &r, s.Now()); err != nil {
 			return err
 		}
+		if err := loadGroups(ctx, tx, tenant, []*userRow{&r}); err != nil {
+			return err
+		}
 		switch {
 		case was && !r.Active:
 			action = "scim.user.deactivated"
@@ -336,21 +346,46 @@ func (s *Store) DeleteUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 
 // ListUsers answers a page of the users a filter selects, oldest first.
 func (s *Store) ListUsers(ctx context.Context, tenant uuid.UUID, base, filterText string, page Page) (List, error) {
-	return s.list(ctx, tenant, "User", filterText, page, `users u WHERE u.tenant_id = $1 AND `+userVisible,
+	var rows []*userRow
+	l, err := s.list(ctx, tenant, "User", filterText, page, `users u WHERE u.tenant_id = $1 AND `+userVisible,
 		`SELECT `+userSelect+` FROM users u WHERE u.tenant_id = $1 AND `+userVisible, "u.created_at, u.id",
-		func(rows *sqlx.Rows) (Resource, error) {
+		func(sr *sqlx.Rows) error {
 			var r userRow
-			if err := rows.StructScan(&r); err != nil {
-				return Resource{}, err
-			}
-			return userResource(&r, base), nil
-		})
+			rows = append(rows, &r)
+			return sr.StructScan(&r)
+		},
+		func(tx *sqlx.Tx) error { return loadGroups(ctx, tx, tenant, rows) })
+	for _, r := range rows {
+		l.Resources = append(l.Resources, userResource(r, base))
+	}
+	return l, err
+}
+
+// loadGroups reads the groups of users, in one statement.
+func loadGroups(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, users []*userRow) error {
+	if len(users) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(users))
+	byID := make(map[uuid.UUID]*userRow, len(users))
+	for i, u := range users {
+		ids[i], byID[u.ID] = u.ID, u
+	}
+	var refs []groupRef
+	err := tx.SelectContext(ctx, &refs, `SELECT m.user_id, g.id AS group_id, g.display_name
+		FROM scim_group_members m JOIN scim_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+		WHERE m.tenant_id = $1 AND m.user_id = ANY($2::uuid[]) ORDER BY lower(g.display_name), g.id`, tenant, uuidArray(ids))
+	for _, ref := range refs {
+		byID[ref.UserID].Groups = append(byID[ref.UserID].Groups, ref)
+	}
+	return err
 }
 
 // list counts what from (a FROM clause with its tenant condition) the
-// filter selects, and reads the page of it with query, in order.
+// filter selects, reads the page of it with query, in order, each row
+// with scan, and calls after in the same transaction.
 func (s *Store) list(ctx context.Context, tenant uuid.UUID, resourceType, filterText string, page Page, from, query, order string,
-	scan func(*sqlx.Rows) (Resource, error)) (List, error) {
+	scan func(*sqlx.Rows) error, after func(*sqlx.Tx) error) (List, error) {
 	cond, args := "", []any{tenant}
 	if strings.TrimSpace(filterText) != "" {
 		w, err := Filter(resourceType, filterText, 2)
@@ -373,15 +408,19 @@ func (s *Store) list(ctx context.Context, tenant uuid.UUID, resourceType, filter
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
 		for rows.Next() {
-			res, err := scan(rows)
-			if err != nil {
+			if err := scan(rows); err != nil {
+				rows.Close()
 				return err
 			}
-			l.Resources = append(l.Resources, res)
 		}
-		return rows.Err()
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return after(tx)
 	})
 	if err != nil {
 		return List{}, pg.MapError(fmt.Errorf("scim: list %s: %w", resourceType, err))
