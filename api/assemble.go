@@ -20,6 +20,7 @@ import (
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/servicetoken"
 	"github.com/klasterina/hub/sso"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -79,6 +80,8 @@ func Assemble(ctx context.Context, db *sqlx.DB, cfg *config.Config, log *slog.Lo
 	d.SSO = sso.NewService(ssoStore, sealer, d.Keysets, client, d.Tenants)
 	d.SSO.Metrics = sso.NewMetrics(registry)
 	d.SSO.StartLimiter = lti.NewSourceLimiter(lti.DefaultLoginRate, lti.DefaultLoginBurst, lti.DefaultLoginSources)
+	d.Directory, d.SCIMTokens = scim.NewStore(db, chain, log), scim.NewTokens(db, chain, log)
+	d.PublicURL = cfg.PublicURL.String()
 	if cfg.AppURL != nil {
 		d.LTI.Handoff = handoff.NewSigner(d.Keys, cfg.PublicURL.String(), cfg.AppURL.String())
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/sso/scim"
 )
 
 // TenantInFlight is how many of one tenant's API-key requests (and of one
@@ -68,6 +69,15 @@ func (s *Server) keyRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		s.keyRequests.Inc()
 		defer s.keyRequests.Dec()
 		return next(c)
+	}
+}
+
+// scimInFlight runs a SCIM request within its directory's own in-flight
+// allowance (TenantInFlight), apart from the tenant's API keys', so an
+// identity provider's sync neither starves nor is starved by the admins.
+func (s *Server) scimInFlight(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return s.within(c, "scim:"+scim.TenantOf(c).String(), next)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/destinations"
 )
@@ -160,6 +161,7 @@ func TestOpenAPIDocumentsTheBounds(t *testing.T) {
 		{"DestinationPatch.name maxLength", s["DestinationPatch"].Properties["name"].MaxLength, destinations.MaxName},
 		{"DestinationPatch.url maxLength", s["DestinationPatch"].Properties["url"].MaxLength, destinations.MaxURLLength},
 		{"DestinationPatch.password maxLength", s["DestinationPatch"].Properties["password"].MaxLength, destinations.MaxCredential},
+		{"NewSCIMToken.name maxLength", s["NewSCIMToken"].Properties["name"].MaxLength, scim.MaxTokenName},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %d, the code's bound is %d", tc.name, tc.got, tc.want)

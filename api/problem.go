@@ -1,12 +1,15 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/klasterina/hub/internal/apperr"
+	"github.com/klasterina/hub/sso/scim"
 )
 
 // problemBase prefixes every problem type; the suffixes are stable and
@@ -92,6 +95,12 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		log.ErrorContext(c.Request().Context(), "request failed", "err", err)
 	} else if p.Status >= 500 {
 		log.WarnContext(c.Request().Context(), "request failed", "status", p.Status, "err", err)
+	}
+	if strings.HasPrefix(c.Request().URL.Path, "/scim/") {
+		// The SCIM directory's clients read SCIM errors (RFC 7644 §3.12)
+		// even for what Echo refuses before a handler runs (404, 405, 413).
+		_ = scim.WriteError(c, p.Status, cmp.Or(p.Detail, p.Title))
+		return
 	}
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", wwwAuthenticate(err))

@@ -3,6 +3,7 @@ package api
 import (
 	"github.com/klasterina/hub/lti/web"
 	"github.com/klasterina/hub/sso"
+	"github.com/klasterina/hub/sso/scim"
 )
 
 // routes lists every route the hub serves. The OpenAPI test checks this
@@ -51,6 +52,10 @@ func (s *Server) routes() {
 	e.POST("/sso/logout", signIn.HandleLogout)
 	e.GET("/sso/signed-out", signIn.HandleSignedOut)
 	e.POST("/sso/backchannel-logout/:connection", signIn.HandleBackchannelLogout)
+	// The tenants' SCIM 2.0 directories (RFC 7644), a protocol surface the
+	// employers' identity providers call with a SCIM token, answering in
+	// SCIM's own media type and errors.
+	s.scimRoutes()
 
 	// The learning app reports results with an app key (and only so).
 	e.POST("/api/v1/results", s.createResult, s.authenticateApp)
@@ -80,6 +85,11 @@ func (s *Server) routes() {
 	v1.GET("/tenants/:tenant/api-keys", s.listAPIKeys)
 	v1.GET("/tenants/:tenant/api-keys/:key", s.getAPIKey)
 	v1.DELETE("/tenants/:tenant/api-keys/:key", s.revokeAPIKey)
+
+	v1.POST("/tenants/:tenant/scim-tokens", s.createSCIMToken)
+	v1.GET("/tenants/:tenant/scim-tokens", s.listSCIMTokens)
+	v1.GET("/tenants/:tenant/scim-tokens/:token", s.getSCIMToken)
+	v1.DELETE("/tenants/:tenant/scim-tokens/:token", s.revokeSCIMToken)
 
 	v1.GET("/tenants/:tenant/audit", s.listTenantAudit)
 	v1.GET("/tenants/:tenant/audit/verify", s.verifyTenantAudit)
@@ -177,4 +187,29 @@ func (s *Server) routes() {
 
 	v1.GET("/audit", s.listOperatorAudit)
 	v1.GET("/audit/verify", s.verifyOperatorAudit)
+}
+
+// scimRoutes are /scim/v2/{tenant}/…: Users and Groups, and the
+// discovery endpoints (RFC 7644 §4).
+func (s *Server) scimRoutes() {
+	h := &scim.Handlers{Store: s.directory, Tokens: s.scimTokens, Tenant: s.scimTenant, PublicURL: s.publicURL, Log: s.log,
+		Refused: s.auditSCIMRefusal}
+	g := s.echo.Group("/scim/v2/:tenant", h.Authenticate, s.scimInFlight)
+	g.GET("/Users", h.ListUsers)
+	g.POST("/Users", h.CreateUser)
+	g.GET("/Users/:id", h.GetUser)
+	g.PUT("/Users/:id", h.ReplaceUser)
+	g.PATCH("/Users/:id", h.PatchUser)
+	g.DELETE("/Users/:id", h.DeleteUser)
+	g.GET("/Groups", h.ListGroups)
+	g.POST("/Groups", h.CreateGroup)
+	g.GET("/Groups/:id", h.GetGroup)
+	g.PUT("/Groups/:id", h.ReplaceGroup)
+	g.PATCH("/Groups/:id", h.PatchGroup)
+	g.DELETE("/Groups/:id", h.DeleteGroup)
+	g.GET("/ServiceProviderConfig", h.ServiceProviderConfig)
+	g.GET("/ResourceTypes", h.ResourceTypes)
+	g.GET("/ResourceTypes/:id", h.ResourceType)
+	g.GET("/Schemas", h.Schemas)
+	g.GET("/Schemas/:id", h.Schema)
 }

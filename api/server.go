@@ -21,6 +21,7 @@ import (
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/lti/web"
 	"github.com/klasterina/hub/sso"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/sync/delivery"
 	"github.com/klasterina/hub/sync/jobs"
 	"github.com/klasterina/hub/sync/results"
@@ -74,6 +75,13 @@ type Deps struct {
 	Deliveries   *delivery.Service
 	// SSO is employer sign-in: connections, domains, sessions.
 	SSO *sso.Service
+
+	// Directory is the tenants' SCIM 2.0 directories (Users, Groups), and
+	// SCIMTokens the bearer tokens their identity providers push with.
+	Directory  *scim.Store
+	SCIMTokens *scim.Tokens
+	// PublicURL is the hub's external base URL (HUB_PUBLIC_URL).
+	PublicURL string
 }
 
 // Server is the hub's HTTP server.
@@ -96,6 +104,9 @@ type Server struct {
 	destinations  *destinations.Store
 	delivery      *delivery.Sender
 	deliveries    *delivery.Service
+	directory     *scim.Store
+	scimTokens    *scim.Tokens
+	publicURL     string
 	sealer        *secrets.Sealer
 	sso           *sso.Service
 	browser       *web.Handlers               // the browser-facing pages; routes sets it
@@ -114,7 +125,8 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		echo: echo.New(), db: d.DB, migrator: d.Migrator, tenants: d.Tenants, audit: d.Audit,
 		keys: d.Keys, lti: d.LTI, registrations: d.LTIRegs, catalog: d.Catalog, roster: d.Roster, agreements: d.Agreements, learners: d.Learners, results: d.Results,
-		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries, sealer: d.Sealer, sso: d.SSO, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
+		retention: d.Retention, retentionJobs: d.RetentionJobs, destinations: d.Destinations, delivery: d.Delivery, deliveries: d.Deliveries,
+		directory: d.Directory, scimTokens: d.SCIMTokens, publicURL: d.PublicURL, sealer: d.Sealer, sso: d.SSO, adminToken: []byte(d.AdminToken), log: d.Log, registry: d.Registry,
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

@@ -94,6 +94,11 @@ func Holdings() []Holding {
 			Export: []string{"issuer", "subject", "connection_id", "created_at", "last_sign_in_at"}},
 		{Table: "sso_sessions", Section: "sso_sessions", Erase: Delete, Order: "t.created_at, t.id",
 			Export: []string{"id", "connection_id", "sid", "subject", "created_at", "last_seen_at", "expires_at", "ended_at", "end_reason"}},
+		// The directory's groups the learner is in: gone with them.
+		{Table: "scim_group_members", Section: "directory_groups", Erase: Delete, Order: "t.group_id",
+			Export: []string{"group_id"},
+			Join:   "LEFT JOIN scim_groups g ON g.tenant_id = t.tenant_id AND g.id = t.group_id",
+			Joined: "g.display_name AS group_display_name"},
 		{Table: "learner_corrections", Section: "corrections", Erase: Delete, Order: "t.value_set_at, t.id",
 			Export: []string{"field", "value_set_at", "by_actor"}},
 		{Table: "audit_log", Section: "audit", Erase: Keep, Order: "t.seq",
@@ -105,7 +110,7 @@ func Holdings() []Holding {
 		{Table: "users", Section: "user", Single: true, Erase: Scrub, Match: "t.tenant_id = $1 AND t.id = $2",
 			Export: []string{"id", "name", "given_name", "family_name", "email", "locale", "created_at", "updated_at",
 				"user_name", "external_id", "display_name", "title", "employee_number", "department", "manager_id",
-				"directory", "active", "provisioned_at", "deactivated_at"},
+				"directory", "active", "provisioned_at", "deactivated_at", "deprovisioned_at"},
 			Scrubbed: []string{"name", "given_name", "family_name", "email", "locale", "user_name", "external_id",
 				"display_name", "title", "employee_number", "department", "manager_id", "directory"}},
 	}

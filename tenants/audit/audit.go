@@ -17,11 +17,12 @@ import (
 type ActorType string
 
 const (
-	ActorOperator  ActorType = "operator"  // the HUB_ADMIN_TOKEN holder
-	ActorAPIKey    ActorType = "api_key"   // a tenant API key, ID = key id
-	ActorSystem    ActorType = "system"    // the hub itself (seeding, workers)
-	ActorAnonymous ActorType = "anonymous" // an unauthenticated caller
-	ActorLearner   ActorType = "learner"   // a learner on one of the hub's pages, ID = their hub user id
+	ActorOperator  ActorType = "operator"   // the HUB_ADMIN_TOKEN holder
+	ActorAPIKey    ActorType = "api_key"    // a tenant API key, ID = key id
+	ActorSystem    ActorType = "system"     // the hub itself (seeding, workers)
+	ActorAnonymous ActorType = "anonymous"  // an unauthenticated caller
+	ActorLearner   ActorType = "learner"    // a learner on one of the hub's pages, ID = their hub user id
+	ActorSCIMToken ActorType = "scim_token" // an employer's directory pushing over SCIM, ID = token id
 )
 
 // Actor is who caused an event, and in which request.
