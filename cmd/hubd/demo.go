@@ -64,6 +64,11 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("seed demo sharing: %w", err)
 	}
+	employer, err := h.seedEmployer(ctx)
+	if err != nil {
+		return fmt.Errorf("seed demo employer: %w", err)
+	}
+	defer employer.IdP.Close()
 	srv := h.startDemoSite(ln, sharing)
 	defer srv.Close()
 	lms, err := h.startDemoLMS(ctx, t)
@@ -73,6 +78,7 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	defer lms.Close()
 	return h.serve(ctx, func(h *hub, addr net.Addr) {
 		printWelcome(stdout, h, t, token, addr, lms, browse)
+		printEmployer(stdout, h, employer, addr)
 	})
 }
 
@@ -246,9 +252,40 @@ Try:
   curl -s -X POST -H 'Authorization: Bearer %[2]s' -H 'Content-Type: application/json' \
        -d '{"slug":"acme","display_name":"Acme Corp","kind":"employer"}' %[1]s/api/v1/tenants
 
-The API is described at %[1]s/api/v1/openapi.json. Press Ctrl-C to stop.
-
+The API is described at %[1]s/api/v1/openapi.json.
 `, base, h.cfg.AdminToken, t.Slug, t.DisplayName, token, strings.Replace(lms.Server.URL, "127.0.0.1", "localhost", 1), app, site)
+}
+
+// printEmployer says how to sign in as the demo employer's staff and see
+// its directory.
+func printEmployer(w io.Writer, h *hub, e demoEmployer, addr net.Addr) {
+	base := "http://localhost:" + portOf(addr)
+	fmt.Fprintf(w, `
+Employer sign-in and directory:
+
+  employer tenant: %[2]s (%[3]s), email domain %[4]s
+  identity provider: %[5]s   (an OpenID provider of the demo's own)
+  SCIM token:      %[6]s   (shown once; the directory's bearer token)
+
+  Sign in as an employee: open %[1]s/sso/start in a browser and type
+  ann@%[4]s (or ben@…, cy@…). The provider's page lets you pick who you are.
+  Ann is not in the directory: her first sign-in creates her. Ben was
+  provisioned by SCIM before he signed in: his sign-in is the same user.
+  Cy was provisioned, then deactivated: his sign-in is refused. Either way
+  a signed-in employee lands in the learning app, as a launch does.
+
+  The directory as the employer's provisioning client sees it:
+
+  curl -s -H 'Authorization: Bearer %[6]s' '%[1]s/scim/v2/%[2]s/Users?filter=userName%%20eq%%20%%22ben@%[4]s%%22'
+  curl -s -H 'Authorization: Bearer %[6]s' %[1]s/scim/v2/%[2]s/Users
+
+  The employees' sessions, which a tenant admin can end:
+
+  curl -s -H 'Authorization: Bearer %[7]s' %[1]s/api/v1/tenants/%[2]s/sso/sessions
+
+Press Ctrl-C to stop.
+
+`, base, e.Tenant.Slug, e.Tenant.DisplayName, employerDomain, e.IdP.Issuer(), e.SCIMToken, h.cfg.AdminToken)
 }
 
 func portOf(addr net.Addr) string {

@@ -33,6 +33,7 @@ func TestDemoResultsTravel(t *testing.T) {
 		waitFor(t, "http://"+e["HUB_ADDR"]+"/readyz", 200)
 		t.Logf("run %d", i+1)
 		reportThroughTheDemo(t, out, score)
+		signInThroughTheDemo(t, out)
 		stop()
 		if code := <-done; code != 0 {
 			t.Fatalf("run %d: exit %d", i+1, code)
