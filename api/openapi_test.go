@@ -15,6 +15,7 @@ import (
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti"
 	"github.com/klasterina/hub/sso/scim"
+	"github.com/klasterina/hub/sso"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/destinations"
 )
@@ -162,6 +163,17 @@ func TestOpenAPIDocumentsTheBounds(t *testing.T) {
 		{"DestinationPatch.url maxLength", s["DestinationPatch"].Properties["url"].MaxLength, destinations.MaxURLLength},
 		{"DestinationPatch.password maxLength", s["DestinationPatch"].Properties["password"].MaxLength, destinations.MaxCredential},
 		{"NewSCIMToken.name maxLength", s["NewSCIMToken"].Properties["name"].MaxLength, scim.MaxTokenName},
+		{"NewSSOConnection.name maxLength", s["NewSSOConnection"].Properties["name"].MaxLength, sso.MaxName},
+		{"NewSSOConnection.issuer maxLength", s["NewSSOConnection"].Properties["issuer"].MaxLength, sso.MaxURLLength},
+		{"NewSSOConnection.expected_issuer maxLength", s["NewSSOConnection"].Properties["expected_issuer"].MaxLength, sso.MaxURLLength},
+		{"NewSSOConnection.client_id maxLength", s["NewSSOConnection"].Properties["client_id"].MaxLength, sso.MaxClientID},
+		{"NewSSOConnection.client_secret maxLength", s["NewSSOConnection"].Properties["client_secret"].MaxLength, sso.MaxClientSecret},
+		{"NewSSOConnection.scopes maxItems", s["NewSSOConnection"].Properties["scopes"].MaxItems, sso.MaxScopes},
+		{"NewSSOConnection.scopes[] maxLength", s["NewSSOConnection"].Properties["scopes"].Items.MaxLength, sso.MaxScope},
+		{"SSOConnectionPatch.issuer maxLength", s["SSOConnectionPatch"].Properties["issuer"].MaxLength, sso.MaxURLLength},
+		{"SSOConnectionPatch.client_secret maxLength", s["SSOConnectionPatch"].Properties["client_secret"].MaxLength, sso.MaxClientSecret},
+		{"SSOClaims.employee_id maxLength", s["SSOClaims"].Properties["employee_id"].MaxLength, sso.MaxClaimName},
+		{"Domain.domain maxLength", s["Domain"].Properties["domain"].MaxLength, sso.MaxDomain},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %d, the code's bound is %d", tc.name, tc.got, tc.want)

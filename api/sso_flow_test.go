@@ -469,6 +469,15 @@ func TestSSOOnePersonOneUser(t *testing.T) {
 			t.Fatalf("%s", r.body)
 		}
 	})
+	t.Run("an active user before a deactivated one of the same email", func(t *testing.T) {
+		provision("ivy-2019", "E-700", "ivy@acme.example", false)
+		id := provision("ivy", "E-701", "ivy@acme.example", true)
+		s.op.AddUser(ssotest.User{Subject: "ivy", Email: "ivy@acme.example", EmailVerified: &yes})
+		s.op.SignInAs("ivy")
+		if c := s.handedOff(s.signIn("/sso/start?email=ivy@acme.example")); c["sub"] != id {
+			t.Fatalf("signed in as %v, want the active %s", c["sub"], id)
+		}
+	})
 	t.Run("userinfo fills what the id_token lacks", func(t *testing.T) {
 		id := provision("fa", "E-500", "", true)
 		s.op.AddUser(ssotest.User{Subject: "fa", Email: "fa@acme.example", EmailVerified: &yes,

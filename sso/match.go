@@ -183,11 +183,13 @@ func (s *Service) find(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, p pro
 	}{
 		{"identity", `id = (SELECT user_id FROM sso_identities WHERE tenant_id = $1 AND issuer = $2 AND subject = $3)`,
 			false, []any{p.Issuer, p.Subject}},
-		// The directory's externalId first, then its employeeNumber.
-		{"employee_id", `(external_id = $2 OR employee_number = $2) ORDER BY (external_id = $2) DESC, created_at`,
+		// An active user first, by the directory's externalId, then its
+		// employeeNumber.
+		{"employee_id", `(external_id = $2 OR employee_number = $2) ORDER BY active DESC, (external_id = $2) DESC, created_at`,
 			p.EmployeeID == "", []any{p.EmployeeID}},
-		// A verified email only: the one the directory provisioned first.
-		{"email", `lower(email) = lower($2) ORDER BY provisioned_at IS NULL, created_at`,
+		// A verified email only: an active user first, then the one the
+		// directory provisioned first.
+		{"email", `lower(email) = lower($2) ORDER BY active DESC, provisioned_at IS NULL, created_at`,
 			p.Email == "" || !p.EmailVerified, []any{p.Email}},
 	}
 	for _, t := range tries {
