@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -234,8 +235,8 @@ func TestSSOSignIn(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 		cont := s.send(s.request("POST", "/sso/continue", "", nil))
-		if c := s.handedOff(cont); c["sub"] != claims["sub"] {
-			t.Fatalf("continued as %v", c["sub"])
+		if c := s.handedOff(cont); c["sub"] != claims["sub"] || fmt.Sprint(c["roles"]) != "[staff managers]" {
+			t.Fatalf("continued as %v with roles %v", c["sub"], c["roles"])
 		}
 	})
 	t.Run("signing in again is the same user, in a new session", func(t *testing.T) {

@@ -76,6 +76,9 @@ CREATE TABLE sso_sessions (
   -- back-channel logout token names.
   sid           text CHECK (length(sid) <= 255),
   subject       text NOT NULL,
+  -- The mapped groups claim at sign-in: the roles a handoff from the
+  -- session carries.
+  groups        text[] NOT NULL DEFAULT '{}',
   -- The id_token, sealed, for the logout's id_token_hint.
   id_token      bytea,
   created_at    timestamptz NOT NULL,

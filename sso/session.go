@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/klasterina/hub/internal/apperr"
 	"github.com/klasterina/hub/internal/pg"
@@ -59,11 +60,15 @@ func (s *Service) openSession(ctx context.Context, tx *sqlx.Tx, tenant, user, co
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sso: seal id_token: %w", err)
 	}
-	expires := now.Add(s.SessionMax)
-	_, err = tx.ExecContext(ctx, `INSERT INTO sso_sessions (id, tenant_id, user_id, connection_id, token_hash, sid, subject, id_token,
-			created_at, last_seen_at, idle_expires_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, $9, $10, $11)`,
-		id, tenant, user, connection, sessionHash(tok), p.SID, p.Sub, sealed, now, minTime(now.Add(s.SessionIdle), expires), expires)
+	expires, groups := now.Add(s.SessionMax), pq.StringArray(p.Groups)
+	if groups == nil {
+		groups = pq.StringArray{} // NULL is no list
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO sso_sessions (id, tenant_id, user_id, connection_id, token_hash, sid, subject, groups,
+			id_token, created_at, last_seen_at, idle_expires_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, $10, $10, $11, $12)`,
+		id, tenant, user, connection, sessionHash(tok), p.SID, p.Sub, groups, sealed, now,
+		minTime(now.Add(s.SessionIdle), expires), expires)
 	return tok, expires, err
 }
 
@@ -80,7 +85,7 @@ type Current struct {
 	TenantSlug string
 	TenantName string
 	User       User
-	idToken    []byte
+	Groups     []string // the mapped groups claim at sign-in
 }
 
 // ErrNoSession is a cookie that names no live session: none, ended,
@@ -113,19 +118,19 @@ func (s *Service) Lookup(ctx context.Context, cookie string) (Current, error) {
 func (s *Service) live(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, cookie string, now time.Time) (Current, error) {
 	var row struct {
 		Session
-		IDToken    []byte `db:"id_token"`
-		TenantSlug string `db:"tenant_slug"`
-		TenantName string `db:"tenant_name"`
+		Groups     pq.StringArray `db:"groups"`
+		TenantSlug string         `db:"tenant_slug"`
+		TenantName string         `db:"tenant_name"`
 	}
 	err := tx.GetContext(ctx, &row, `SELECT s.id, s.tenant_id, s.user_id, s.connection_id, s.created_at, s.last_seen_at,
-			s.idle_expires_at, s.expires_at, s.ended_at, s.end_reason, s.id_token, t.slug AS tenant_slug, t.display_name AS tenant_name
+			s.idle_expires_at, s.expires_at, s.ended_at, s.end_reason, s.groups, t.slug AS tenant_slug, t.display_name AS tenant_name
 		FROM sso_sessions s JOIN tenants t ON t.id = s.tenant_id
 		WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.ended_at IS NULL AND s.idle_expires_at > $3 AND s.expires_at > $3
 			AND t.status = 'active'`, tenant, sessionHash(cookie), now)
 	if err != nil {
 		return Current{}, err
 	}
-	cur := Current{Session: row.Session, TenantSlug: row.TenantSlug, TenantName: row.TenantName, idToken: row.IDToken}
+	cur := Current{Session: row.Session, TenantSlug: row.TenantSlug, TenantName: row.TenantName, Groups: row.Groups}
 	err = tx.GetContext(ctx, &cur.User, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND id = $2 AND active AND erased_at IS NULL`,
 		tenant, row.UserID)
 	return cur, err

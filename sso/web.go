@@ -170,7 +170,7 @@ func (h *Handlers) HandleContinue(c echo.Context) error {
 	if err != nil {
 		return h.refuse(c, err)
 	}
-	return h.handOff(c, cur.TenantID, cur.TenantName, subjectOf(cur.TenantSlug, cur.User, nil))
+	return h.handOff(c, cur.TenantID, cur.TenantName, subjectOf(cur.TenantSlug, cur.User, cur.Groups))
 }
 
 // HandleLogoutPage answers GET /sso/logout: a button that signs out (a

@@ -93,7 +93,7 @@ func Holdings() []Holding {
 		{Table: "sso_identities", Section: "sso_identities", Erase: Delete, Order: "t.issuer, t.subject",
 			Export: []string{"issuer", "subject", "connection_id", "created_at", "last_sign_in_at"}},
 		{Table: "sso_sessions", Section: "sso_sessions", Erase: Delete, Order: "t.created_at, t.id",
-			Export: []string{"id", "connection_id", "sid", "subject", "created_at", "last_seen_at", "expires_at", "ended_at", "end_reason"}},
+			Export: []string{"id", "connection_id", "sid", "subject", "groups", "created_at", "last_seen_at", "expires_at", "ended_at", "end_reason"}},
 		// The directory's groups the learner is in: gone with them.
 		{Table: "scim_group_members", Section: "directory_groups", Erase: Delete, Order: "t.group_id",
 			Export: []string{"group_id"},
