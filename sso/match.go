@@ -147,7 +147,11 @@ func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile
 	return out, nil
 }
 
-const userColumns = `id, name, given_name, family_name, email, locale, active, provisioned_at`
+// userColumns read a user for the handoff. A user the directory made may
+// have no formatted name (Okta sends given and family names only): the
+// display name, else the given and family names, stand in for it.
+const userColumns = `id, coalesce(name, display_name, nullif(concat_ws(' ', given_name, family_name), '')) AS name,
+	given_name, family_name, email, locale, active, provisioned_at`
 
 // match finds the one hub user of the person (OpenID Connect identity,
 // then the directory's employee id, then a verified email, then a new
