@@ -77,7 +77,11 @@ func (s *Server) keyRequest(next echo.HandlerFunc) echo.HandlerFunc {
 // identity provider's sync neither starves nor is starved by the admins.
 func (s *Server) scimInFlight(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return s.within(c, "scim:"+scim.TenantOf(c).String(), next)
+		return s.within(c, "scim:"+scim.TenantOf(c).String(), func(c echo.Context) error {
+			s.scimRequests.Inc()
+			defer s.scimRequests.Dec()
+			return next(c)
+		})
 	}
 }
 

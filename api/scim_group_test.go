@@ -224,11 +224,11 @@ func TestSCIMInFlightAllowance(t *testing.T) {
 		})
 		_, _ = pw.Write([]byte(`{"userName":`))
 	}
-	var r response
-	eventually(t, 30*time.Second, "alpha's directory is at its allowance", func() bool {
-		r = a.call("GET", "/Users", nil)
-		return r.status == 429
+	want := fmt.Sprintf("hub_scim_requests_in_flight %d\n", api.TenantInFlight)
+	eventually(t, 30*time.Second, "all of alpha's held requests are in progress", func() bool {
+		return strings.Contains(string(h.do("GET", "/metrics", "", nil).body), want)
 	})
+	r := a.call("GET", "/Users", nil)
 	a.scimError(r, 429, "")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")

@@ -323,7 +323,13 @@ func TestSCIMEntraSession(t *testing.T) {
 	if a := patched["addresses"].([]any)[0].(map[string]any); a["streetAddress"] != "2 Main St" || a["locality"] != "Redmond" {
 		t.Fatalf("addresses = %v", patched["addresses"])
 	}
-	d.ok(d.call("PATCH", "/Users/"+id, `{"Operations":[{"op":"Replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":{"value":"`+boss+`"}}]}`), 200)
+	custom := d.ok(d.call("PATCH", "/Users/"+id, `{"Operations":[
+		{"op":"Replace","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager","value":{"value":"`+boss+`"}},
+		{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User:badge","value":"B-7"}]}`), 200)
+	if c, _ := custom["urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User"].(map[string]any); c["badge"] != "B-7" ||
+		!strings.Contains(fmt.Sprint(custom["schemas"]), "CustomExtension") {
+		t.Fatalf("custom extension: %v", custom)
+	}
 	if u := d.row(id); sval(u.ManagerID) != boss {
 		t.Fatalf("manager as an object: %+v", u)
 	}

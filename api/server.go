@@ -118,6 +118,7 @@ type Server struct {
 	refusals      *refusalAuditor // audits refused tokens within bounds
 	inFlight      *inFlight       // each tenant's API-key requests in progress
 	keyRequests   prometheus.Gauge
+	scimRequests  prometheus.Gauge
 }
 
 // New builds the server with every route registered.
@@ -147,6 +148,9 @@ func New(d Deps) (*Server, error) {
 	s.keyRequests = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "hub", Name: "api_key_requests_in_flight",
 		Help: "Tenant API-key requests admitted and in progress on this replica."})
 	s.registry.MustRegister(s.keyRequests)
+	s.scimRequests = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "hub", Name: "scim_requests_in_flight",
+		Help: "SCIM directory requests admitted and in progress on this replica."})
+	s.registry.MustRegister(s.scimRequests)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.IPExtractor = ipExtractor(d.TrustedProxies)

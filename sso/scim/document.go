@@ -150,6 +150,8 @@ func normalizeValue(a attribute, v any) (any, *Error) {
 // normalizeSingle checks one value of a.
 func normalizeSingle(a attribute, v any) (any, *Error) {
 	switch a.typ {
+	case typeAny:
+		return v, nil
 	case typeBoolean:
 		return toBool(a.name, v)
 	case typeComplex:

@@ -62,6 +62,13 @@ func TestApplyUser(t *testing.T) {
 			func(d document) bool { _, ok := d["name"].(map[string]any)["familyName"]; return !ok }},
 		{"add to a multi-valued attribute", `{"Operations":[{"op":"add","path":"emails","value":[{"value":"c@x.example","type":"home"}]}]}`,
 			func(d document) bool { return len(d["emails"].([]any)) == 2 }},
+		{"another extension's attribute, by path and in a container", `{"Operations":[
+			{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User:badge","value":"B-7"},
+			{"op":"Replace","value":{"urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User":{"floor":"3"}}}]}`,
+			func(d document) bool {
+				c := d["urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User"].(map[string]any)
+				return c["badge"] == "B-7" && c["floor"] == "3"
+			}},
 		{"password is accepted and not kept", `{"Operations":[{"op":"replace","path":"password","value":"s3cret"}]}`,
 			func(d document) bool { _, ok := d["password"]; return !ok }},
 	} {

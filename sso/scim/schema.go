@@ -25,6 +25,9 @@ const (
 	typeComplex
 	typeDateTime
 	typeReference
+	// typeAny is an attribute of an extension the hub has no schema of:
+	// kept as sent.
+	typeAny
 )
 
 // attribute is one attribute of a schema (RFC 7643 §7), as far as the hub

@@ -50,13 +50,13 @@ func applyNoPath(doc document, id, op string, v any) *Error {
 			}
 			return errorf(Mutability, "id is read-only")
 		}
-		if uri, known := schemaURN(k); known && isURN(k) {
+		if isContainer(k) {
 			inner, ok := val.(map[string]any)
 			if !ok {
 				return errorf(InvalidValue, "%s must be an object", clip(k))
 			}
 			prefix := ""
-			if uri != "" {
+			if uri, _ := schemaURN(k); uri != "" {
 				prefix = uri + ":"
 			}
 			for _, ik := range slices.Sorted(mapKeys(inner)) {
@@ -71,6 +71,20 @@ func applyNoPath(doc document, id, op string, v any) *Error {
 		}
 	}
 	return nil
+}
+
+// isContainer reports a key that names a schema rather than an attribute:
+// the core or enterprise User URN, or another extension's
+// ("urn:…:CustomExtension:2.0:User").
+func isContainer(k string) bool {
+	if !isURN(k) {
+		return false
+	}
+	if _, known := schemaURN(k); known {
+		return true
+	}
+	i := strings.LastIndex(k, ":")
+	return strings.EqualFold(k[i+1:], "User")
 }
 
 func mapKeys(m map[string]any) func(func(string) bool) {
@@ -111,18 +125,11 @@ func resolve(doc document, p filter.Path, create bool) (target, *Error) {
 	t := target{container: doc, filter: p.ValueExpression}
 	attrs := userAttributes
 	if !known {
-		return t, errorf(InvalidPath, "the path names schema %s, which users do not have", clip(uri))
+		return resolveOther(doc, uri, p, create)
 	}
 	if uri == SchemaEnterprise {
 		attrs, t.ext = enterpriseAttributes, SchemaEnterprise
-		ext, _ := doc[SchemaEnterprise].(map[string]any)
-		if ext == nil {
-			ext = map[string]any{}
-			if create {
-				doc[SchemaEnterprise] = ext
-			}
-		}
-		t.container = ext
+		t.container = extension(doc, SchemaEnterprise, create)
 	}
 	a, ok := find(attrs, p.AttributePath.AttributeName)
 	if !ok {
@@ -147,6 +154,41 @@ func resolve(doc document, p filter.Path, create bool) (target, *Error) {
 		t.sub = &s
 	}
 	return t, nil
+}
+
+// extension is doc's object of extension uri, made (and added when
+// create) if it has none.
+func extension(doc document, uri string, create bool) map[string]any {
+	ext, _ := doc[uri].(map[string]any)
+	if ext == nil {
+		ext = map[string]any{}
+		if create {
+			doc[uri] = ext
+		}
+	}
+	return ext
+}
+
+// resolveOther finds an attribute of an extension the hub has no schema
+// of (Entra ID's custom ones): kept as sent, named as first sent; it takes
+// no sub-attribute or filter.
+func resolveOther(doc document, uri string, p filter.Path, create bool) (target, *Error) {
+	if p.ValueExpression != nil || p.AttributePath.SubAttribute != nil || p.SubAttribute != nil {
+		return target{}, errorf(InvalidPath, "an attribute of %s takes no sub-attribute or filter", clip(uri))
+	}
+	for k := range doc {
+		if strings.EqualFold(k, uri) {
+			uri = k
+		}
+	}
+	ext := extension(doc, uri, create)
+	name := p.AttributePath.AttributeName
+	for k := range ext {
+		if strings.EqualFold(k, name) {
+			name = k
+		}
+	}
+	return target{container: ext, ext: uri, attr: attribute{name: name, typ: typeAny}}, nil
 }
 
 // applyPath applies op at path p.
