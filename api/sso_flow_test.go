@@ -492,6 +492,33 @@ func TestSSOOnePersonOneUser(t *testing.T) {
 			t.Fatal("userinfo not asked")
 		}
 	})
+	t.Run("re-hired: the directory's new user, not the deprovisioned one", func(t *testing.T) {
+		old := provision("jo", "E-800", "jo@acme.example", true)
+		s.op.AddUser(ssotest.User{Subject: "jo", Email: "jo@acme.example", EmailVerified: &yes, Claims: map[string]any{"employee_id": "E-800"}})
+		s.op.SignInAs("jo")
+		if c := s.handedOff(s.signIn("/sso/start?email=jo@acme.example")); c["sub"] != old {
+			t.Fatalf("signed in as %v, want %s", c["sub"], old)
+		}
+		// The directory deletes Jo (deprovisioned: the row stays, its
+		// directory ids cleared, its email kept), then lists them again.
+		s.inTenant("acme", func(tx *sqlx.Tx) error {
+			_, err := tx.Exec(`UPDATE users SET active = false, deactivated_at = now(), deprovisioned_at = now(),
+				user_name = NULL, external_id = NULL WHERE id = $1`, old)
+			return err
+		})
+		rehired := provision("jo", "E-800", "jo@acme.example", true)
+		c := s.handedOff(s.signIn("/sso/start?email=jo@acme.example"))
+		if c["sub"] != rehired {
+			t.Fatalf("signed in as %v, want the new user %s (the old one is %s)", c["sub"], rehired, old)
+		}
+		var linked string
+		s.inTenant("acme", func(tx *sqlx.Tx) error {
+			return tx.Get(&linked, `SELECT user_id FROM sso_identities WHERE subject = 'jo'`)
+		})
+		if linked != rehired {
+			t.Fatalf("the identity still names %s, want %s", linked, rehired)
+		}
+	})
 	t.Run("deactivation ends the sessions", func(t *testing.T) {
 		id := provision("gu", "E-600", "", true)
 		s.op.AddUser(ssotest.User{Subject: "gu", Email: "gu@acme.example", EmailVerified: &yes, Claims: map[string]any{"employee_id": "E-600"}})

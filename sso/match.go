@@ -128,7 +128,7 @@ func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile
 		out.User, out.MatchedBy, out.Created = u, by, by == "jit"
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sso_identities (tenant_id, issuer, subject, connection_id, user_id, created_at, last_sign_in_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (tenant_id, issuer, subject)
-			DO UPDATE SET last_sign_in_at = excluded.last_sign_in_at, connection_id = excluded.connection_id`,
+			DO UPDATE SET last_sign_in_at = excluded.last_sign_in_at, connection_id = excluded.connection_id, user_id = excluded.user_id`,
 			tg.TenantID, p.Issuer, p.Subject, c.ID, u.ID, now); err != nil {
 			return err
 		}
@@ -179,7 +179,10 @@ func (s *Service) match(ctx context.Context, tx *sqlx.Tx, c Connection, p profil
 }
 
 func (s *Service) find(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, p profile) (User, string, error) {
-	q := `SELECT ` + userColumns + ` FROM users WHERE tenant_id = $1 AND erased_at IS NULL AND `
+	// A user the directory deprovisioned is no one's any more: a re-hired
+	// person signs in as the directory's new user (and their identity
+	// moves to it), never as the old row that kept their email.
+	q := `SELECT ` + userColumns + ` FROM users WHERE tenant_id = $1 AND erased_at IS NULL AND deprovisioned_at IS NULL AND `
 	tries := []struct {
 		by, where string
 		skip      bool
