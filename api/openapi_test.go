@@ -14,8 +14,8 @@ import (
 
 	"github.com/klasterina/hub/internal/pg/pgtest"
 	"github.com/klasterina/hub/lti"
-	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/sso"
+	"github.com/klasterina/hub/sso/scim"
 	"github.com/klasterina/hub/tenants"
 	"github.com/klasterina/hub/tenants/destinations"
 )

@@ -126,6 +126,7 @@ func (h *hub) serve(ctx context.Context, ready func(*hub, net.Addr)) error {
 		return nil
 	})
 	g.Go(func() error { return deps.LTI.RunHousekeeping(gctx, time.Minute) })
+	g.Go(func() error { return deps.SSO.RunHousekeeping(gctx, time.Minute) })
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return jobs.Run(gctx, deps.Jobs, shutdownGrace, h.log) })
 	g.Go(func() error { return deps.Roster.RunLaunchQueue(gctx) })
