@@ -91,8 +91,11 @@ func (h *Handlers) HandleConsent(c echo.Context) error {
 	cont, err := h.open(c.FormValue("continue"))
 	if err != nil {
 		h.log.WarnContext(c.Request().Context(), "consent page: unusable continuation", "err", err)
-		return h.page(c, http.StatusBadRequest, "info", map[string]any{"Heading": "Please launch again",
-			"Text": "This page has expired or was changed. Go back to your course in the LMS and open the activity again."})
+		// The continuation cannot say whether it came from a launch or a
+		// sign-in: the page names both ways back.
+		return h.page(c, http.StatusBadRequest, "info", map[string]any{"Heading": "Please start again",
+			"Text": "This page has expired or was changed. Go back to your course in the LMS and open the activity again, " +
+				"or sign in again through your organisation."})
 	}
 	answer, known := launchAnswers[c.FormValue("answer")]
 	if !known {
