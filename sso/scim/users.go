@@ -267,11 +267,16 @@ func (s *Store) ReplaceUser(ctx context.Context, by audit.Actor, tenant uuid.UUI
 }
 
 // PatchUser applies a PATCH's operations (RFC 7644 §3.5.2) all or none.
+// Removing active, or setting it to null, leaves it as it was, as a PUT
+// without it does: an unassigned active must not reactivate a user.
 func (s *Store) PatchUser(ctx context.Context, by audit.Actor, tenant uuid.UUID, base, id, ifMatch string, ops []Operation) (Resource, error) {
 	return s.changeUser(ctx, by, tenant, base, id, ifMatch, "scim.user.patched", func(r *userRow) *Error {
 		doc := r.document()
 		if err := applyUser(doc, r.ID.String(), ops); err != nil {
 			return err
+		}
+		if _, ok := doc["active"]; !ok {
+			doc["active"] = r.Active
 		}
 		return r.setFrom(doc)
 	})
