@@ -22,3 +22,34 @@ func TestSCIMPatchActiveRemovedKeepsDeactivation(t *testing.T) {
 		}
 	}
 }
+
+// TestSCIMPatchPrimaryIsOne: a PATCH that makes a value primary makes the
+// others not (RFC 7644 §3.5.2), and the hub's email follows the new one.
+func TestSCIMPatchPrimaryIsOne(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	id := d.ok(d.call("POST", "/Users", `{"userName":"ada","emails":[{"value":"ada@old.example","primary":true,"type":"work"}]}`), 201)["id"].(string)
+	got := d.ok(d.call("PATCH", "/Users/"+id, `{"Operations":[{"op":"add","path":"emails",
+		"value":[{"value":"ada@new.example","primary":true,"type":"home"}]}]}`), 200)
+	primaries := 0
+	for _, e := range got["emails"].([]any) {
+		if e.(map[string]any)["primary"] == true {
+			primaries++
+		}
+	}
+	if primaries != 1 {
+		t.Fatalf("emails = %v: %d primary, want 1", got["emails"], primaries)
+	}
+	if u := d.row(id); sval(u.Email) != "ada@new.example" {
+		t.Fatalf("the hub's email = %s, want the new primary", sval(u.Email))
+	}
+	got = d.ok(d.call("PATCH", "/Users/"+id, `{"Operations":[{"op":"Replace","path":"emails[type eq \"work\"].primary","value":"True"}]}`), 200)
+	for _, e := range got["emails"].([]any) {
+		if m := e.(map[string]any); (m["primary"] == true) != (m["type"] == "work") {
+			t.Fatalf("emails = %v, want the work one alone primary", got["emails"])
+		}
+	}
+	if u := d.row(id); sval(u.Email) != "ada@old.example" {
+		t.Fatalf("the hub's email = %s, want the work one", sval(u.Email))
+	}
+}

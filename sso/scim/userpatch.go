@@ -229,6 +229,9 @@ func (t target) applyWhole(op string, v any) *Error {
 	case op == "add" && t.attr.multi:
 		list, _ := t.container[name].([]any)
 		added, _ := nv.([]any)
+		if slices.ContainsFunc(added, isPrimary) {
+			list = demoted(list, nil)
+		}
 		for _, e := range added {
 			if !slices.ContainsFunc(list, func(x any) bool { return reflect.DeepEqual(x, e) }) {
 				list = append(list, e)
@@ -362,8 +365,29 @@ func (t target) applyFiltered(op string, v any) *Error {
 		}
 		list[i] = obj
 	}
+	if slices.ContainsFunc(matched, func(i int) bool { return isPrimary(list[i]) }) {
+		list = demoted(list, matched)
+	}
 	setOrDelete(t.container, name, dropEmpty(list))
 	return nil
+}
+
+func isPrimary(v any) bool { return asObject(v)["primary"] == true }
+
+// demoted is list with primary false on every value but those at keep:
+// a PATCH that makes a value primary makes the others not (RFC 7644
+// §3.5.2), so the hub's email follows the directory's new primary one.
+func demoted(list []any, keep []int) []any {
+	out := make([]any, len(list))
+	for i, e := range list {
+		out[i] = e
+		if isPrimary(e) && !slices.Contains(keep, i) {
+			obj := mergeObjects(asObject(e), nil)
+			obj["primary"] = false
+			out[i] = obj
+		}
+	}
+	return out
 }
 
 func (t target) removeFiltered(list []any, matched []int) *Error {
