@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +54,32 @@ func TestSCIMPatchPrimaryIsOne(t *testing.T) {
 	}
 	if u := d.row(id); sval(u.Email) != "ada@old.example" {
 		t.Fatalf("the hub's email = %s, want the work one", sval(u.Email))
+	}
+}
+
+func randomText(n int) string {
+	b := make([]byte, n/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TestSCIMRefusesOversizedValues: a value longer than the hub keeps is a
+// 400 invalidValue, never a 500, and changes nothing.
+func TestSCIMRefusesOversizedValues(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	long := strings.Repeat("x", 300)
+	d.scimError(d.call("POST", "/Groups", map[string]any{"displayName": "G", "externalId": long}), 400, "invalidValue")
+	gid := d.ok(d.call("POST", "/Groups", map[string]any{"displayName": "G"}), 201)["id"].(string)
+	d.scimError(d.call("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"replace","path":"externalId","value":"`+long+`"}]}`), 400, "invalidValue")
+	d.scimError(d.call("PUT", "/Groups/"+gid, map[string]any{"displayName": "G", "externalId": long}), 400, "invalidValue")
+
+	huge := randomText(8000)
+	d.scimError(d.call("POST", "/Users", map[string]any{"userName": "ada",
+		"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"employeeNumber": huge}}), 400, "invalidValue")
+	d.scimError(d.call("POST", "/Users", map[string]any{"userName": "ada",
+		"emails": []any{map[string]any{"value": huge + "@acme.example", "primary": true}}}), 400, "invalidValue")
+	if l := d.filter("Users", `userName eq "ada"`); total(l) != 0 {
+		t.Fatalf("a refused user was created: %v", l)
 	}
 }

@@ -80,6 +80,9 @@ func parseGroup(body []byte) (groupInput, *Error) {
 			} else if v != nil {
 				return g, errorf(InvalidValue, "externalId must be a string")
 			}
+			if tooLong(g.ExternalID) {
+				return g, errorf(InvalidValue, "externalId has at most %d characters", maxIdentifier)
+			}
 		case "members":
 			if g.Members, err = memberIDs(v); err != nil {
 				return g, err
@@ -452,6 +455,8 @@ func (p *groupPatch) attribute(ctx context.Context, op, name string, sel filter.
 		s, _ := v.(string)
 		if op == "remove" || s == "" {
 			p.g.ExternalID = nil
+		} else if len([]rune(s)) > maxIdentifier {
+			return errorf(InvalidValue, "externalId has at most %d characters", maxIdentifier)
 		} else {
 			p.g.ExternalID = &s
 		}

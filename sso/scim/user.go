@@ -99,12 +99,19 @@ func (r *userRow) setFrom(doc document) *Error {
 		return errorf(InvalidValue, "userName and externalId have at most %d characters", maxIdentifier)
 	}
 	r.Email, r.Locale = primaryEmail(doc), firstString(doc, "locale", "preferredLanguage")
+	if tooLong(r.EmployeeNumber) || tooLong(r.Email) {
+		return errorf(InvalidValue, "employeeNumber and the primary email have at most %d characters", maxIdentifier)
+	}
 	r.Directory = nil
 	if len(d) > 0 {
 		r.Directory = asJSON(d)
 	}
 	return nil
 }
+
+// tooLong reports a value longer than maxIdentifier: employeeNumber and
+// email are indexed, and a longer one could pass no index.
+func tooLong(s *string) bool { return s != nil && len([]rune(*s)) > maxIdentifier }
 
 // cleanEmpty drops m[k] when it is an empty object.
 func cleanEmpty(m map[string]any, k string) {
