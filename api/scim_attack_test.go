@@ -4,7 +4,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/klasterina/hub/api"
+	"github.com/klasterina/hub/internal/pg/pgtest"
 )
 
 // TestSCIMPatchActiveRemovedKeepsDeactivation: removing active, or setting
@@ -81,5 +86,61 @@ func TestSCIMRefusesOversizedValues(t *testing.T) {
 		"emails": []any{map[string]any{"value": huge + "@acme.example", "primary": true}}}), 400, "invalidValue")
 	if l := d.filter("Users", `userName eq "ada"`); total(l) != 0 {
 		t.Fatalf("a refused user was created: %v", l)
+	}
+}
+
+// TestSCIMDeleteUserWhileGroupAdds: a DELETE of a user and a PATCH adding
+// them to a group they are in, at once, both answer; neither loses to a
+// deadlock (a 503).
+func TestSCIMDeleteUserWhileGroupAdds(t *testing.T) {
+	dbt := pgtest.New(t)
+	var mu sync.Mutex
+	var hold chan struct{} // when set, the next clock reading waits for it
+	entered := make(chan struct{}, 1)
+	h := serveHubWith(t, dbt, mustOpen(t, dbt), func(d *api.Deps) {
+		d.Directory.Now = func() time.Time {
+			mu.Lock()
+			wait := hold
+			hold = nil
+			mu.Unlock()
+			if wait != nil {
+				entered <- struct{}{}
+				<-wait
+			}
+			return time.Now()
+		}
+	})
+	d := h.scimDirectory("acme")
+	uid := d.ok(d.call("POST", "/Users", map[string]any{"userName": "ada"}), 201)["id"].(string)
+	gid := d.ok(d.call("POST", "/Groups", map[string]any{"displayName": "G", "members": []any{map[string]any{"value": uid}}}), 201)["id"].(string)
+
+	release := make(chan struct{})
+	mu.Lock()
+	hold = release
+	mu.Unlock()
+	var wg sync.WaitGroup
+	var deleted, patched response
+	wg.Add(2)
+	go func() { defer wg.Done(); deleted = d.call("DELETE", "/Users/"+uid, nil) }()
+	<-entered // the DELETE holds the user
+	go func() { defer wg.Done(); patched = d.call("PATCH", "/Groups/"+gid, membersPatch("add", []string{uid})) }()
+	su := pgtest.Superuser(t, dbt)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var waiting int
+		if err := su.Get(&waiting, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if deleted.status != 204 || (patched.status != 204 && patched.status != 400) {
+		t.Fatalf("DELETE %d %s; PATCH %d %s", deleted.status, deleted.body, patched.status, patched.body)
+	}
+	if n := d.memberCount(gid); n != 0 {
+		t.Fatalf("the deprovisioned user is in %d group", n)
 	}
 }

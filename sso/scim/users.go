@@ -323,6 +323,9 @@ func (s *Store) changeUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 // is 404 and their userName free for a new user.
 func (s *Store) DeleteUser(ctx context.Context, by audit.Actor, tenant uuid.UUID, id, ifMatch string) error {
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
+		if err := lockGroupsOf(ctx, tx, tenant, id); err != nil {
+			return err
+		}
 		r, err := s.lockUser(ctx, tx, tenant, id, ifMatch)
 		if err != nil {
 			return err
@@ -347,6 +350,20 @@ func (s *Store) DeleteUser(ctx context.Context, by audit.Actor, tenant uuid.UUID
 		return s.auditUser(ctx, tx, by, "scim.user.deleted", r, map[string]string{"groups_left": fmt.Sprint(n)})
 	})
 	return userError(err)
+}
+
+// lockGroupsOf locks the groups user id is in, in id order, before the
+// user is: a group's PATCH locks the group, then its members, so a
+// deletion taking them the other way round would deadlock with it.
+func lockGroupsOf(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, id string) error {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		return nil // lockUser answers 404
+	}
+	_, err = tx.ExecContext(ctx, `SELECT g.id FROM scim_groups g
+		WHERE g.tenant_id = $1 AND g.id IN (SELECT m.group_id FROM scim_group_members m WHERE m.tenant_id = $1 AND m.user_id = $2)
+		ORDER BY g.id FOR UPDATE OF g`, tenant, uid)
+	return err
 }
 
 // ListUsers answers a page of the users a filter selects, oldest first.
