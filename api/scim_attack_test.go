@@ -3,6 +3,7 @@ package api_test
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -143,4 +144,45 @@ func TestSCIMDeleteUserWhileGroupAdds(t *testing.T) {
 	if n := d.memberCount(gid); n != 0 {
 		t.Fatalf("the deprovisioned user is in %d group", n)
 	}
+}
+
+// TestSCIMBoundsUserPatch: a user's PATCH has at most 1000 operations and
+// a multi-valued attribute at most 100 values; more is a 400 that changes
+// nothing. (Unbounded, 14,000 operations adding an email each held the
+// user's row for minutes: each compared its value with all before it.)
+func TestSCIMBoundsUserPatch(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	id := d.ok(d.call("POST", "/Users", map[string]any{"userName": "ada", "title": "A"}), 201)["id"].(string)
+	ops := func(n int, op func(i int) string) string {
+		var b strings.Builder
+		b.WriteString(`{"Operations":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(op(i))
+		}
+		b.WriteString(`]}`)
+		return b.String()
+	}
+	d.scimError(d.call("PATCH", "/Users/"+id, ops(1001, func(int) string { return `{"op":"replace","path":"title","value":"B"}` })), 400, "tooMany")
+	addEmail := func(i int) string {
+		return fmt.Sprintf(`{"op":"add","path":"emails","value":[{"value":"e%d@acme.example"}]}`, i)
+	}
+	d.scimError(d.call("PATCH", "/Users/"+id, ops(101, addEmail)), 400, "invalidValue")
+	d.scimError(d.call("PATCH", "/Users/"+id, ops(101, func(i int) string {
+		return fmt.Sprintf(`{"op":"add","path":"emails[type eq \"t%d\"].value","value":"e%d@acme.example"}`, i, i)
+	})), 400, "invalidValue")
+	many := make([]any, 101)
+	for i := range many {
+		many[i] = map[string]any{"value": fmt.Sprintf("e%d@acme.example", i)}
+	}
+	d.scimError(d.call("POST", "/Users", map[string]any{"userName": "grace", "emails": many}), 400, "invalidValue")
+	d.scimError(d.call("PATCH", "/Users/"+id, map[string]any{"Operations": []any{map[string]any{"op": "add", "path": "emails", "value": many}}}), 400, "invalidValue")
+	if got := d.ok(d.call("GET", "/Users/"+id, nil), 200); got["title"] != "A" || got["emails"] != nil {
+		t.Fatalf("a refused PATCH changed the user: %v", got)
+	}
+	d.ok(d.call("PATCH", "/Users/"+id, ops(100, addEmail)), 200)
+	d.ok(d.call("PATCH", "/Users/"+id, ops(1000, func(i int) string { return addEmail(i % 100) })), 200)
 }

@@ -132,6 +132,9 @@ func normalizeValue(a attribute, v any) (any, *Error) {
 		if !ok {
 			list = []any{v} // one value where a list is expected: Entra sends so
 		}
+		if len(list) > MaxValues {
+			return nil, tooManyValues(a.name)
+		}
 		out := make([]any, 0, len(list))
 		for _, e := range list {
 			ne, err := normalizeSingle(a, e)
@@ -145,6 +148,10 @@ func normalizeValue(a attribute, v any) (any, *Error) {
 		return out, nil
 	}
 	return normalizeSingle(a, v)
+}
+
+func tooManyValues(name string) *Error {
+	return errorf(InvalidValue, "%s has at most %d values", name, MaxValues)
 }
 
 // normalizeSingle checks one value of a.

@@ -22,6 +22,15 @@ type Operation struct {
 // member it removes; the body's 1 MiB bounds them first).
 const MaxOperations = 20_000
 
+// MaxUserOperations bounds the operations of one PATCH of a user (Entra ID
+// sends one per changed attribute), and MaxValues the values of one
+// multi-valued attribute (emails, roles, …): each operation's work grows
+// with the values, so a PATCH's work stays linear in its size.
+const (
+	MaxUserOperations = 1000
+	MaxValues         = 100
+)
+
 // ParsePatch reads a PatchOp body. A body that is not JSON, names no
 // operations, an unknown op or a path that does not parse is a 400
 // (invalidSyntax, invalidValue or invalidPath).

@@ -2,7 +2,6 @@ package scim
 
 import (
 	"encoding/json"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -13,6 +12,9 @@ import (
 // first that fails; the caller keeps the original until all succeed. id is
 // the user's, which a value may repeat but never change.
 func applyUser(doc document, id string, ops []Operation) *Error {
+	if len(ops) > MaxUserOperations {
+		return errorf(TooMany, "a PATCH of a user has at most %d operations", MaxUserOperations)
+	}
 	for _, op := range ops {
 		v, err := decodeValue(op.Value)
 		if err != nil {
@@ -232,10 +234,18 @@ func (t target) applyWhole(op string, v any) *Error {
 		if slices.ContainsFunc(added, isPrimary) {
 			list = demoted(list, nil)
 		}
+		seen := make(map[string]bool, len(list)+len(added))
+		for _, e := range list {
+			seen[string(asJSON(e))] = true
+		}
 		for _, e := range added {
-			if !slices.ContainsFunc(list, func(x any) bool { return reflect.DeepEqual(x, e) }) {
+			if k := string(asJSON(e)); !seen[k] {
+				seen[k] = true
 				list = append(list, e)
 			}
+		}
+		if len(list) > MaxValues {
+			return tooManyValues(name)
 		}
 		setOrDelete(t.container, name, list)
 	case op == "add" && t.attr.typ == typeComplex:
@@ -352,6 +362,9 @@ func (t target) applyFiltered(op string, v any) *Error {
 		made, ok := equalities(t.attr, t.filter)
 		if !ok {
 			return errorf(NoTarget, "the filter of %s selects no value", name)
+		}
+		if len(list) >= MaxValues {
+			return tooManyValues(name)
 		}
 		list = append(list, made)
 		matched = []int{len(list) - 1}
