@@ -186,3 +186,67 @@ func TestSCIMBoundsUserPatch(t *testing.T) {
 	d.ok(d.call("PATCH", "/Users/"+id, ops(100, addEmail)), 200)
 	d.ok(d.call("PATCH", "/Users/"+id, ops(1000, func(i int) string { return addEmail(i % 100) })), 200)
 }
+
+// TestSCIMConcurrentCreates: two creates of one userName at once are one
+// 201 and one 409, never a 500.
+func TestSCIMConcurrentCreates(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	for round := range 5 {
+		var wg sync.WaitGroup
+		status := make([]int, 4)
+		for i := range status {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status[i] = d.call("POST", "/Users", map[string]any{"userName": "same" + string(rune('a'+round))}).status
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for _, s := range status {
+			if s == 201 {
+				created++
+			} else if s != 409 {
+				t.Fatalf("statuses %v", status)
+			}
+		}
+		if created != 1 {
+			t.Fatalf("statuses %v", status)
+		}
+	}
+}
+
+// TestSCIMTenantIsolation: a directory neither reads nor names another
+// tenant's users and groups.
+func TestSCIMTenantIsolation(t *testing.T) {
+	h := newHub(t)
+	a, b := h.scimDirectory("acme"), h.scimDirectory("bolt")
+	bu := b.ok(b.call("POST", "/Users", map[string]any{"userName": "bob", "externalId": "x1",
+		"emails": []any{map[string]any{"value": "bob@bolt.example"}}}), 201)["id"].(string)
+	bg := b.ok(b.call("POST", "/Groups", map[string]any{"displayName": "B", "members": []any{map[string]any{"value": bu}}}), 201)["id"].(string)
+	a.scimError(a.call("GET", "/Users/"+bu, nil), 404, "")
+	a.scimError(a.call("PATCH", "/Users/"+bu, `{"Operations":[{"op":"replace","path":"title","value":"x"}]}`), 404, "")
+	a.scimError(a.call("DELETE", "/Users/"+bu, nil), 404, "")
+	a.scimError(a.call("GET", "/Groups/"+bg, nil), 404, "")
+	a.scimError(a.call("PATCH", "/Groups/"+bg, membersPatch("add", []string{bu})), 404, "")
+	ag := a.ok(a.call("POST", "/Groups", map[string]any{"displayName": "A"}), 201)["id"].(string)
+	a.scimError(a.call("PATCH", "/Groups/"+ag, membersPatch("add", []string{bu})), 400, "invalidValue")
+	a.scimError(a.call("POST", "/Groups", map[string]any{"displayName": "A2", "members": []any{map[string]any{"value": bu}}}), 400, "invalidValue")
+	for _, f := range []string{`id eq "` + bu + `"`, `externalId eq "x1"`, `emails co "bolt"`, `groups.value eq "` + bg + `"`} {
+		if l := a.filter("Users", f); total(l) != 0 {
+			t.Errorf("%s: %v", f, l)
+		}
+	}
+	if l := a.filter("Groups", `members[value eq "`+bu+`"]`); total(l) != 0 {
+		t.Errorf("groups by another's member: %v", l)
+	}
+	created := a.ok(a.call("POST", "/Users", map[string]any{"userName": "bob", "externalId": "x1",
+		"emails": []any{map[string]any{"value": "bob@bolt.example"}}}), 201)
+	if created["id"] == bu {
+		t.Fatal("a create adopted another tenant's user")
+	}
+	// A's token on B's path.
+	r := h.request("GET", "/scim/v2/bolt/Users", a.token, nil)
+	h.expect(h.send(r), 401)
+}
