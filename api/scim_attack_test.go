@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -249,4 +250,31 @@ func TestSCIMTenantIsolation(t *testing.T) {
 	// A's token on B's path.
 	r := h.request("GET", "/scim/v2/bolt/Users", a.token, nil)
 	h.expect(h.send(r), 401)
+}
+
+// TestSCIMRefusesUnstorableText: a NUL character, which PostgreSQL's text
+// and jsonb refuse, in a value or key is 400 invalidValue, and in a
+// filter, with text that is not UTF-8, 400 invalidFilter: never a 500.
+func TestSCIMRefusesUnstorableText(t *testing.T) {
+	h := newHub(t)
+	d := h.scimDirectory("acme")
+	for _, body := range []string{`{"userName":"a\u0000b"}`, `{"userName":"ada","title":"x\u0000"}`,
+		`{"userName":"ada","nickName":"x\u0000"}`, `{"userName":"ada","urn:example:ext:User":{"x\u0000":"y"}}`} {
+		d.scimError(d.call("POST", "/Users", body), 400, "invalidValue")
+	}
+	d.scimError(d.call("POST", "/Groups", `{"displayName":"g\u0000"}`), 400, "invalidValue")
+	id := d.ok(d.call("POST", "/Users", `{"userName":"ada","title":"A"}`), 201)["id"].(string)
+	d.scimError(d.call("PUT", "/Users/"+id, `{"userName":"ada","title":"\u0000"}`), 400, "invalidValue")
+	d.scimError(d.call("PATCH", "/Users/"+id, `{"Operations":[{"op":"replace","path":"title","value":"B\u0000"}]}`), 400, "invalidValue")
+	gid := d.ok(d.call("POST", "/Groups", `{"displayName":"G"}`), 201)["id"].(string)
+	d.scimError(d.call("PATCH", "/Groups/"+gid, `{"Operations":[{"op":"replace","path":"displayName","value":"H\u0000"}]}`), 400, "invalidValue")
+	for _, f := range []string{`userName eq "a\u0000"`, `nickName eq "a\u0000"`, `emails[value eq "\u0000"]`, "userName eq \"\xff\""} {
+		d.scimError(d.call("GET", "/Users?filter="+url.QueryEscape(f), nil), 400, "invalidFilter")
+	}
+	if got := d.ok(d.call("GET", "/Users/"+id, nil), 200); got["title"] != "A" {
+		t.Fatalf("a refused change changed the user: %v", got)
+	}
+	if l := d.ok(d.call("GET", "/Users", nil), 200); total(l) != 1 {
+		t.Fatalf("users: %v", l)
+	}
 }

@@ -207,6 +207,9 @@ func (t *translator) compare(c column, x *filter.AttributeExpression) (string, *
 		return "", errorf(InvalidFilter, "%s compares with a string", clip(x.AttributePath.String()))
 	}
 	s = unescape(s)
+	if !storable(s) {
+		return "", errorf(InvalidFilter, "%s compares with a NUL character or text that is not UTF-8", clip(x.AttributePath.String()))
+	}
 	col, val := c.sql, t.arg(s)
 	if !c.exact {
 		col, val = "lower("+col+")", "lower("+val+")"

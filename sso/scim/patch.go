@@ -104,5 +104,8 @@ func decodeValue(raw json.RawMessage) (any, *Error) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, errorf(InvalidSyntax, "an operation's value is not JSON")
 	}
+	if err := checkText(v); err != nil {
+		return nil, err
+	}
 	return v, nil
 }

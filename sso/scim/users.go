@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -52,7 +53,42 @@ func decodeBody(body []byte) (map[string]any, *Error) {
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return nil, errorf(InvalidSyntax, "the body is not a JSON object")
 	}
+	if err := checkText(m); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// storable reports text PostgreSQL can keep: text and jsonb refuse a NUL
+// character and what is not UTF-8.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// checkText refuses a JSON value with a string or key that is not
+// storable: invalidValue, rather than the database's refusal (a 500).
+func checkText(v any) *Error {
+	bad := errorf(InvalidValue, "a value holds a NUL character or is not UTF-8")
+	switch x := v.(type) {
+	case string:
+		if !storable(x) {
+			return bad
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !storable(k) {
+				return bad
+			}
+			if err := checkText(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := checkText(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // CreateUser provisions a user (RFC 7644 §3.3). A user who already signed
