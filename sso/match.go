@@ -120,6 +120,13 @@ func deref(s *string) string {
 func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile, idToken, requestID string) (SignedIn, error) {
 	out := SignedIn{Tenant: tg.TenantID, TenantSlug: tg.TenantSlug, TenantName: tg.TenantName, Connection: c.ID, Groups: p.Groups}
 	err := pg.RetryInTenant(ctx, s.db, tg.TenantID, func(tx *sqlx.Tx) error {
+		// One identity's sign-ins take turns: two first sign-ins at once
+		// would each find no one and create a user, the identity then
+		// naming only the first.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sso identity ' || $1::text || ' ' || $2 || ' ' || $3, 0))`,
+			tg.TenantID, p.Issuer, p.Subject); err != nil {
+			return err
+		}
 		now := s.Now()
 		u, by, err := s.match(ctx, tx, c, p, now)
 		if err != nil {

@@ -1,0 +1,122 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/cookiejar"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/klasterina/hub/internal/pg/pgtest"
+	"github.com/klasterina/hub/sso/ssotest"
+)
+
+// browser is another browser of s: the same network, a cookie jar of its
+// own.
+func (s *ssoHub) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Transport: s.client.Transport, CheckRedirect: s.client.CheckRedirect, Jar: jar}
+}
+
+// authorizeIn is authorize in browser b: the provider's redirect to the
+// callback, b holding the state cookie.
+func (s *ssoHub) authorizeIn(b *http.Client, start string) string {
+	s.t.Helper()
+	u := s.url + start
+	for range 2 {
+		res, err := b.Get(u)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusFound {
+			s.t.Fatalf("%s: %d", u, res.StatusCode)
+		}
+		u = res.Header.Get("Location")
+	}
+	return u
+}
+
+// TestSSOConcurrentFirstSignIns: a new employee whose first sign-in runs
+// twice at once (two tabs, a double submit at the provider) is still one
+// hub user: the second sign-in finds the identity the first linked,
+// rather than creating a user of its own that no identity names.
+func TestSSOConcurrentFirstSignIns(t *testing.T) {
+	s := newSSOHub(t, nil)
+	s.op.AddUser(ssotest.User{Subject: "zed", Email: "zed@acme.example", EmailVerified: &yes, Name: "Zed New"})
+	s.op.SignInAs("zed")
+	a, b := s.browser(), s.browser()
+	cbs := []string{s.authorizeIn(a, "/sso/start?email=zed@acme.example"), s.authorizeIn(b, "/sso/start?email=zed@acme.example")}
+	before := s.counts()
+
+	// Both sign-ins are held just before they would create a user, so
+	// that each has looked for the person before the other links them.
+	lock := pgtest.Connect(t, s.dbt.URL)
+	hold, err := lock.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.Exec(`LOCK TABLE users IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i, browser := range []*http.Client{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := browser.Get(cbs[i])
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+		}()
+	}
+	waitForLockWaits(t, lock, 2)
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if statuses[0] != 200 || statuses[1] != 200 {
+		t.Fatalf("callbacks answered %v", statuses)
+	}
+	if got := s.counts(); got.Users != before.Users+1 || got.Identities != before.Identities+1 || got.Sessions != before.Sessions+2 {
+		t.Fatalf("two first sign-ins of one person wrote %+v after %+v: want one user, one identity, two sessions", got, before)
+	}
+	var users int
+	s.inTenant("acme", func(tx *sqlx.Tx) error {
+		return tx.Get(&users, `SELECT count(DISTINCT s.user_id) FROM sso_sessions s
+			JOIN sso_identities i ON i.user_id = s.user_id AND i.subject = 'zed'`)
+	})
+	if users != 1 {
+		t.Fatalf("the sessions are of %d users the identity names, want 1", users)
+	}
+}
+
+// waitForLockWaits waits until n lock requests of the database wait.
+func waitForLockWaits(t *testing.T, db *sqlx.DB, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		var waiting int
+		if err := db.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_locks WHERE NOT granted AND database = (
+				SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d lock waits, want %d", waiting, n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
