@@ -120,3 +120,31 @@ func waitForLockWaits(t *testing.T, db *sqlx.DB, n int) {
 		}
 	}
 }
+
+// TestSSOEmailVerifiedIsTheEmailClaims: email_verified vouches for the
+// email claim (OpenID Connect Core 1.0 §5.1), not for another claim the
+// connection maps as the email: a provider whose users can set such a
+// claim themselves must not let one of them claim a colleague's user.
+func TestSSOEmailVerifiedIsTheEmailClaims(t *testing.T) {
+	s := newSSOHub(t, map[string]any{"require_email_verified": false,
+		"claims": map[string]string{"employee_id": "employee_id", "email": "mail"}})
+	victim := s.newLearner("acme")
+	s.inTenant("acme", func(tx *sqlx.Tx) error {
+		_, err := tx.Exec(`UPDATE users SET email = 'vic@acme.example', provisioned_at = now() WHERE id = $1`, victim)
+		return err
+	})
+	s.op.AddUser(ssotest.User{Subject: "mallory", Email: "mallory@acme.example", EmailVerified: &yes,
+		Claims: map[string]any{"mail": "vic@acme.example"}})
+	s.op.SignInAs("mallory")
+	if c := s.handedOff(s.signIn("/sso/start?email=mallory@acme.example")); c["sub"] == victim {
+		t.Fatal("signed in as the user whose email another claim named, vouched for by the email claim's email_verified")
+	}
+	t.Run("required, it refuses", func(t *testing.T) {
+		s.expect(s.do("PATCH", connectionsPath("acme")+"/"+s.conn.ID, s.key, map[string]any{"require_email_verified": true}), 200)
+		before := s.counts()
+		s.refused(s.signIn("/sso/start?email=mallory@acme.example"), 403, "email_unverified")
+		if s.counts() != before {
+			t.Fatal("wrote")
+		}
+	})
+}

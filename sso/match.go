@@ -38,7 +38,8 @@ type profile struct {
 }
 
 // profileOf reads the mapped claims. Email verification is required when
-// the connection says so and an email is there to match on.
+// the connection says so and an email is there to match on; only the
+// standard email claim can be verified.
 func profileOf(claims map[string]any, c Connection) (profile, error) {
 	str := func(name string) string {
 		if name == "" {
@@ -55,11 +56,13 @@ func profileOf(claims map[string]any, c Connection) (profile, error) {
 			p.EmployeeID = fmt.Sprint(int64(n))
 		}
 	}
+	// email_verified vouches for the email claim alone (OpenID Connect
+	// Core 1.0 §5.1): another claim mapped as the email is unverified.
 	switch v := claims["email_verified"].(type) {
 	case bool:
-		p.EmailVerified = v
+		p.EmailVerified = v && c.Claims.Email == "email"
 	case string: // some providers send "true"
-		p.EmailVerified = v == "true"
+		p.EmailVerified = v == "true" && c.Claims.Email == "email"
 	}
 	if p.Subject == "" {
 		return p, fail(ReasonSubjectMissing, "claim %q absent", c.Claims.Subject)
