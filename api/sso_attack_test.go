@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +148,23 @@ func TestSSOEmailVerifiedIsTheEmailClaims(t *testing.T) {
 			t.Fatal("wrote")
 		}
 	})
+}
+
+// TestSSOBackchannelLogoutOfADisabledConnection: a connection switched off
+// starts no sign-ins, but the sessions it opened live on: the provider's
+// back-channel logout must still end them.
+func TestSSOBackchannelLogoutOfADisabledConnection(t *testing.T) {
+	s := newSSOHub(t, nil)
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+	s.expect(s.do("PATCH", connectionsPath("acme")+"/"+s.conn.ID, s.key, map[string]any{"enabled": false}), 200)
+	if r := s.get(s.url + "/sso/session"); r.status != 200 || !strings.Contains(string(r.body), "You are signed in") {
+		t.Fatalf("the session ended with its connection: %s", r.body)
+	}
+	status, err := s.op.BackChannelLogout(context.Background(), "hub", "ana", "")
+	if err != nil || status != 200 {
+		t.Fatalf("back-channel logout answered %d %v", status, err)
+	}
+	if live := s.sessions(s.key, "?live=true"); len(live) != 0 {
+		t.Fatalf("%d live sessions after the provider's logout", len(live))
+	}
 }
