@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,5 +137,23 @@ func (ps *providers) discover(c Connection) (*provider, error) {
 	if meta.JWKSURI == "" {
 		return nil, fmt.Errorf("sso: discovery of %s names no jwks_uri", c.Issuer)
 	}
+	if err := keepsToHTTPS(c.Issuer, op, meta); err != nil {
+		return nil, err
+	}
 	return &provider{oidc: op, meta: meta}, nil
+}
+
+// keepsToHTTPS refuses the discovery of an https issuer that names a
+// plain http endpoint: its keys, the client secret, the code or the
+// id_token_hint would travel unprotected (OpenID Connect Core 1.0 §16.17).
+func keepsToHTTPS(issuer string, op *oidc.Provider, meta discovery) error {
+	if !strings.HasPrefix(strings.ToLower(issuer), "https://") {
+		return nil // http on loopback (HUB_OUTBOUND_ALLOW_PRIVATE)
+	}
+	for _, u := range []string{op.Endpoint().AuthURL, op.Endpoint().TokenURL, op.UserInfoEndpoint(), meta.JWKSURI, meta.EndSessionEndpoint} {
+		if u != "" && !strings.HasPrefix(strings.ToLower(u), "https://") {
+			return fmt.Errorf("sso: discovery of %s names an endpoint that is not https: %.200s", issuer, u)
+		}
+	}
+	return nil
 }
