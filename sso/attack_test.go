@@ -1,9 +1,11 @@
 package sso
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,5 +41,35 @@ func TestDiscoveryKeepsToHTTPS(t *testing.T) {
 		case field != "" && err == nil:
 			t.Errorf("an https provider's %s in plain http was used", field)
 		}
+	}
+}
+
+// TestProviderAnswersAreBounded: go-oidc reads discovery and userinfo
+// whole; a tenant's provider answering without end must not fill the
+// hub's memory, which every tenant shares. The hub stops reading at
+// httpx.MaxBody.
+func TestProviderAnswersAreBounded(t *testing.T) {
+	const offered = 64 << 20
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"issuer": "`))
+		chunk := bytes.Repeat([]byte("a"), 32<<10)
+		for written.Load() < offered {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	svc := NewService(&Store{Now: time.Now}, nil, nil, srv.Client(), nil)
+	if _, err := svc.providers.get(Connection{ID: uuid.New(), Issuer: srv.URL}); err == nil {
+		t.Fatal("an endless discovery document was used")
+	}
+	srv.CloseClientConnections()
+	if n := written.Load(); n > 16<<20 {
+		t.Fatalf("the hub read %d MiB of an endless discovery document", n>>20)
 	}
 }

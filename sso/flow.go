@@ -50,8 +50,10 @@ type Limiter interface {
 }
 
 // NewService returns sign-ins over store: providers reached with client
-// (httpx.New), their keys through keysets, state sealed with sealer.
+// (httpx.New), each answer cut at httpx.MaxBody, their keys through
+// keysets, state sealed with sealer.
 func NewService(store *Store, sealer *secrets.Sealer, keysets *keys.Cache, client *http.Client, ts Tenants) *Service {
+	client = bounded(client)
 	s := &Service{Store: store, sealer: sealer, keysets: keysets, client: client, tenants: ts, Leeway: 30 * time.Second}
 	s.providers = providers{client: client, ttl: DiscoveryTTL, now: func() time.Time { return s.Now() }}
 	return s

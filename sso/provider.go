@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/keys"
 )
 
@@ -156,4 +158,47 @@ func keepsToHTTPS(issuer string, op *oidc.Provider, meta discovery) error {
 		}
 	}
 	return nil
+}
+
+// bounded is client with every answer cut at httpx.MaxBody: go-oidc reads
+// discovery and userinfo whole, and a provider is a tenant's to choose.
+func bounded(client *http.Client) *http.Client {
+	next := client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c := *client
+	c.Transport = boundedTransport{next: next}
+	return &c
+}
+
+type boundedTransport struct{ next http.RoundTripper }
+
+func (b boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := b.next.RoundTrip(r)
+	if err == nil {
+		res.Body = &boundedBody{ReadCloser: res.Body, left: httpx.MaxBody}
+	}
+	return res, err
+}
+
+// boundedBody reads at most left bytes more, then answers
+// httpx.ErrTooLarge for a body that goes on.
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, httpx.ErrTooLarge
+		}
+		return 0, err
+	}
+	n, err := b.ReadCloser.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	return n, err
 }
