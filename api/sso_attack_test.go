@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,5 +167,23 @@ func TestSSOBackchannelLogoutOfADisabledConnection(t *testing.T) {
 	}
 	if live := s.sessions(s.key, "?live=true"); len(live) != 0 {
 		t.Fatalf("%d live sessions after the provider's logout", len(live))
+	}
+}
+
+// TestSSODeletedConnectionsSessionsEnd: once a connection is deleted its
+// provider's back-channel logout has nowhere to go, so the sessions it
+// opened end with it rather than living on past any logout.
+func TestSSODeletedConnectionsSessionsEnd(t *testing.T) {
+	s := newSSOHub(t, nil)
+	s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+	s.expect(s.do("DELETE", connectionsPath("acme")+"/"+s.conn.ID, s.key, nil), 204)
+	if r := s.get(s.url + "/sso/session"); !strings.Contains(string(r.body), "not signed in") {
+		t.Fatalf("signed in through a deleted connection: %s", r.body)
+	}
+	if live := s.sessions(s.key, "?live=true"); len(live) != 0 {
+		t.Fatalf("%d live sessions of a deleted connection", len(live))
+	}
+	if a := s.auditActions("acme"); !slices.Contains(a, "sso.sessions_ended") {
+		t.Fatalf("not audited: %v", a)
 	}
 }
