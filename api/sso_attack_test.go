@@ -187,3 +187,43 @@ func TestSSODeletedConnectionsSessionsEnd(t *testing.T) {
 		t.Fatalf("not audited: %v", a)
 	}
 }
+
+// TestSSODeprovisionedIsNotReborn: an employee the directory deleted, whom
+// the provider still signs in, is refused; with JIT on they were made a
+// new user, and so had the access the directory took away. A re-hire
+// signs in once the directory lists them again (TestSSOOnePersonOneUser).
+func TestSSODeprovisionedIsNotReborn(t *testing.T) {
+	s := newSSOHub(t, nil)
+	for _, tc := range []struct{ name, subject, employeeID string }{
+		{"signed in before", "kim", "E-900"},
+		{"never signed in", "lee", "E-901"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := s.newLearner("acme")
+			email := tc.subject + "@acme.example"
+			s.inTenant("acme", func(tx *sqlx.Tx) error {
+				_, err := tx.Exec(`UPDATE users SET user_name = $2, external_id = $3, email = $2, provisioned_at = now() WHERE id = $1`,
+					id, email, tc.employeeID)
+				return err
+			})
+			s.op.AddUser(ssotest.User{Subject: tc.subject, Email: email, EmailVerified: &yes, Claims: map[string]any{"employee_id": tc.employeeID}})
+			s.op.SignInAs(tc.subject)
+			if tc.subject == "kim" {
+				if c := s.handedOff(s.signIn("/sso/start?email=" + email)); c["sub"] != id {
+					t.Fatalf("signed in as %v, want %s", c["sub"], id)
+				}
+			}
+			// The directory deletes them, as SCIM's DELETE does.
+			s.inTenant("acme", func(tx *sqlx.Tx) error {
+				_, err := tx.Exec(`UPDATE users SET active = false, deactivated_at = now(), deprovisioned_at = now(),
+					user_name = NULL, external_id = NULL WHERE id = $1`, id)
+				return err
+			})
+			before := s.counts()
+			s.refused(s.signIn("/sso/start?email="+email), 403, "deactivated")
+			if s.counts() != before {
+				t.Fatalf("wrote %+v after %+v", s.counts(), before)
+			}
+		})
+	}
+}
