@@ -50,8 +50,10 @@ type Limiter interface {
 }
 
 // NewService returns sign-ins over store: providers reached with client
-// (httpx.New), their keys through keysets, state sealed with sealer.
+// (httpx.New), each answer cut at httpx.MaxBody, their keys through
+// keysets, state sealed with sealer.
 func NewService(store *Store, sealer *secrets.Sealer, keysets *keys.Cache, client *http.Client, ts Tenants) *Service {
+	client = bounded(client)
 	s := &Service{Store: store, sealer: sealer, keysets: keysets, client: client, tenants: ts, Leeway: 30 * time.Second}
 	s.providers = providers{client: client, ttl: DiscoveryTTL, now: func() time.Time { return s.Now() }}
 	return s
@@ -71,6 +73,16 @@ var targetQuery = `SELECT ` + connColumnsOf("c") + `, t.slug AS tenant_slug, t.d
 // readTarget reads connection id of tenant, or the tenant's only enabled
 // connection when id is nil.
 func (s *Service) readTarget(ctx context.Context, tenant uuid.UUID, id *uuid.UUID) (target, error) {
+	tg, err := s.readAnyTarget(ctx, tenant, id)
+	if err == nil && !tg.Enabled {
+		return target{}, fail(ReasonUnknownConnection, "connection %s is disabled", tg.ID)
+	}
+	return tg, err
+}
+
+// readAnyTarget is readTarget for a connection enabled or not: a disabled
+// one starts no sign-in, but the sessions it opened still log out.
+func (s *Service) readAnyTarget(ctx context.Context, tenant uuid.UUID, id *uuid.UUID) (target, error) {
 	var found []target
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		if id != nil {
@@ -85,8 +97,6 @@ func (s *Service) readTarget(ctx context.Context, tenant uuid.UUID, id *uuid.UUI
 		return target{}, fail(ReasonUnknownConnection, "tenant %s: %d connections found (id %v)", tenant, len(found), id)
 	case found[0].TenantStatus != string(tenants.Active):
 		return target{}, fail(ReasonTenantSuspended, "tenant %s is %s", tenant, found[0].TenantStatus)
-	case !found[0].Enabled:
-		return target{}, fail(ReasonUnknownConnection, "connection %s is disabled", found[0].ID)
 	}
 	return found[0], nil
 }

@@ -24,7 +24,7 @@ func (s *Service) EndSessionURL(ctx context.Context, e Ended, postLogout string)
 	if e.Connection == nil {
 		return ""
 	}
-	tg, err := s.readTarget(ctx, e.Tenant, e.Connection)
+	tg, err := s.readAnyTarget(ctx, e.Tenant, e.Connection)
 	if err != nil {
 		return ""
 	}
@@ -134,7 +134,8 @@ func isObject(raw json.RawMessage) bool {
 // BackchannelLogout acts on a logout token the provider of connection
 // posted (OpenID Connect Back-Channel Logout 1.0 §2.5–§2.7): verified by
 // the provider's keys and §2.6, its jti not seen before, it ends the
-// connection's live sessions with its sid, or else of its sub. An error
+// connection's live sessions with its sid, or else of its sub; a disabled
+// connection's too, whose sessions live on. An error
 // wrapping errLogoutToken is the provider's fault (§2.8: 400).
 func (s *Service) BackchannelLogout(ctx context.Context, connection, raw string) (int, error) {
 	id, err := uuid.Parse(connection)
@@ -149,7 +150,7 @@ func (s *Service) BackchannelLogout(ctx context.Context, connection, raw string)
 	if err != nil {
 		return 0, err
 	}
-	tg, err := s.readTarget(ctx, tenant, &id)
+	tg, err := s.readAnyTarget(ctx, tenant, &id)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", errLogoutToken, err)
 	}

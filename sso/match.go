@@ -38,7 +38,8 @@ type profile struct {
 }
 
 // profileOf reads the mapped claims. Email verification is required when
-// the connection says so and an email is there to match on.
+// the connection says so and an email is there to match on; only the
+// standard email claim can be verified.
 func profileOf(claims map[string]any, c Connection) (profile, error) {
 	str := func(name string) string {
 		if name == "" {
@@ -55,11 +56,13 @@ func profileOf(claims map[string]any, c Connection) (profile, error) {
 			p.EmployeeID = fmt.Sprint(int64(n))
 		}
 	}
+	// email_verified vouches for the email claim alone (OpenID Connect
+	// Core 1.0 §5.1): another claim mapped as the email is unverified.
 	switch v := claims["email_verified"].(type) {
 	case bool:
-		p.EmailVerified = v
+		p.EmailVerified = v && c.Claims.Email == "email"
 	case string: // some providers send "true"
-		p.EmailVerified = v == "true"
+		p.EmailVerified = v == "true" && c.Claims.Email == "email"
 	}
 	if p.Subject == "" {
 		return p, fail(ReasonSubjectMissing, "claim %q absent", c.Claims.Subject)
@@ -120,6 +123,13 @@ func deref(s *string) string {
 func (s *Service) signIn(ctx context.Context, tg target, c Connection, p profile, idToken, requestID string) (SignedIn, error) {
 	out := SignedIn{Tenant: tg.TenantID, TenantSlug: tg.TenantSlug, TenantName: tg.TenantName, Connection: c.ID, Groups: p.Groups}
 	err := pg.RetryInTenant(ctx, s.db, tg.TenantID, func(tx *sqlx.Tx) error {
+		// One identity's sign-ins take turns: two first sign-ins at once
+		// would each find no one and create a user, the identity then
+		// naming only the first.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('sso identity ' || $1::text || ' ' || $2 || ' ' || $3, 0))`,
+			tg.TenantID, p.Issuer, p.Subject); err != nil {
+			return err
+		}
 		now := s.Now()
 		u, by, err := s.match(ctx, tx, c, p, now)
 		if err != nil {
@@ -156,7 +166,8 @@ const userColumns = `id, coalesce(name, display_name, nullif(concat_ws(' ', give
 // match finds the one hub user of the person (OpenID Connect identity,
 // then the directory's employee id, then a verified email, then a new
 // user when the connection allows it) and refuses one the directory
-// deactivated, or never listed when the connection does not create users.
+// deactivated or deprovisioned, or never listed when the connection does
+// not create users.
 func (s *Service) match(ctx context.Context, tx *sqlx.Tx, c Connection, p profile, now time.Time) (User, string, error) {
 	u, by, err := s.find(ctx, tx, c.TenantID, p)
 	if err != nil {
@@ -165,6 +176,9 @@ func (s *Service) match(ctx context.Context, tx *sqlx.Tx, c Connection, p profil
 	if by == "" {
 		if !c.JIT {
 			return User{}, "", fail(ReasonNotProvisioned, "no user matches and the connection creates none")
+		}
+		if err := s.refuseDeprovisioned(ctx, tx, c.TenantID, p); err != nil {
+			return User{}, "", err
 		}
 		u, err = s.createUser(ctx, tx, c.TenantID, p, now)
 		return u, "jit", err
@@ -212,6 +226,28 @@ func (s *Service) find(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, p pro
 		}
 	}
 	return User{}, "", nil
+}
+
+// refuseDeprovisioned refuses to create a user for a person the
+// directory deleted: the identity, or the verified email, of a
+// deprovisioned user. JIT is for people the directory never listed; one
+// it listed again (a re-hire) matched its new user before this.
+func (s *Service) refuseDeprovisioned(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, p profile) error {
+	email := ""
+	if p.EmailVerified {
+		email = p.Email
+	}
+	var gone []uuid.UUID
+	err := tx.SelectContext(ctx, &gone, `SELECT id FROM users WHERE tenant_id = $1 AND erased_at IS NULL AND deprovisioned_at IS NOT NULL
+		AND (id = (SELECT user_id FROM sso_identities WHERE tenant_id = $1 AND issuer = $2 AND subject = $3)
+			OR ($4 <> '' AND lower(email) = lower($4))) LIMIT 1`, tenant, p.Issuer, p.Subject, email)
+	if err != nil {
+		return fmt.Errorf("sso: match deprovisioned: %w", err)
+	}
+	if len(gone) > 0 {
+		return fail(ReasonDeactivated, "user %s was deprovisioned by the directory", gone[0])
+	}
+	return nil
 }
 
 func (s *Service) createUser(ctx context.Context, tx *sqlx.Tx, tenant uuid.UUID, p profile, now time.Time) (User, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/keys"
 )
 
@@ -136,5 +139,66 @@ func (ps *providers) discover(c Connection) (*provider, error) {
 	if meta.JWKSURI == "" {
 		return nil, fmt.Errorf("sso: discovery of %s names no jwks_uri", c.Issuer)
 	}
+	if err := keepsToHTTPS(c.Issuer, op, meta); err != nil {
+		return nil, err
+	}
 	return &provider{oidc: op, meta: meta}, nil
+}
+
+// keepsToHTTPS refuses the discovery of an https issuer that names a
+// plain http endpoint: its keys, the client secret, the code or the
+// id_token_hint would travel unprotected (OpenID Connect Core 1.0 §16.17).
+func keepsToHTTPS(issuer string, op *oidc.Provider, meta discovery) error {
+	if !strings.HasPrefix(strings.ToLower(issuer), "https://") {
+		return nil // http on loopback (HUB_OUTBOUND_ALLOW_PRIVATE)
+	}
+	for _, u := range []string{op.Endpoint().AuthURL, op.Endpoint().TokenURL, op.UserInfoEndpoint(), meta.JWKSURI, meta.EndSessionEndpoint} {
+		if u != "" && !strings.HasPrefix(strings.ToLower(u), "https://") {
+			return fmt.Errorf("sso: discovery of %s names an endpoint that is not https: %.200s", issuer, u)
+		}
+	}
+	return nil
+}
+
+// bounded is client with every answer cut at httpx.MaxBody: go-oidc reads
+// discovery and userinfo whole, and a provider is a tenant's to choose.
+func bounded(client *http.Client) *http.Client {
+	next := client.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c := *client
+	c.Transport = boundedTransport{next: next}
+	return &c
+}
+
+type boundedTransport struct{ next http.RoundTripper }
+
+func (b boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := b.next.RoundTrip(r)
+	if err == nil {
+		res.Body = &boundedBody{ReadCloser: res.Body, left: httpx.MaxBody}
+	}
+	return res, err
+}
+
+// boundedBody reads at most left bytes more, then answers
+// httpx.ErrTooLarge for a body that goes on.
+type boundedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, httpx.ErrTooLarge
+		}
+		return 0, err
+	}
+	n, err := b.ReadCloser.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	return n, err
 }

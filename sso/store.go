@@ -283,11 +283,15 @@ func (s *Store) patched(cur connRow, p ConnectionPatch) (connRow, error) {
 
 // DeleteConnection removes a connection; the domains it signed in stay
 // the tenant's, signing in with none until another is picked, and its
-// identities stay linked to their users.
+// identities stay linked to their users. The sessions it opened end: its
+// provider's back-channel logout could reach them no more.
 func (s *Store) DeleteConnection(ctx context.Context, by audit.Actor, tenant, id uuid.UUID) error {
 	err := pg.InTenant(ctx, s.db, tenant, func(tx *sqlx.Tx) error {
 		cur, err := getConn(ctx, tx, tenant, id, "FOR UPDATE")
 		if err != nil {
+			return err
+		}
+		if err := s.endConnectionSessions(ctx, tx, by, tenant, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sso_connections WHERE tenant_id = $1 AND id = $2`, tenant, id); err != nil {
@@ -296,6 +300,22 @@ func (s *Store) DeleteConnection(ctx context.Context, by audit.Actor, tenant, id
 		return s.auditConnection(ctx, tx, tenant, by, "sso_connection.deleted", s.connection(cur), nil)
 	})
 	return mapError(err)
+}
+
+// endConnectionSessions ends the live sessions connection id opened,
+// audited when there were any.
+func (s *Store) endConnectionSessions(ctx context.Context, tx *sqlx.Tx, by audit.Actor, tenant, id uuid.UUID) error {
+	var ended []uuid.UUID
+	if err := tx.SelectContext(ctx, &ended, `UPDATE sso_sessions SET ended_at = $3, end_reason = 'admin'
+		WHERE tenant_id = $1 AND connection_id = $2 AND ended_at IS NULL RETURNING id`, tenant, id, s.Now()); err != nil {
+		return err
+	}
+	if len(ended) == 0 {
+		return nil
+	}
+	_, err := s.chain.Append(ctx, tx, &tenant, by, audit.Event{Action: "sso.sessions_ended", TargetType: "sso_connection",
+		TargetID: id.String(), Details: map[string]string{"reason": EndAdmin, "count": fmt.Sprint(len(ended))}}, s.Now())
+	return err
 }
 
 // clientSecret opens c's client secret; "" when it has none.
