@@ -144,15 +144,22 @@ func TestCheckISS(t *testing.T) {
 }
 
 func TestProfileOf(t *testing.T) {
-	c := Connection{Claims: Claims{Subject: "oid", Email: "mail", Name: "name", Groups: "roles", EmployeeID: "emp"}.withDefaults(),
+	c := Connection{Claims: Claims{Subject: "oid", Email: "email", Name: "name", Groups: "roles", EmployeeID: "emp"}.withDefaults(),
 		RequireEmailVerified: true}
 	var claims map[string]any
-	_ = json.Unmarshal([]byte(`{"iss":"https://i","oid":"u-1","sub":"ignored","mail":"a@b.example","email_verified":"true",
-		"name":"  Ana  ","roles":["x","y"],"emp":12345,"sid":"s1"}`), &claims)
+	_ = json.Unmarshal([]byte(`{"iss":"https://i","oid":"u-1","sub":"ignored","email":"a@b.example","email_verified":"true",
+		"mail":"a@b.example","name":"  Ana  ","roles":["x","y"],"emp":12345,"sid":"s1"}`), &claims)
 	p, err := profileOf(claims, c)
 	if err != nil || p.Subject != "u-1" || p.Email != "a@b.example" || !p.EmailVerified || p.Name != "Ana" ||
 		len(p.Groups) != 2 || p.EmployeeID != "12345" || p.SID != "s1" {
 		t.Fatalf("%+v %v", p, err)
+	}
+	// email_verified speaks of the email claim only (OpenID Connect Core
+	// 1.0 §5.1), never of another claim mapped as the email.
+	mapped := c
+	mapped.Claims.Email = "mail"
+	if _, err := profileOf(claims, mapped); ReasonOf(err) != ReasonEmailUnverified {
+		t.Fatalf("email_verified taken for another claim: %v", err)
 	}
 	claims["email_verified"] = false
 	if _, err := profileOf(claims, c); ReasonOf(err) != ReasonEmailUnverified {
