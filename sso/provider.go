@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/klasterina/hub/internal/httpx"
 	"github.com/klasterina/hub/internal/keys"
@@ -80,18 +81,35 @@ type discovery struct {
 }
 
 // providers caches one go-oidc Provider per connection, keyed by its
-// issuer, expected issuer and last change, for DiscoveryTTL.
+// issuer, expected issuer and last change, for DiscoveryTTL. Reads of one
+// connection's metadata are collapsed into one, and a failed read is not
+// tried again for DiscoveryRetry: a slow or failing provider costs its
+// own tenant's sign-ins one wait, not one each.
 type providers struct {
 	client *http.Client
 	ttl    time.Duration
 	now    func() time.Time
 	mu     sync.Mutex
 	byID   map[uuid.UUID]*provider
+	failed map[uuid.UUID]failure
+	flight singleflight.Group
+}
+
+// failure is a connection's last failed discovery: its error is answered
+// until retry, unless earlier metadata is kept.
+type failure struct {
+	key   string
+	err   error
+	retry time.Time
 }
 
 // DiscoveryTTL is how long a provider's metadata is used before it is
 // read again; when reading fails, the last metadata stays in use.
 const DiscoveryTTL = time.Hour
+
+// DiscoveryRetry is how long after a failed read of a provider's metadata
+// the hub reads it again.
+const DiscoveryRetry = 30 * time.Second
 
 // get is c's provider, discovered when none is cached for c as it is now.
 // Discovery runs with a context of its own, not the request's: the
@@ -101,26 +119,52 @@ func (ps *providers) get(c Connection) (*provider, error) {
 	key := c.Issuer + "\x00" + c.ExpectedIssuer + "\x00" + c.UpdatedAt.UTC().Format(time.RFC3339Nano)
 	now := ps.now()
 	ps.mu.Lock()
-	cached := ps.byID[c.ID]
+	cached, failed := ps.byID[c.ID], ps.failed[c.ID]
 	ps.mu.Unlock()
-	if cached != nil && cached.key == key && now.Before(cached.expires) {
+	if cached != nil && cached.key != key {
+		cached = nil // the connection changed: its old provider is no use
+	}
+	if cached != nil && now.Before(cached.expires) {
 		return cached, nil
 	}
-	p, err := ps.discover(c)
+	if failed.key == key && now.Before(failed.retry) {
+		if cached != nil {
+			return cached, nil
+		}
+		return nil, failed.err
+	}
+	v, err, _ := ps.flight.Do(c.ID.String()+"\x00"+key, func() (any, error) { return ps.discover(c) })
 	if err != nil {
-		if cached != nil && cached.key == key {
+		ps.remember(c.ID, nil, failure{key: key, err: err, retry: now.Add(DiscoveryRetry)})
+		if cached != nil {
 			return cached, nil // the provider's discovery is down: keep what it said
 		}
 		return nil, err
 	}
+	p := *v.(*provider) // each caller's copy: the one cached is not shared while written
 	p.key, p.expires = key, now.Add(ps.ttl)
+	ps.remember(c.ID, &p, failure{})
+	return &p, nil
+}
+
+// remember caches p (when not nil) and f (when it names a key) for id.
+func (ps *providers) remember(id uuid.UUID, p *provider, f failure) {
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	if ps.byID == nil || len(ps.byID) > 10000 {
 		ps.byID = map[uuid.UUID]*provider{}
 	}
-	ps.byID[c.ID] = p
-	ps.mu.Unlock()
-	return p, nil
+	if ps.failed == nil || len(ps.failed) > 10000 {
+		ps.failed = map[uuid.UUID]failure{}
+	}
+	if p != nil {
+		ps.byID[id] = p
+	}
+	if f.key != "" {
+		ps.failed[id] = f
+	} else {
+		delete(ps.failed, id)
+	}
 }
 
 func (ps *providers) discover(c Connection) (*provider, error) {
