@@ -83,7 +83,7 @@ func TestTheConsentPageRefusesAForgedContinuation(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := readResponse(res)
-		if r.status != 400 || !strings.Contains(string(r.body), "launch again") {
+		if r.status != 400 || !strings.Contains(string(r.body), "start again") {
 			t.Fatalf("continuation %q: %d\n%s", cont, r.status, r.body)
 		}
 	}
