@@ -33,7 +33,7 @@ func signInThroughTheDemo(t *testing.T, out *syncBuffer) {
 		t.Fatalf("the provider's sign-in page does not offer Ben (%s):\n%s", page.url, page.body)
 	}
 	page = b.submit(page, url.Values{"ssotest_subject": {"idp-ben"}}) // the provider, then the hub's handoff form
-	page = b.submit(page, nil)                                 // the learning app
+	page = b.submit(page, nil)                                        // the learning app
 	if page.url.String() != app || !strings.Contains(page.body, "Ben Baker") {
 		t.Fatalf("Ben's sign-in did not land in the learning app (%s):\n%s", page.url, page.body)
 	}
