@@ -255,6 +255,19 @@ func TestSSOSignIn(t *testing.T) {
 	t.Run("by tenant and connection", func(t *testing.T) {
 		s.handedOff(s.signIn("/sso/start?tenant=acme&connection=" + s.conn.ID))
 	})
+	t.Run("a domain naming no connection, with two, says one must be chosen", func(t *testing.T) {
+		var second ssoConnection
+		s.expect(s.do("POST", connectionsPath("acme"), s.key, map[string]any{"name": "Partner IdP", "issuer": s.op.Issuer(),
+			"client_id": "partner", "client_secret": "partner-secret"}), 201).json(t, &second)
+		before := s.counts()
+		s.refused(s.get(s.url+"/sso/start?email=ana@acme.example"), 409, "no_connection_chosen")
+		s.expect(s.do("PUT", domainPath("acme", "acme.example"), adminToken, map[string]any{"connection": s.conn.ID}), 200)
+		s.handedOff(s.signIn("/sso/start?email=ana@acme.example"))
+		s.expect(s.do("DELETE", connectionsPath("acme")+"/"+second.ID, s.key, nil), 204)
+		if after := s.counts(); after.Users != before.Users || after.Identities != before.Identities {
+			t.Fatalf("%+v, then %+v", before, after)
+		}
+	})
 	t.Run("the email form", func(t *testing.T) {
 		r := s.get(s.url + "/sso/start")
 		if r.status != 200 || !strings.Contains(string(r.body), `name="email"`) {

@@ -16,7 +16,8 @@ type Reason string
 const (
 	ReasonBadRequest          Reason = "bad_request"          // neither a usable email nor tenant and connection
 	ReasonUnknownDomain       Reason = "unknown_domain"       // no tenant signs in this email's domain
-	ReasonUnknownConnection   Reason = "unknown_connection"   // no such connection, or disabled, or ambiguous
+	ReasonUnknownConnection   Reason = "unknown_connection"   // no such connection, or disabled
+	ReasonNoConnectionChosen  Reason = "no_connection_chosen" // the domain names no connection and the tenant has several
 	ReasonTenantSuspended     Reason = "tenant_suspended"     // the tenant is suspended
 	ReasonProviderError       Reason = "provider_error"       // the provider answered with an error (access_denied…)
 	ReasonAccessDenied        Reason = "access_denied"        // the provider or the person declined

@@ -93,6 +93,8 @@ func (s *Service) readAnyTarget(ctx context.Context, tenant uuid.UUID, id *uuid.
 	switch {
 	case err != nil:
 		return target{}, pg.MapError(fmt.Errorf("sso: read connection: %w", err))
+	case id == nil && len(found) > 1:
+		return target{}, fail(ReasonNoConnectionChosen, "tenant %s has several enabled connections and the domain names none", tenant)
 	case len(found) != 1:
 		return target{}, fail(ReasonUnknownConnection, "tenant %s: %d connections found (id %v)", tenant, len(found), id)
 	case found[0].TenantStatus != string(tenants.Active):

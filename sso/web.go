@@ -259,6 +259,8 @@ func statusOf(r Reason) int {
 		return http.StatusBadRequest
 	case ReasonUnknownDomain, ReasonUnknownConnection:
 		return http.StatusNotFound
+	case ReasonNoConnectionChosen:
+		return http.StatusConflict
 	case ReasonProviderError, ReasonCodeExchange, ReasonProviderUnavailable:
 		return http.StatusBadGateway
 	case ReasonRateLimited:
@@ -293,6 +295,8 @@ var messages = map[Reason]string{
 	ReasonUnknownDomain: "The learning hub does not know an organisation that signs in with this email address. Check it, or use the sign-in link your organisation gave you.",
 	ReasonUnknownConnection: "This sign-in link does not lead to a sign-in service the hub knows, or it is switched off. " +
 		"Use the sign-in link your organisation gave you, or ask your IT team.",
+	ReasonNoConnectionChosen: "Your organisation has more than one sign-in service and has not said which one your email address uses. " +
+		"Use the sign-in link your organisation gave you, or ask your IT team to choose one for your email domain.",
 	ReasonTenantSuspended: "Access for your organisation is suspended. Ask your IT team.",
 	ReasonAccessDenied:    "The sign-in was cancelled or refused at your organisation's sign-in service. To use the learning hub, sign in again and allow it.",
 	ReasonProviderError:   "Your organisation's sign-in service reported a problem, so you are not signed in. Please sign in again; if it keeps happening, tell your IT team.",
