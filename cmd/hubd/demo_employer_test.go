@@ -37,6 +37,10 @@ func signInThroughTheDemo(t *testing.T, out *syncBuffer) {
 	if page.url.String() != app || !strings.Contains(page.body, "Ben Baker") {
 		t.Fatalf("Ben's sign-in did not land in the learning app (%s):\n%s", page.url, page.body)
 	}
+	answer := b.submit(page, url.Values{"score_given": {"8"}, "score_maximum": {"10"}, "completed": {"true"}})
+	if !strings.Contains(answer.body, "The hub answered 201") {
+		t.Fatalf("Ben's result against the catalog activity:\n%s", answer.body)
+	}
 	sessions := operatorGet(t, out, hub+"/api/v1/tenants/"+employerSlug+"/sso/sessions?user="+ben)
 	if !strings.Contains(sessions, ben) {
 		t.Fatalf("Ben's session is not the directory's user %s: %s", ben, sessions)

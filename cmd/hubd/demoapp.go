@@ -46,7 +46,14 @@ type appSession struct {
 	Course       string
 	Activity     string // its title, for the page
 	ResourceLink string // the handoff's activity id: the LMS resource link
+	// CatalogActivity is what a result names when the handoff names no
+	// resource link (an employee's sign-in): a catalog activity's id.
+	CatalogActivity string
 }
+
+// signInActivity is the catalog activity an employee who signed in
+// reports against: a sign-in, unlike a launch, names no activity.
+var signInActivity = demoActivities()[0]
 
 // maxAppSessions bounds what the stand-in remembers: the oldest learner
 // handed off goes first.
@@ -83,6 +90,8 @@ func (a *demoApp) enter(w http.ResponseWriter, r *http.Request) {
 	}
 	if act := claims.Activity; act != nil {
 		s.ResourceLink, s.Activity = act.ID, firstOf(act.Title, act.ID)
+	} else {
+		s.CatalogActivity, s.Activity = signInActivity.ID, signInActivity.Title
 	}
 	appPage(w, http.StatusOK, map[string]any{"Session": s, "SID": a.keep(s), "Key": token.Random(16)})
 }
@@ -172,8 +181,13 @@ func (a *demoApp) report(w http.ResponseWriter, r *http.Request) {
 // when one is given, and whether the activity was completed.
 func reportOf(s *appSession, r *http.Request) ([]byte, error) {
 	completed := r.PostFormValue("completed") != ""
-	in := map[string]any{"user": s.User, "resource_link": s.ResourceLink, "completed": completed,
+	in := map[string]any{"user": s.User, "completed": completed,
 		"activity_progress": "InProgress", "grading_progress": "NotReady", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano)}
+	if s.ResourceLink != "" {
+		in["resource_link"] = s.ResourceLink
+	} else {
+		in["activity"] = s.CatalogActivity
+	}
 	if completed {
 		in["activity_progress"] = "Completed"
 	}
@@ -241,8 +255,8 @@ label{display:block;margin:.4rem 0}pre{background:#f3f3f3;padding:.5rem;overflow
 <p>A stand-in for the learning app: the hub handed you off to it, signed; it reports results back through the hub's REST API with its app key.</p>
 {{with .Refused}}<p><strong>{{.}}</strong></p>{{end}}
 {{with .Session}}
-<p>Hello{{with .Name}}, {{.}}{{end}}.{{with .Activity}} Activity: <strong>{{.}}</strong>{{end}}{{with .Course}} in {{.}}{{end}}.</p>
-<p>Hub user <code>{{.User}}</code>, resource link <code>{{.ResourceLink}}</code>.</p>
+<p>Hello{{with .Name}}, {{.}}{{end}}.{{with .Activity}} Activity: <strong>{{.}}</strong>{{end}}{{with .Course}} in {{.}}{{end}}{{if or .Activity .Course}}.{{end}}</p>
+<p>Hub user <code>{{.User}}</code>, {{if .ResourceLink}}resource link <code>{{.ResourceLink}}</code>{{else}}catalog activity <code>{{.CatalogActivity}}</code>{{end}}.</p>
 <h2>Report a score</h2>
 <form method="post" action="/app/report">
 <input type="hidden" name="sid" value="{{$.SID}}">
