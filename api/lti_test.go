@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,11 +482,13 @@ func TestLoginRefusals(t *testing.T) {
 // cached briefly; a suspension is honoured once the entry expires.
 func TestSuspensionReachesLaunchesWithinTheCacheTTL(t *testing.T) {
 	ph := newPlatformHub(t)
-	now := time.Now()
-	ph.deps.LTI.Now = func() time.Time { return now }
+	// The hub's clock runs with the platform's (which stamps iat with the
+	// real time), ahead by skip once the cache entry is to have expired.
+	var skip atomic.Int64
+	ph.deps.LTI.Now = func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
 	ph.succeeded(ph.launch(ltitest.Launch{}))
 	ph.expect(ph.do("POST", "/api/v1/tenants/uni/suspend", adminToken, nil), 200)
-	now = now.Add(ph.deps.LTI.CacheTTL + time.Millisecond)
+	skip.Store(int64(ph.deps.LTI.CacheTTL + time.Millisecond))
 	ph.refusedWith(ph.launch(ltitest.Launch{}), lti.ReasonTenantSuspended)
 }
 
