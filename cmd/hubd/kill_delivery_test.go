@@ -18,10 +18,12 @@ import (
 )
 
 // webhookLog is a webhook receiver that notes, for every webhook-id, the
-// records it carried, and answers slowly enough for a kill to land while
-// deliveries are in flight.
+// records it carried. While it holds, it answers the first requests and
+// keeps every later one waiting until released, so a kill lands with
+// deliveries in flight however fast the machine is.
 type webhookLog struct {
-	slow     atomic.Bool // answer each request after 40 ms: deliveries stay in flight
+	hold     atomic.Int64 // > 0: requests after this many wait for release
+	release  chan struct{}
 	mu       sync.Mutex
 	byID     map[string]map[string]bool // webhook-id → record ids
 	records  map[string]int             // record id → receipts
@@ -36,8 +38,8 @@ func (l *webhookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(body, &ev)
-	if l.slow.Load() {
-		time.Sleep(40 * time.Millisecond)
+	if h := l.hold.Load(); h > 0 && l.count() >= h {
+		<-l.release
 	}
 	l.mu.Lock()
 	id := r.Header.Get("webhook-id")
@@ -49,6 +51,13 @@ func (l *webhookLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.received++
 	l.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// count is how many requests were received.
+func (l *webhookLog) count() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(l.received)
 }
 
 func (l *webhookLog) distinct() int {
@@ -89,8 +98,7 @@ func TestAKilledHubdDeliversEverythingAfterRestart(t *testing.T) {
 	e["HUB_OUTBOUND_ALLOW_PRIVATE"] = "true"
 	e["HUB_JOBS_RESCUE_AFTER"] = "30s"
 	e["HUB_PUBLIC_URL"] = "http://" + e["HUB_ADDR"]
-	rcv := &webhookLog{byID: map[string]map[string]bool{}, records: map[string]int{}}
-	rcv.slow.Store(true)
+	rcv := &webhookLog{byID: map[string]map[string]bool{}, records: map[string]int{}, release: make(chan struct{})}
 	receiver := httptest.NewServer(rcv)
 	defer receiver.Close()
 
@@ -122,6 +130,7 @@ func TestAKilledHubdDeliversEverythingAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 3000
+	rcv.hold.Store(n / 2)
 	for batch := range n / 1000 {
 		items := make([]map[string]any, 1000)
 		for i := range items {
@@ -148,7 +157,8 @@ func TestAKilledHubdDeliversEverythingAfterRestart(t *testing.T) {
 		t.Fatalf("everything was delivered before the kill (%d): nothing was in flight", got)
 	}
 
-	rcv.slow.Store(false)
+	rcv.hold.Store(0)
+	close(rcv.release) // the killed process's requests end; the restarted one's are answered at once
 	startProcess(t, e)
 	// Those the killed process sent without recording it are sent again
 	// once the job engine rescues their jobs.
